@@ -1,0 +1,33 @@
+// Conntrack over ctnetlink (libmnl): count connections per WAN mark and delete one WAN's
+// connections, leaving every other entry alone.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+
+#include "base/status.hpp"
+
+namespace wb {
+
+class Conntrack {
+public:
+    static Expected<std::unique_ptr<Conntrack>> open();  // NETLINK_NETFILTER, current netns
+    ~Conntrack();
+    Conntrack(const Conntrack&) = delete;
+    Conntrack& operator=(const Conntrack&) = delete;
+
+    // Number of IPv4 entries per (ctmark & mask), over one dump. Entries whose masked mark is 0
+    // are not counted.
+    Expected<std::map<uint32_t, unsigned>> count_by_mark(uint32_t mask);
+
+    // Deletes every IPv4 entry whose (ctmark & mask) == mark; returns how many were deleted.
+    Expected<unsigned> delete_by_mark(uint32_t mark, uint32_t mask);
+
+private:
+    Conntrack() = default;
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace wb

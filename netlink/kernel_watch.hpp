@@ -1,0 +1,69 @@
+// Follows the kernel's links, IPv4 addresses and default routes over rtnetlink notifications:
+// subscribe first, then dump, so the notifications are the truth. Non-blocking; the daemon
+// polls fd() from its event loop and calls process() when it is readable.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/ipv4.hpp"
+#include "base/status.hpp"
+
+namespace wb {
+
+struct LinkState {
+    int ifindex = 0;
+    std::string name;
+    bool admin_up = false;        // IFF_UP
+    bool carrier = false;         // IFF_LOWER_UP (and operstate not down)
+    bool point_to_point = false;  // IFF_POINTOPOINT (PPP, tun): no gateway needed
+    std::vector<Ipv4> addresses;  // IPv4 addresses on the link
+    uint64_t rx_bytes = 0, tx_bytes = 0;
+    bool operator==(const LinkState&) const = default;
+};
+
+struct KernelSnapshot {
+    std::map<std::string, LinkState> links;  // by name
+    // Gateways of IPv4 default routes in the main table that are not wanbalance's
+    // (DHCP, PPP, static), by output ifindex: what "gateway": "auto" follows. When several
+    // exist for one interface, the one with the lowest metric.
+    std::map<int, Ipv4> auto_gateways;
+
+    const LinkState* link(const std::string& name) const;
+};
+
+// What a batch of notifications touched, so the daemon re-plans only when needed.
+struct KernelChanges {
+    std::vector<std::string> links;  // names whose LinkState changed (appeared/vanished too)
+    bool auto_gateways = false;      // some auto_gateways entry changed
+    bool own_routes = false;         // a route/rule with our protocol was added or removed
+    bool resynced = false;           // notifications were lost (ENOBUFS) and state was re-dumped
+    bool any() const { return !links.empty() || auto_gateways || own_routes || resynced; }
+};
+
+class KernelWatch {
+public:
+    static Expected<std::unique_ptr<KernelWatch>> open();  // subscribes, then dumps everything
+    ~KernelWatch();
+    KernelWatch(const KernelWatch&) = delete;
+    KernelWatch& operator=(const KernelWatch&) = delete;
+
+    int fd() const;
+    // Reads every pending notification without blocking; applies them to the snapshot.
+    Expected<KernelChanges> process();
+    // Re-reads link counters (bytes) for status output.
+    Status refresh_counters();
+    const KernelSnapshot& snapshot() const { return snapshot_; }
+
+private:
+    KernelWatch() = default;
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+    KernelSnapshot snapshot_;
+};
+
+}  // namespace wb

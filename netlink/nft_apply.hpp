@@ -1,0 +1,47 @@
+// Sends nftables changes to the kernel with libnftnl + libmnl: one Plan = one batch = one
+// transaction (all or nothing). Also answers the few questions the daemon asks about its table.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "base/status.hpp"
+#include "rules/nft_diff.hpp"
+
+namespace wb::nft {
+
+struct ApplyStats {
+    unsigned messages = 0;  // netlink messages in the last batch, begin/end markers included
+    unsigned bytes = 0;
+};
+
+class NftSocket {
+public:
+    // Opens a NETLINK_NETFILTER socket in the current network namespace.
+    static Expected<std::unique_ptr<NftSocket>> open();
+    ~NftSocket();
+    NftSocket(const NftSocket&) = delete;
+    NftSocket& operator=(const NftSocket&) = delete;
+
+    // Applies every op in order as ONE transaction. An empty plan sends nothing.
+    // On failure nothing changed in the kernel; the Status names the op the kernel refused and
+    // its words, e.g. "Could not add chain wan_charter: No such file or directory".
+    Status apply(const Plan& plan);
+
+    // Whether `table inet NAME` exists.
+    Expected<bool> table_exists(const std::string& name = kTableName);
+
+    // The kernel's generation id (bumps on every committed nftables transaction, ours or not).
+    Expected<uint32_t> generation();
+
+    const ApplyStats& last_stats() const { return stats_; }
+
+private:
+    NftSocket() = default;
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+    ApplyStats stats_;
+};
+
+}  // namespace wb::nft

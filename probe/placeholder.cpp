@@ -1,0 +1,1 @@
+// Health probing lands here with the failover issue.

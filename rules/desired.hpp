@@ -1,0 +1,73 @@
+// Desired kernel state as a pure function of the config and what is known about each WAN:
+// the `inet wanbalance` table, the routes and the policy rules. No I/O; running the result
+// through the appliers twice changes nothing the second time.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/ipv4.hpp"
+#include "config/config.hpp"
+#include "rules/nft.hpp"
+#include "rules/routing.hpp"
+
+namespace wb {
+
+inline constexpr uint32_t kBalanceBuckets = 1021;  // prime: the Maglev permutation needs it
+inline constexpr uint32_t kHashSeed = 0x77616e62;   // "wanb"; pinned so reloads keep clients put
+inline constexpr uint32_t kMainRouteMetric = 0;
+
+enum class Health { Up, Down, Disabled };  // DESIGN.md §4 states
+std::string_view health_name(Health h);
+
+// Everything the desired state depends on besides the config, per WAN (same order as
+// Config::wans). Filled by the daemon from the kernel and the prober.
+struct WanInputs {
+    int ifindex = 0;           // 0: the interface does not exist (yet)
+    bool admin_up = false;
+    bool carrier = false;
+    bool has_address = false;  // an IPv4 address on the interface
+    bool point_to_point = false;
+    std::optional<Ipv4> gateway;  // resolved: the configured one, or the auto one if known
+    Health health = Health::Down;
+
+    // The link can carry traffic: exists, admin up, carrier, an address, and a gateway
+    // (or a point-to-point link).
+    bool link_usable() const {
+        return ifindex > 0 && admin_up && carrier && has_address && (gateway || point_to_point);
+    }
+    bool operator==(const WanInputs&) const = default;
+};
+
+// Inputs for offline output (`wanbalancectl ruleset`): every interface present as ifindex
+// 1000+i, usable, healthy; "auto" gateways stay unknown and p2p is assumed false.
+std::vector<WanInputs> assume_all_up(const Config& config);
+
+// Which WANs take new LAN connections (indices into Config::wans): the healthy usable WANs of
+// the lowest tier that has any; if none is healthy, every usable WAN that is not disabled
+// (probes may fail because their targets are down: keep the links that have a carrier).
+struct ActiveSet {
+    std::vector<size_t> wans;
+    bool all_down = false;  // no WAN is healthy: the fallback above is in effect
+};
+ActiveSet active_wans(const Config& config, const std::vector<WanInputs>& inputs);
+
+struct Desired {
+    nft::Table table;
+    std::vector<Route> routes;  // per-WAN table defaults, then the main multipath default
+    std::vector<Rule> rules;    // suppress rule first, then one fwmark rule per WAN
+    ActiveSet active;
+};
+
+Desired build_desired(const Config& config, const std::vector<WanInputs>& inputs);
+
+// Names used in the table, exposed for tests and status.
+std::string wan_chain_name(const WanConfig& wan);  // "wan_charter"
+
+// `wanbalancectl ruleset`: the nft table (nft -f syntax) then the routes and rules as `ip`
+// commands, each section introduced by a comment.
+std::string render_ruleset(const Config& config, const Desired& desired);
+
+}  // namespace wb

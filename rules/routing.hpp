@@ -1,0 +1,55 @@
+// Routes and policy rules as values: what wanbalance wants in the kernel's FIB, IPv4 only.
+// Every route and rule it owns carries protocol kRouteProtocol; that is how they are found again.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/ipv4.hpp"
+
+namespace wb {
+
+// Route/rule protocol number, named "wanbalance" by packaging/rt_protos.d/wanbalance.conf.
+inline constexpr uint8_t kRouteProtocol = 87;
+inline constexpr uint32_t kMainTable = 254;  // RT_TABLE_MAIN
+
+struct Nexthop {
+    std::optional<Ipv4> gateway;  // nullopt: on-link (point-to-point interface)
+    int ifindex = 0;
+    std::string ifname;  // for messages and `ip` syntax
+    unsigned weight = 1;  // 1..256 (the kernel stores weight-1 in rtnh_hops)
+    bool operator==(const Nexthop&) const = default;
+};
+
+// A default route (0.0.0.0/0) in `table`. The kernel's identity of an IPv4 route is
+// (table, dst/len, tos, priority) — fib_table_insert() — so (table, metric) identifies ours.
+struct Route {
+    uint32_t table = kMainTable;
+    uint32_t metric = 0;
+    std::vector<Nexthop> nexthops;  // one: a plain route; several: multipath
+    bool operator==(const Route&) const = default;
+};
+
+// A policy rule. Identity as fib_nl_newrule()/rule_find() compare it: every attribute,
+// so "changing" a rule means deleting the old one and adding the new.
+struct Rule {
+    uint32_t priority = 0;
+    std::optional<uint32_t> fwmark;       // with fwmask
+    uint32_t fwmask = 0xffffffff;
+    uint32_t table = kMainTable;
+    std::optional<uint8_t> suppress_prefixlen;  // "lookup main suppress_prefixlength 0"
+    bool operator==(const Rule&) const = default;
+};
+
+// `ip` command syntax, for `wanbalancectl ruleset` and for log lines:
+// "ip route replace default proto wanbalance table 101 via 203.0.113.1 dev ether1"
+std::string ip_command(const Route& route);
+// "ip rule add priority 20001 fwmark 0x100/0x3f00 lookup 101 proto wanbalance"
+std::string ip_command(const Rule& rule);
+// Short description for messages: "default route in table 101 (via 203.0.113.1 dev ether1)"
+std::string describe(const Route& route);
+std::string describe(const Rule& rule);
+
+}  // namespace wb

@@ -1,0 +1,23 @@
+#include <doctest/doctest.h>
+
+#include "base/ipv4.hpp"
+
+using wb::Ipv4;
+
+TEST_CASE("Ipv4::parse accepts dotted quads and rejects everything else") {
+    CHECK(Ipv4::parse("203.0.113.1")->value == 0xcb007101u);
+    CHECK(Ipv4::parse("0.0.0.0")->value == 0u);
+    CHECK(Ipv4::parse("255.255.255.255")->value == 0xffffffffu);
+    for (const char* bad : {"", "1.2.3", "1.2.3.4.5", "256.1.1.1", "01.2.3.4", "1.2.3.4 ", " 1.2.3.4",
+                            "1..2.3", "198.51.100.x", "1.2.3.-4", "1234.1.1.1", "auto"}) {
+        CAPTURE(bad);
+        CHECK_FALSE(Ipv4::parse(bad).has_value());
+    }
+}
+
+TEST_CASE("Ipv4 round-trips through str() and network order") {
+    auto a = *Ipv4::parse("192.168.88.1");
+    CHECK(a.str() == "192.168.88.1");
+    CHECK(Ipv4::from_network(a.network()) == a);
+    CHECK(wb::errno_text(101) == "Network is unreachable");
+}
