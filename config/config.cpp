@@ -1,1 +1,101 @@
-// placeholder: being written
+// The loader's front door: reading the file within its size limit, running the JSON reader and
+// both validation passes, and the enum <-> name table for classifiers.
+#include "config/config.hpp"
+
+#include <sys/stat.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <memory>
+
+#include "config/json_reader.hpp"
+#include "config/validate.hpp"
+
+namespace wb {
+
+namespace {
+
+constexpr std::array<std::pair<Classifier, std::string_view>, 8> kClassifierNames{{
+    {Classifier::SrcAddress, "src-address"},
+    {Classifier::DstAddress, "dst-address"},
+    {Classifier::BothAddresses, "both-addresses"},
+    {Classifier::BothPorts, "both-ports"},
+    {Classifier::BothAddressesAndPorts, "both-addresses-and-ports"},
+    {Classifier::SrcAddressAndPort, "src-address-and-port"},
+    {Classifier::DstAddressAndPort, "dst-address-and-port"},
+    {Classifier::RoundRobin, "round-robin"},
+}};
+
+ConfigResult failure(std::string message) { return {std::nullopt, {ConfigError{"", std::move(message)}}}; }
+
+struct FileCloser {
+    void operator()(std::FILE* f) const { std::fclose(f); }
+};
+
+}  // namespace
+
+std::string_view classifier_name(Classifier c) {
+    for (const auto& [value, name] : kClassifierNames) {
+        if (value == c) return name;
+    }
+    return "unknown";
+}
+
+std::optional<Classifier> parse_classifier(std::string_view name) {
+    for (const auto& [value, known] : kClassifierNames) {
+        if (known == name) return value;
+    }
+    return std::nullopt;
+}
+
+std::string ConfigError::format(std::string_view file) const {
+    std::string out(file);
+    out += ": ";
+    if (!path.empty()) out += path + ": ";
+    return out + message;
+}
+
+ConfigResult parse_config(std::string_view text, std::string_view file) {
+    using namespace config_detail;
+    try {
+        JsonDocument doc = read_json(text);
+        if (!doc.syntax_ok) return {std::nullopt, {doc.errors.front().error}};
+        Reporter report(doc);
+        ConfigDraft draft = read_draft(doc, report);
+        std::optional<Config> config = resolve(draft, report);
+        ConfigResult result{std::nullopt, report.take_in_document_order()};
+        if (result.errors.empty() && config) {
+            config->path = std::string(file);
+            result.config = std::move(config);
+        }
+        return result;
+    } catch (const std::exception& e) {  // bad_alloc, or a bug: still one error, never a crash
+        return failure(std::string("cannot be parsed: ") + e.what());
+    }
+}
+
+ConfigResult load_config(const std::string& file) {
+    std::unique_ptr<std::FILE, FileCloser> f(std::fopen(file.c_str(), "re"));
+    if (!f) return failure("cannot read: " + errno_text(errno));
+    struct stat st {};
+    if (fstat(fileno(f.get()), &st) != 0) return failure("cannot read: " + errno_text(errno));
+    if (S_ISDIR(st.st_mode)) return failure("is a directory");
+
+    // Read one byte past the limit so an oversized pipe or /dev/zero is caught without
+    // trusting st_size (which is 0 for them).
+    std::string text(kMaxConfigBytes + 1, '\0');
+    size_t got = std::fread(text.data(), 1, text.size(), f.get());
+    if (std::ferror(f.get())) return failure("cannot read: " + errno_text(errno));
+    if (got > kMaxConfigBytes) {
+        if (S_ISREG(st.st_mode)) {
+            return failure("is larger than 1 MiB (" + std::to_string(st.st_size) + " bytes)");
+        }
+        return failure("is larger than 1 MiB");
+    }
+    text.resize(got);
+    ConfigResult result = parse_config(text, file);
+    return result;
+}
+
+}  // namespace wb

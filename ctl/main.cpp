@@ -1,1 +1,323 @@
-int main() { return 0; }
+// wanbalancectl: the operator's tool (DESIGN.md §2). `check` and `ruleset` work offline on a
+// config file; `status`, `reload` and `set` talk to the running daemon over its control socket.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.hpp"
+#include "ctl/status_format.hpp"
+#include "daemon/control.hpp"
+#include "rules/desired.hpp"
+
+namespace {
+
+using json = nlohmann::json;
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitConfig = 78;  // EX_CONFIG
+
+constexpr const char* kUsage =
+    "Usage: wanbalancectl [--runtime-dir DIR] COMMAND [ARGS]\n"
+    "\n"
+    "Commands:\n"
+    "  check [--config PATH]     validate a config file without touching the kernel\n"
+    "  ruleset [--config PATH]   print the nftables ruleset, routes and rules a config produces\n"
+    "  status [--json]           show each WAN's state, gateway, probes and traffic\n"
+    "  reload                    make the running daemon re-read its config\n"
+    "  set WAN up|down|auto      operator override for one WAN (auto: back to the prober)\n"
+    "\n"
+    "Options:\n"
+    "  --runtime-dir DIR  the daemon instance's runtime directory\n"
+    "                     (default: $RUNTIME_DIRECTORY, else /run/wanbalance)\n"
+    "  -h, --help         show this help (or a command's: wanbalancectl COMMAND --help)\n"
+    "  --version          show the version\n"
+    "\n"
+    "Exit status: 0 success, 78 invalid configuration, 1 any other failure.\n";
+
+struct Command {
+    const char* name;
+    const char* usage;
+    const char* help;
+};
+
+constexpr Command kCommands[] = {
+    {"check", "wanbalancectl check [--config PATH]",
+     "Validate a configuration file without touching the kernel. Prints a one-line summary, or\n"
+     "every problem found (file, JSON path, problem) and exits 78.\n"
+     "\n"
+     "  --config PATH  the file to check (default: /etc/wanbalance.json)\n"},
+    {"ruleset", "wanbalancectl ruleset [--config PATH]",
+     "Print what a configuration produces with every WAN up: the nftables table (nft -f syntax),\n"
+     "then the routes and policy rules as ip commands. Nothing is applied.\n"
+     "\n"
+     "  --config PATH  the file to render (default: /etc/wanbalance.json)\n"},
+    {"status", "wanbalancectl [--runtime-dir DIR] status [--json]",
+     "Show each WAN of the running daemon: state and since when, gateway, probe round-trip time\n"
+     "and loss, connections and share of them, bytes.\n"
+     "\n"
+     "  --json  print the daemon's status object (DESIGN.md section 5) instead of a table\n"},
+    {"reload", "wanbalancectl [--runtime-dir DIR] reload",
+     "Ask the running daemon to re-read its configuration and apply the difference. On an invalid\n"
+     "configuration it prints the problems, exits 78, and the old configuration keeps running.\n"},
+    {"set", "wanbalancectl [--runtime-dir DIR] set WAN up|down|auto",
+     "Operator override for one WAN: 'down' drains it (state disabled), 'up' keeps it in service\n"
+     "whatever the probes say, 'auto' hands it back to the prober.\n"},
+};
+
+const Command* find_command(std::string_view name) {
+    for (const auto& c : kCommands)
+        if (name == c.name) return &c;
+    return nullptr;
+}
+
+int usage_error(const std::string& message, const Command* command = nullptr) {
+    std::cerr << "wanbalancectl: " << message << "\n";
+    if (command) {
+        std::cerr << "Usage: " << command->usage << "\n"
+                  << "Run 'wanbalancectl " << command->name << " --help' for details.\n";
+    } else {
+        std::cerr << "Usage: wanbalancectl [--runtime-dir DIR] COMMAND [ARGS]\n"
+                  << "Run 'wanbalancectl --help' for the commands.\n";
+    }
+    return kExitFailure;
+}
+
+void print_command_help(const Command& command) {
+    std::cout << "Usage: " << command.usage << "\n\n" << command.help;
+}
+
+// Matches "--name VALUE" and "--name=VALUE"; advances i past what it consumed.
+// Returns nullopt when args[i] is not this option; sets `missing` when the value is absent.
+std::optional<std::string> option_value(const std::vector<std::string>& args, size_t& i, std::string_view name,
+                                        bool& missing) {
+    const std::string& arg = args[i];
+    if (arg == name) {
+        if (i + 1 >= args.size()) {
+            missing = true;
+            return std::string();
+        }
+        i += 1;
+        return args[i];
+    }
+    if (arg.size() > name.size() && arg.compare(0, name.size(), name) == 0 && arg[name.size()] == '=')
+        return arg.substr(name.size() + 1);
+    return std::nullopt;
+}
+
+std::string plural(size_t n, const std::string& word) {
+    return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
+}
+
+std::string config_summary(const wb::Config& config) {
+    std::string names;
+    for (const auto& wan : config.wans) names += (names.empty() ? "" : ", ") + wan.name;
+    return plural(config.wans.size(), "WAN") + " (" + names + "), " + plural(config.lans.size(), "LAN");
+}
+
+// Loads the config or prints every problem; nullopt means "exit 78".
+std::optional<wb::Config> load_or_report(const std::string& path) {
+    wb::ConfigResult result = wb::load_config(path);
+    if (result.errors.empty() && result.config) return std::move(*result.config);
+    for (const auto& e : result.errors) std::cerr << e.format(path) << "\n";
+    if (result.errors.empty()) std::cerr << path << ": invalid configuration\n";
+    return std::nullopt;
+}
+
+int run_check(const std::string& config_path) {
+    auto config = load_or_report(config_path);
+    if (!config) return kExitConfig;
+    std::cout << config_path << ": OK: " << config_summary(*config) << "\n";
+    return kExitOk;
+}
+
+int run_ruleset(const std::string& config_path) {
+    auto config = load_or_report(config_path);
+    if (!config) return kExitConfig;
+    std::string text = wb::render_ruleset(*config, wb::build_desired(*config, wb::assume_all_up(*config)));
+    std::cout << text;
+    if (!text.empty() && text.back() != '\n') std::cout << "\n";
+    return kExitOk;
+}
+
+int reply_exit_code(const json& reply) {
+    auto it = reply.find("exit_code");
+    if (it != reply.end() && it->is_number_integer()) {
+        int code = it->get<int>();
+        if (code > 0 && code < 256) return code;
+    }
+    return kExitFailure;
+}
+
+// Sends one request. On success returns the reply (ok true); otherwise prints the error and
+// sets `exit_code`.
+std::optional<json> ask_daemon(const std::string& runtime_dir, const json& request, int& exit_code) {
+    auto reply = wb::control_request(runtime_dir, request);
+    if (!reply) {
+        std::cerr << "wanbalancectl: " << reply.error().message << "\n";
+        exit_code = kExitFailure;
+        return std::nullopt;
+    }
+    auto ok = reply->find("ok");
+    if (ok != reply->end() && ok->is_boolean() && ok->get<bool>()) return std::move(*reply);
+
+    exit_code = reply_exit_code(*reply);
+    std::vector<std::string> lines;
+    if (auto errors = reply->find("errors"); errors != reply->end() && errors->is_array())
+        for (const auto& e : *errors)
+            if (e.is_string()) lines.push_back(e.get<std::string>());
+    if (lines.empty()) {
+        auto error = reply->find("error");
+        lines.push_back(error != reply->end() && error->is_string() ? error->get<std::string>()
+                                                                    : "the daemon refused the request");
+    }
+    // Config errors already name the file and the JSON path, as `check` prints them.
+    for (const auto& line : lines) std::cerr << (exit_code == kExitConfig ? "" : "wanbalancectl: ") << line << "\n";
+    return std::nullopt;
+}
+
+bool use_color() {
+    const char* no_color = getenv("NO_COLOR");
+    if (no_color && *no_color) return false;
+    const char* term = getenv("TERM");
+    if (term && std::string_view(term) == "dumb") return false;
+    return isatty(STDOUT_FILENO) == 1;
+}
+
+int run_status(const std::string& runtime_dir, bool as_json) {
+    int code = kExitOk;
+    auto reply = ask_daemon(runtime_dir, json{{"command", "status"}}, code);
+    if (!reply) return code;
+    auto status = reply->find("status");
+    if (status == reply->end() || !status->is_object()) {
+        std::cerr << "wanbalancectl: the daemon's reply has no status object\n";
+        return kExitFailure;
+    }
+    if (as_json) {
+        std::cout << status->dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+    } else {
+        std::cout << wb::format_status(*status, use_color(), std::chrono::system_clock::now());
+    }
+    return kExitOk;
+}
+
+std::string reply_string(const json& reply, const char* key) {
+    auto it = reply.find(key);
+    return it != reply.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+int run_reload(const std::string& runtime_dir) {
+    int code = kExitOk;
+    auto reply = ask_daemon(runtime_dir, json{{"command", "reload"}}, code);
+    if (!reply) return code;
+    std::string config = reply_string(*reply, "config");
+    std::string summary = reply_string(*reply, "summary");
+    std::cout << "reloaded" << (config.empty() ? "" : " " + config) << (summary.empty() ? "" : ": " + summary)
+              << "\n";
+    return kExitOk;
+}
+
+int run_set(const std::string& runtime_dir, const std::string& wan, const std::string& mode) {
+    int code = kExitOk;
+    auto reply = ask_daemon(runtime_dir, json{{"command", "set"}, {"wan", wan}, {"mode", mode}}, code);
+    if (!reply) return code;
+    std::string message = reply_string(*reply, "message");
+    if (message.empty())
+        message = mode == "auto" ? wan + ": handed back to the prober" : wan + ": operator override " + mode;
+    std::cout << message << "\n";
+    return kExitOk;
+}
+
+int run(const std::vector<std::string>& args) {
+    std::string runtime_flag;
+    size_t i = 0;
+    for (; i < args.size(); ++i) {
+        const std::string& arg = args[i];
+        bool missing = false;
+        if (arg == "-h" || arg == "--help") {
+            std::cout << kUsage;
+            return kExitOk;
+        }
+        if (arg == "--version") {
+            std::cout << "wanbalancectl " << WANBALANCE_VERSION << "\n";
+            return kExitOk;
+        }
+        if (auto v = option_value(args, i, "--runtime-dir", missing)) {
+            if (missing || v->empty()) return usage_error("--runtime-dir needs a directory");
+            runtime_flag = *v;
+            continue;
+        }
+        if (!arg.empty() && arg[0] == '-') return usage_error("unknown option " + arg);
+        break;
+    }
+    if (i >= args.size()) return usage_error("no command given");
+
+    const Command* command = find_command(args[i]);
+    if (!command) return usage_error("unknown command \"" + args[i] + "\"");
+    const std::string name = command->name;
+
+    std::string config_path = wb::kDefaultConfigPath;
+    bool as_json = false;
+    std::vector<std::string> positional;
+    for (++i; i < args.size(); ++i) {
+        const std::string& arg = args[i];
+        bool missing = false;
+        if (arg == "-h" || arg == "--help") {
+            print_command_help(*command);
+            return kExitOk;
+        }
+        if (arg == "--") {
+            positional.insert(positional.end(), args.begin() + static_cast<long>(i) + 1, args.end());
+            break;
+        }
+        if (name == "check" || name == "ruleset") {
+            if (auto v = option_value(args, i, "--config", missing)) {
+                if (missing || v->empty()) return usage_error("--config needs a file", command);
+                config_path = *v;
+                continue;
+            }
+        }
+        if (name == "status" && arg == "--json") {
+            as_json = true;
+            continue;
+        }
+        if (arg.size() > 1 && arg[0] == '-') return usage_error("unknown option " + arg + " for " + name, command);
+        positional.push_back(arg);
+    }
+
+    const size_t want_positional = name == "set" ? 2 : 0;
+    if (positional.size() != want_positional) {
+        if (positional.size() > want_positional)
+            return usage_error("unexpected argument \"" + positional[want_positional] + "\"", command);
+        return usage_error("set needs a WAN name and a mode", command);
+    }
+
+    const std::string runtime_dir = wb::resolve_runtime_dir(runtime_flag);
+    if (name == "check") return run_check(config_path);
+    if (name == "ruleset") return run_ruleset(config_path);
+    if (name == "status") return run_status(runtime_dir, as_json);
+    if (name == "reload") return run_reload(runtime_dir);
+    const std::string& mode = positional[1];
+    if (mode != "up" && mode != "down" && mode != "auto")
+        return usage_error("mode must be up, down or auto, not \"" + mode + "\"", command);
+    return run_set(runtime_dir, positional[0], mode);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    try {
+        return run(args);
+    } catch (const std::exception& e) {
+        std::cerr << "wanbalancectl: " << e.what() << "\n";
+        return kExitFailure;
+    }
+}

@@ -1,1 +1,239 @@
-// placeholder: being written
+// The human view of `wanbalancectl status`: header, all-down warning, the WAN table and notes.
+// Everything tolerates missing fields and wrong types: an old or new daemon must not crash ctl.
+#include "ctl/status_format.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <iterator>
+#include <vector>
+
+namespace wb {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr const char* kGreen = "\033[32m";
+constexpr const char* kRed = "\033[31m";
+constexpr const char* kYellow = "\033[33m";
+constexpr const char* kBoldRed = "\033[1;31m";
+constexpr const char* kReset = "\033[0m";
+
+std::optional<std::string> get_string(const json& obj, const char* key) {
+    if (!obj.is_object()) return std::nullopt;
+    auto it = obj.find(key);
+    if (it == obj.end() || !it->is_string()) return std::nullopt;
+    return it->get<std::string>();
+}
+
+std::optional<double> get_number(const json& obj, const char* key) {
+    if (!obj.is_object()) return std::nullopt;
+    auto it = obj.find(key);
+    if (it == obj.end() || !it->is_number()) return std::nullopt;
+    return it->get<double>();
+}
+
+bool get_bool(const json& obj, const char* key) {
+    if (!obj.is_object()) return false;
+    auto it = obj.find(key);
+    return it != obj.end() && it->is_boolean() && it->get<bool>();
+}
+
+std::string printf_string(const char* fmt, double value) {
+    char buf[64];
+    snprintf(buf, sizeof buf, fmt, value);
+    return buf;
+}
+
+std::string or_dash(const std::optional<std::string>& s) { return s && !s->empty() ? *s : "-"; }
+
+std::string state_color(const std::string& state) {
+    if (state == "up") return kGreen;
+    if (state == "down") return kRed;
+    if (state == "disabled") return kYellow;
+    return "";
+}
+
+struct Cell {
+    std::string text;   // what is measured for alignment
+    std::string color;  // ANSI prefix, empty for none
+};
+
+enum class Align { Left, Right };
+
+struct Column {
+    const char* title;
+    Align align;
+};
+
+constexpr Column kColumns[] = {
+    {"WAN", Align::Left},    {"IFACE", Align::Left}, {"STATE", Align::Left},  {"SINCE", Align::Right},
+    {"GATEWAY", Align::Left}, {"RTT", Align::Right},  {"LOSS", Align::Right},  {"CONNS", Align::Right},
+    {"SHARE", Align::Right}, {"BYTES", Align::Right},
+};
+constexpr size_t kColumnCount = sizeof kColumns / sizeof kColumns[0];
+
+std::vector<Cell> wan_row(const json& wan, std::chrono::system_clock::time_point now, bool color) {
+    std::string state = or_dash(get_string(wan, "state"));
+
+    std::string since = "-";
+    if (auto text = get_string(wan, "since")) {
+        if (auto t = parse_utc_time(*text)) {
+            auto age = std::chrono::duration_cast<std::chrono::seconds>(now - *t);
+            since = format_duration(age < std::chrono::seconds(0) ? std::chrono::seconds(0) : age);
+        }
+    }
+
+    std::string gateway = or_dash(get_string(wan, "gateway"));
+    if (get_bool(wan, "gateway_auto")) gateway = gateway == "-" ? "auto" : gateway + " (auto)";
+
+    auto rtt = get_number(wan, "rtt_ms");
+    auto loss = get_number(wan, "loss_pct");
+    auto conns = get_number(wan, "connections");
+    auto share = get_number(wan, "share_pct");
+    auto bytes = get_number(wan, "bytes");
+
+    return {
+        {or_dash(get_string(wan, "name")), ""},
+        {or_dash(get_string(wan, "interface")), ""},
+        {state, color ? state_color(state) : ""},
+        {since, ""},
+        {gateway, ""},
+        {rtt ? printf_string("%.1fms", *rtt) : "-", ""},
+        {loss ? printf_string("%.1f%%", *loss) : "-", ""},
+        {conns ? printf_string("%.0f", *conns) : "-", ""},
+        {share ? printf_string("%.1f%%", *share) : "-", ""},
+        {bytes && *bytes >= 0 ? format_bytes(static_cast<uint64_t>(*bytes)) : "-", ""},
+    };
+}
+
+// Why a WAN is not plainly "up": its reason, the link when it is not up, the operator override.
+std::optional<std::string> wan_note(const json& wan) {
+    std::string state = or_dash(get_string(wan, "state"));
+    std::string over = get_string(wan, "override").value_or("auto");
+    std::string link = get_string(wan, "link").value_or("up");
+    bool active = !wan.contains("active") || get_bool(wan, "active");
+    if (state == "up" && over == "auto" && link == "up" && active) return std::nullopt;
+
+    std::string note = or_dash(get_string(wan, "name")) + ": " + state;
+    if (auto reason = get_string(wan, "reason"); reason && !reason->empty()) note += " (" + *reason + ")";
+    if (link != "up") note += ", link " + link;
+    if (over != "auto") note += ", operator override " + over;
+    if (state == "up" && !active) note += ", not taking new connections (lower tier in use)";
+    return note;
+}
+
+std::string render_table(const std::vector<std::vector<Cell>>& rows) {
+    size_t width[kColumnCount];
+    for (size_t c = 0; c < kColumnCount; ++c) {
+        width[c] = std::string_view(kColumns[c].title).size();
+        for (const auto& row : rows) width[c] = std::max(width[c], row[c].text.size());
+    }
+    auto emit = [&](std::string& out, size_t c, const Cell& cell) {
+        std::string pad(width[c] - cell.text.size(), ' ');
+        std::string body = cell.color.empty() ? cell.text : cell.color + cell.text + kReset;
+        if (kColumns[c].align == Align::Right) {
+            out += pad + body;
+        } else {
+            out += body;
+            if (c + 1 < kColumnCount) out += pad;
+        }
+        if (c + 1 < kColumnCount) out += "  ";
+    };
+    std::string out;
+    for (size_t c = 0; c < kColumnCount; ++c) emit(out, c, Cell{kColumns[c].title, ""});
+    out += "\n";
+    for (const auto& row : rows) {
+        for (size_t c = 0; c < kColumnCount; ++c) emit(out, c, row[c]);
+        out += "\n";
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string format_duration(std::chrono::seconds d) {
+    long long s = d.count() < 0 ? 0 : d.count();
+    long long days = s / 86400, hours = s / 3600 % 24, minutes = s / 60 % 60, secs = s % 60;
+    if (days > 0) return std::to_string(days) + "d" + std::to_string(hours) + "h";
+    if (hours > 0) return std::to_string(hours) + "h" + std::to_string(minutes) + "m";
+    if (minutes > 0) return std::to_string(minutes) + "m" + std::to_string(secs) + "s";
+    return std::to_string(secs) + "s";
+}
+
+std::string format_bytes(uint64_t bytes) {
+    static const char* const kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    if (bytes < 1024) return std::to_string(bytes) + " B";
+    double value = static_cast<double>(bytes) / 1024;
+    size_t unit = 0;
+    // Round first, so 1023.96 KiB prints as "1.0 MiB" and not "1024.0 KiB".
+    while (std::round(value * 10) / 10 >= 1024 && unit + 1 < std::size(kUnits)) {
+        value /= 1024;
+        ++unit;
+    }
+    return printf_string("%.1f ", value) + kUnits[unit];
+}
+
+std::optional<std::chrono::system_clock::time_point> parse_utc_time(std::string_view text) {
+    std::string s(text);
+    int year, month, day, hour, minute, second, consumed = 0;
+    if (sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &year, &month, &day, &hour, &minute, &second,
+               &consumed) != 6 ||
+        consumed != 19)
+        return std::nullopt;
+    size_t pos = 19;
+    if (pos < s.size() && s[pos] == '.') {
+        ++pos;
+        size_t digits = pos;
+        while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') ++pos;
+        if (pos == digits) return std::nullopt;
+    }
+    if (pos + 1 != s.size() || s[pos] != 'Z') return std::nullopt;
+    if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
+        return std::nullopt;
+    std::tm tm{};
+    tm.tm_year = year - 1900;
+    tm.tm_mon = month - 1;
+    tm.tm_mday = day;
+    tm.tm_hour = hour;
+    tm.tm_min = minute;
+    tm.tm_sec = second;
+    time_t t = timegm(&tm);
+    if (t == static_cast<time_t>(-1)) return std::nullopt;
+    return std::chrono::system_clock::from_time_t(t);
+}
+
+std::string format_status(const json& status, bool color, std::chrono::system_clock::time_point now) {
+    std::string out = "wanbalanced " + or_dash(get_string(status, "version")) + ", config " +
+                      or_dash(get_string(status, "config"));
+    if (auto up = get_number(status, "uptime_s"); up && *up >= 0)
+        out += ", up " + format_duration(std::chrono::seconds(static_cast<long long>(*up)));
+    out += "\n";
+
+    if (get_bool(status, "all_down")) {
+        std::string warning =
+            "warning: every WAN is down; balancing over all WANs whose link is up";
+        out += color ? std::string(kBoldRed) + warning + kReset : warning;
+        out += "\n";
+    }
+
+    std::vector<std::vector<Cell>> rows;
+    std::vector<std::string> notes;
+    const json* wans = nullptr;
+    if (status.is_object()) {
+        auto it = status.find("wans");
+        if (it != status.end() && it->is_array()) wans = &*it;
+    }
+    if (wans) {
+        for (const auto& wan : *wans) {
+            rows.push_back(wan_row(wan, now, color));
+            if (auto note = wan_note(wan)) notes.push_back(*note);
+        }
+    }
+    out += render_table(rows);
+    for (const auto& note : notes) out += "  " + note + "\n";
+    return out;
+}
+
+}  // namespace wb

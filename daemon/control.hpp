@@ -29,6 +29,9 @@ inline constexpr auto kControlClientTimeout = std::chrono::seconds(10);
 // exit_code is what wanbalancectl exits with: 78 for configuration errors, 1 otherwise.
 using ControlHandler = std::function<nlohmann::json(const nlohmann::json& request)>;
 
+// {"ok": false, "error": message, "exit_code": exit_code}: the error reply, for handlers too.
+nlohmann::json control_error(const std::string& message, int exit_code = 1);
+
 // The runtime dir: --runtime-dir if given, else $RUNTIME_DIRECTORY, else /run/wanbalance.
 std::string resolve_runtime_dir(const std::string& from_flag);
 
@@ -40,6 +43,11 @@ public:
     // not JSON objects, lack "command", or exceed kMaxControlRequestBytes, and keeps serving.
     static Expected<std::unique_ptr<ControlServer>> open(sd_event* event, const std::string& runtime_dir,
                                                          ControlHandler handler);
+    // The same, with the time one client gets to send its request and read the reply before
+    // it is dropped (default kControlClientTimeout; tests use a short one).
+    static Expected<std::unique_ptr<ControlServer>> open(sd_event* event, const std::string& runtime_dir,
+                                                         ControlHandler handler,
+                                                         std::chrono::milliseconds client_timeout);
     ~ControlServer();  // closes and unlinks the socket
     ControlServer(const ControlServer&) = delete;
     ControlServer& operator=(const ControlServer&) = delete;

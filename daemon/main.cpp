@@ -1,1 +1,64 @@
-int main() { return 0; }
+// wanbalanced: the multi-WAN load-balancing daemon (DESIGN.md §2). Parses its flags, then hands
+// over to the Manager, which owns everything else.
+#include <getopt.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "daemon/control.hpp"
+#include "daemon/log.hpp"
+#include "daemon/manager.hpp"
+
+namespace {
+
+const char* kUsage =
+    "Usage: wanbalanced [--config PATH] [--runtime-dir DIR] [--verbose]\n"
+    "\n"
+    "Balances new LAN connections over several WAN uplinks, answers connections on the WAN\n"
+    "they came in on, and takes a dead WAN out of service until it recovers.\n"
+    "Runs in the foreground; normally started by systemd (wanbalance.service).\n"
+    "\n"
+    "Options:\n"
+    "  -c, --config PATH       configuration file (default /etc/wanbalance.json)\n"
+    "  -r, --runtime-dir DIR   control socket and state (default $RUNTIME_DIRECTORY,\n"
+    "                          else /run/wanbalance)\n"
+    "  -v, --verbose           also log debug messages\n"
+    "  -h, --help              show this help\n"
+    "      --version           show the version\n"
+    "\n"
+    "Signals: SIGHUP reloads the configuration (a bad one is refused and the old one keeps\n"
+    "running); SIGTERM/SIGINT remove everything wanbalanced created and exit 0.\n"
+    "Exit codes: 0 clean stop, 78 invalid configuration, 1 other failure.\n"
+    "See wanbalanced(8), wanbalance.json(5), wanbalancectl(8).\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    wb::DaemonOptions options;
+    std::string runtime_flag;
+    static const struct option longopts[] = {
+        {"config", required_argument, nullptr, 'c'}, {"runtime-dir", required_argument, nullptr, 'r'},
+        {"verbose", no_argument, nullptr, 'v'},      {"help", no_argument, nullptr, 'h'},
+        {"version", no_argument, nullptr, 'V'},      {nullptr, 0, nullptr, 0},
+    };
+    int opt;
+    while ((opt = getopt_long(argc, argv, "c:r:vh", longopts, nullptr)) != -1) {
+        switch (opt) {
+            case 'c': options.config_path = optarg; break;
+            case 'r': runtime_flag = optarg; break;
+            case 'v': options.verbose = true; break;
+            case 'h': std::fputs(kUsage, stdout); return 0;
+            case 'V': std::printf("wanbalanced %s\n", WANBALANCE_VERSION); return 0;
+            default: std::fputs(kUsage, stderr); return 1;
+        }
+    }
+    if (optind < argc) {
+        std::fprintf(stderr, "wanbalanced: unexpected argument \"%s\"\n%s", argv[optind], kUsage);
+        return 1;
+    }
+    options.runtime_dir = wb::resolve_runtime_dir(runtime_flag);
+    wb::log_init(options.verbose);
+    wb::Manager manager(options);
+    return manager.run();
+}

@@ -1,1 +1,413 @@
-// placeholder: being written
+#include "netlink/route_netlink.hpp"
+
+#include <linux/fib_rules.h>
+#include <linux/if_link.h>
+#include <linux/ip.h>
+#include <linux/rtnetlink.h>
+#include <netlink/attr.h>
+#include <netlink/msg.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "netlink/rtnl_socket.hpp"
+
+namespace wb {
+
+using rtnl::MsgPtr;
+
+struct RouteNetlink::Impl {
+    rtnl::Socket sock;
+};
+
+namespace {
+
+constexpr unsigned kMaxWeight = 256;  // rtnh_hops is a byte holding weight - 1
+
+Status build_failed(const std::string& what) { return Status::fail(EMSGSIZE, what + errno_text(EMSGSIZE)); }
+
+// Tables above 255 only fit RTA_TABLE; rtm_table/frh->table then say RT_TABLE_UNSPEC.
+uint8_t header_table(uint32_t table) { return table < 256 ? uint8_t(table) : uint8_t(RT_TABLE_UNSPEC); }
+
+bool put_ipv4(nl_msg* msg, int type, Ipv4 addr) {
+    uint32_t be = addr.network();
+    return nla_put(msg, type, sizeof be, &be) == 0;
+}
+
+// RTA_GATEWAY/RTA_OIF for one nexthop, or RTA_MULTIPATH with an rtnexthop per nexthop.
+bool put_nexthops(nl_msg* msg, const Route& route) {
+    if (route.nexthops.size() == 1) {
+        const auto& nh = route.nexthops[0];
+        if (nh.gateway && !put_ipv4(msg, RTA_GATEWAY, *nh.gateway)) return false;
+        return nla_put_u32(msg, RTA_OIF, uint32_t(nh.ifindex)) == 0;
+    }
+    nlattr* nest = nla_nest_start(msg, RTA_MULTIPATH);
+    if (!nest) return false;
+    for (const auto& nh : route.nexthops) {
+        // libnl messages do not grow: pointers into them stay valid while we fill them.
+        auto* rtnh = static_cast<rtnexthop*>(nlmsg_reserve(msg, sizeof(rtnexthop), NLMSG_ALIGNTO));
+        if (!rtnh) return false;
+        rtnh->rtnh_flags = 0;
+        rtnh->rtnh_hops = uint8_t(nh.weight - 1);
+        rtnh->rtnh_ifindex = nh.ifindex;
+        if (nh.gateway && !put_ipv4(msg, RTA_GATEWAY, *nh.gateway)) return false;
+        rtnh->rtnh_len = uint16_t(static_cast<char*>(nlmsg_tail(nlmsg_hdr(msg))) - reinterpret_cast<char*>(rtnh));
+    }
+    return nla_nest_end(msg, nest) == 0;
+}
+
+Status check_route(const Route& route, const std::string& what) {
+    if (route.nexthops.empty()) return Status::fail(EINVAL, what + "no nexthop");
+    for (const auto& nh : route.nexthops) {
+        if (nh.ifindex <= 0) return Status::fail(ENODEV, what + "interface " + nh.ifname + " does not exist");
+        if (route.nexthops.size() > 1 && (nh.weight < 1 || nh.weight > kMaxWeight))
+            return Status::fail(EINVAL, what + "weight " + std::to_string(nh.weight) + " is not in 1-256");
+    }
+    return Status::ok();
+}
+
+MsgPtr route_msg(int type, int flags, const Route& route, uint8_t scope, uint8_t rtn_type) {
+    rtmsg rtm{};
+    rtm.rtm_family = AF_INET;
+    rtm.rtm_table = header_table(route.table);
+    rtm.rtm_protocol = kRouteProtocol;
+    rtm.rtm_scope = scope;
+    rtm.rtm_type = rtn_type;
+    MsgPtr msg = rtnl::make_msg(type, flags, &rtm, sizeof rtm);
+    if (!msg) return msg;
+    if (nla_put_u32(msg.get(), RTA_TABLE, route.table) < 0 || nla_put_u32(msg.get(), RTA_PRIORITY, route.metric) < 0 ||
+        !put_nexthops(msg.get(), route))
+        msg.reset();
+    return msg;
+}
+
+MsgPtr rule_msg(int type, int flags, const Rule& rule) {
+    fib_rule_hdr frh{};
+    frh.family = AF_INET;
+    frh.table = header_table(rule.table);
+    frh.action = FR_ACT_TO_TBL;
+    MsgPtr msg = rtnl::make_msg(type, flags, &frh, sizeof frh);
+    if (!msg) return msg;
+    nl_msg* m = msg.get();
+    bool ok = nla_put_u32(m, FRA_PRIORITY, rule.priority) == 0 && nla_put_u32(m, FRA_TABLE, rule.table) == 0 &&
+              nla_put_u8(m, FRA_PROTOCOL, kRouteProtocol) == 0;
+    if (ok && rule.fwmark)
+        ok = nla_put_u32(m, FRA_FWMARK, *rule.fwmark) == 0 && nla_put_u32(m, FRA_FWMASK, rule.fwmask) == 0;
+    if (ok && rule.suppress_prefixlen) ok = nla_put_u32(m, FRA_SUPPRESS_PREFIXLEN, *rule.suppress_prefixlen) == 0;
+    if (!ok) msg.reset();
+    return msg;
+}
+
+std::optional<Rule> parse_own_rule(const nlmsghdr* nlh) {
+    if (nlh->nlmsg_type != RTM_NEWRULE || nlh->nlmsg_len < NLMSG_LENGTH(sizeof(fib_rule_hdr))) return std::nullopt;
+    auto* frh = static_cast<const fib_rule_hdr*>(NLMSG_DATA(nlh));
+    if (frh->family != AF_INET) return std::nullopt;
+    nlattr* tb[FRA_MAX + 1] = {};
+    if (nlmsg_parse(const_cast<nlmsghdr*>(nlh), sizeof(fib_rule_hdr), tb, FRA_MAX, nullptr) < 0) return std::nullopt;
+    if (!tb[FRA_PROTOCOL] || nla_get_u8(tb[FRA_PROTOCOL]) != kRouteProtocol) return std::nullopt;
+    Rule rule;
+    rule.priority = tb[FRA_PRIORITY] ? nla_get_u32(tb[FRA_PRIORITY]) : 0;
+    rule.table = tb[FRA_TABLE] ? nla_get_u32(tb[FRA_TABLE]) : frh->table;
+    if (tb[FRA_FWMARK]) {
+        rule.fwmark = nla_get_u32(tb[FRA_FWMARK]);
+        rule.fwmask = tb[FRA_FWMASK] ? nla_get_u32(tb[FRA_FWMASK]) : 0xffffffff;
+    }
+    if (tb[FRA_SUPPRESS_PREFIXLEN]) {
+        uint32_t len = nla_get_u32(tb[FRA_SUPPRESS_PREFIXLEN]);
+        if (len <= 32) rule.suppress_prefixlen = uint8_t(len);  // -1 means unset
+    }
+    return rule;
+}
+
+// Route dump of AF_INET; with strict checking the kernel filters by protocol and table
+// (ip_valid_fib_dump_req(), Linux >= 4.20). Callers filter again: older kernels ignore it.
+MsgPtr route_dump_msg(uint8_t protocol, uint32_t table) {
+    rtmsg rtm{};
+    rtm.rtm_family = AF_INET;
+    rtm.rtm_protocol = protocol;
+    rtm.rtm_table = header_table(table);
+    MsgPtr msg = rtnl::make_msg(RTM_GETROUTE, NLM_F_DUMP, &rtm, sizeof rtm);
+    if (msg && table && nla_put_u32(msg.get(), RTA_TABLE, table) < 0) msg.reset();
+    return msg;
+}
+
+bool is_default(const rtnl::RouteMsg& r) { return r.dst_len == 0 && r.tos == 0; }
+
+// IFLA_AF_SPEC -> AF_INET -> IFLA_INET_CONF: u32 per IPV4_DEVCONF_* (index = id - 1).
+std::optional<uint32_t> inet_conf(const nlmsghdr* nlh, int id) {
+    if (nlh->nlmsg_type != RTM_NEWLINK || nlh->nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg))) return std::nullopt;
+    nlattr* tb[IFLA_MAX + 1] = {};
+    if (nlmsg_parse(const_cast<nlmsghdr*>(nlh), sizeof(ifinfomsg), tb, IFLA_MAX, nullptr) < 0 || !tb[IFLA_AF_SPEC])
+        return std::nullopt;
+    nlattr* af;
+    int rem;
+    nla_for_each_nested(af, tb[IFLA_AF_SPEC], rem) {
+        if (nla_type(af) != AF_INET) continue;
+        nlattr* itb[IFLA_INET_MAX + 1] = {};
+        if (nla_parse_nested(itb, IFLA_INET_MAX, af, nullptr) < 0 || !itb[IFLA_INET_CONF]) return std::nullopt;
+        if (nla_len(itb[IFLA_INET_CONF]) < int(sizeof(uint32_t)) * id) return std::nullopt;
+        uint32_t value;
+        std::memcpy(&value, static_cast<char*>(nla_data(itb[IFLA_INET_CONF])) + sizeof(uint32_t) * (id - 1), sizeof value);
+        return value;
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<RouteNetlink>> RouteNetlink::open() {
+    auto sock = rtnl::Socket::open();
+    if (!sock) return sock.error();
+    std::unique_ptr<RouteNetlink> nl(new RouteNetlink);
+    nl->impl_.reset(new Impl{std::move(*sock)});
+    return nl;
+}
+
+RouteNetlink::~RouteNetlink() = default;
+
+unsigned RouteNetlink::replies_received() const { return impl_->sock.replies_received(); }
+
+Expected<std::vector<Route>> RouteNetlink::dump_own_routes() {
+    MsgPtr msg = route_dump_msg(kRouteProtocol, 0);
+    if (!msg) return build_failed("Could not dump routes: ");
+    std::vector<Route> routes;
+    ++messages_;
+    Status st = impl_->sock.request(msg.get(), [&](const nlmsghdr* nlh) {
+        if (nlh->nlmsg_type != RTM_NEWROUTE) return;
+        auto r = rtnl::parse_route(nlh);
+        if (!r || r->protocol != kRouteProtocol || !is_default(*r) || r->type != RTN_UNICAST) return;
+        Route route{r->table, r->metric, r->nexthops};
+        for (auto& nh : route.nexthops) nh.ifname = rtnl::interface_name(nh.ifindex);
+        routes.push_back(std::move(route));
+    });
+    if (!st) return Status::fail(st.err, "Could not dump routes: " + st.message);
+    return routes;
+}
+
+Expected<std::vector<Rule>> RouteNetlink::dump_own_rules() {
+    // fib_valid_dumprule_req() takes no filter at all: every rule comes back, we keep ours.
+    fib_rule_hdr frh{};
+    frh.family = AF_INET;
+    MsgPtr msg = rtnl::make_msg(RTM_GETRULE, NLM_F_DUMP, &frh, sizeof frh);
+    if (!msg) return build_failed("Could not dump rules: ");
+    std::vector<Rule> rules;
+    ++messages_;
+    Status st = impl_->sock.request(msg.get(), [&](const nlmsghdr* nlh) {
+        if (auto rule = parse_own_rule(nlh)) rules.push_back(*rule);
+    });
+    if (!st) return Status::fail(st.err, "Could not dump rules: " + st.message);
+    return rules;
+}
+
+Expected<std::string> RouteNetlink::foreign_default_route(uint32_t table, uint32_t metric) {
+    MsgPtr msg = route_dump_msg(0, table);
+    if (!msg) return build_failed("Could not dump routes: ");
+    std::string found;
+    ++messages_;
+    Status st = impl_->sock.request(msg.get(), [&](const nlmsghdr* nlh) {
+        if (nlh->nlmsg_type != RTM_NEWROUTE || !found.empty()) return;
+        auto r = rtnl::parse_route(nlh);
+        if (r && r->table == table && is_default(*r) && r->metric == metric && r->protocol != kRouteProtocol)
+            found = rtnl::describe_route(*r);
+    });
+    // A table that does not exist yet holds nothing (inet_dump_fib() says ENOENT).
+    if (st.err == ENOENT) return std::string();
+    if (!st) return Status::fail(st.err, "Could not dump routes of table " + table_name(table) + ": " + st.message);
+    return found;
+}
+
+Status RouteNetlink::replace_route(const Route& route) {
+    std::string what = "Could not replace " + describe(route) + ": ";
+    if (Status bad = check_route(route, what); !bad) return bad;
+    bool onlink = route.nexthops.size() == 1 && !route.nexthops[0].gateway;
+    MsgPtr msg = route_msg(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, route,
+                           onlink ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE, RTN_UNICAST);
+    if (!msg) return build_failed(what);
+    ++messages_;
+    Status st = impl_->sock.request(msg.get(), [](const nlmsghdr*) {});
+    if (!st) return Status::fail(st.err, what + st.message);
+    return st;
+}
+
+Status RouteNetlink::delete_route(const Route& route) {
+    // fib_table_delete() treats metric 0 as "any metric" and starts at the first alias of the
+    // prefix, so the nexthops (fib_nh_match()) and our protocol are what pin the right route.
+    std::string what = "Could not delete " + describe(route) + ": ";
+    if (route.nexthops.empty()) return Status::fail(EINVAL, what + "no nexthop");
+    MsgPtr msg = route_msg(RTM_DELROUTE, 0, route, RT_SCOPE_NOWHERE, RTN_UNSPEC);
+    if (!msg) return build_failed(what);
+    ++messages_;
+    Status st = impl_->sock.request(msg.get(), [](const nlmsghdr*) {});
+    if (st.err == ESRCH || st.err == ENOENT) return Status::ok();
+    if (!st) return Status::fail(st.err, what + st.message);
+    return st;
+}
+
+Status RouteNetlink::add_rule(const Rule& rule) {
+    std::string what = "Could not add " + describe(rule) + ": ";
+    // NLM_F_EXCL: without it the kernel happily adds a second identical rule.
+    MsgPtr msg = rule_msg(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, rule);
+    if (!msg) return build_failed(what);
+    ++messages_;
+    Status st = impl_->sock.request(msg.get(), [](const nlmsghdr*) {});
+    if (st.err == EEXIST) return Status::ok();
+    if (!st) return Status::fail(st.err, what + st.message);
+    return st;
+}
+
+Status RouteNetlink::delete_rule(const Rule& rule) {
+    std::string what = "Could not delete " + describe(rule) + ": ";
+    MsgPtr msg = rule_msg(RTM_DELRULE, 0, rule);
+    if (!msg) return build_failed(what);
+    ++messages_;
+    Status st = impl_->sock.request(msg.get(), [](const nlmsghdr*) {});
+    if (st.err == ENOENT || st.err == ESRCH) return Status::ok();
+    if (!st) return Status::fail(st.err, what + st.message);
+    return st;
+}
+
+Expected<bool> RouteNetlink::get_src_valid_mark(int ifindex) {
+    std::string what = "Could not read src_valid_mark of " + rtnl::interface_name(ifindex) + ": ";
+    ifinfomsg ifi{};
+    ifi.ifi_family = AF_UNSPEC;
+    ifi.ifi_index = ifindex;
+    MsgPtr msg = rtnl::make_msg(RTM_GETLINK, 0, &ifi, sizeof ifi);
+    if (!msg) return build_failed(what);
+    std::optional<uint32_t> value;
+    ++messages_;
+    Status st = impl_->sock.request(msg.get(), [&](const nlmsghdr* nlh) {
+        if (auto v = inet_conf(nlh, IPV4_DEVCONF_SRC_VMARK)) value = v;
+    });
+    if (!st) return Status::fail(st.err, what + st.message);
+    if (!value) return Status::fail(ENODATA, what + "no IFLA_INET_CONF in the kernel's answer");
+    return *value != 0;
+}
+
+Status RouteNetlink::set_src_valid_mark(int ifindex, bool on) {
+    std::string what = "Could not set src_valid_mark on " + rtnl::interface_name(ifindex) + ": ";
+    ifinfomsg ifi{};
+    ifi.ifi_family = AF_UNSPEC;
+    ifi.ifi_index = ifindex;
+    MsgPtr msg = rtnl::make_msg(RTM_SETLINK, 0, &ifi, sizeof ifi);
+    if (!msg) return build_failed(what);
+    nl_msg* m = msg.get();
+    nlattr* spec = nla_nest_start(m, IFLA_AF_SPEC);
+    nlattr* inet = spec ? nla_nest_start(m, AF_INET) : nullptr;
+    nlattr* conf = inet ? nla_nest_start(m, IFLA_INET_CONF) : nullptr;
+    // inet_set_link_af(): each attribute's type is the IPV4_DEVCONF_* id.
+    if (!conf || nla_put_u32(m, IPV4_DEVCONF_SRC_VMARK, on ? 1 : 0) < 0 || nla_nest_end(m, conf) < 0 ||
+        nla_nest_end(m, inet) < 0 || nla_nest_end(m, spec) < 0)
+        return build_failed(what);
+    ++messages_;
+    Status st = impl_->sock.request(m, [](const nlmsghdr*) {});
+    if (!st) return Status::fail(st.err, what + st.message);
+    return st;
+}
+
+SyncReport sync_routes(RouteNetlink& nl, const std::vector<Route>& desired) {
+    SyncReport report;
+    auto own = nl.dump_own_routes();
+    if (!own) {
+        report.errors.push_back(own.error());
+        return report;
+    }
+    std::vector<bool> wanted(own->size(), false);
+    std::map<std::pair<uint32_t, uint32_t>, bool> slots_seen;
+    for (const auto& want : desired) {
+        auto slot = std::make_pair(want.table, want.metric);
+        if (slots_seen[slot]) {
+            report.errors.push_back(Status::fail(EINVAL, "Could not add " + describe(want) +
+                                                             ": another desired route has the same table and metric"));
+            continue;
+        }
+        slots_seen[slot] = true;
+        // (table, metric) is the kernel's identity of a default route: fib_table_insert()
+        // replaces the alias with the same (dst/len, tos, priority) in the table.
+        size_t i = 0;
+        while (i < own->size() && ((*own)[i].table != want.table || (*own)[i].metric != want.metric)) ++i;
+        if (i < own->size()) {
+            wanted[i] = true;
+            if (kernel_equal((*own)[i], want)) {
+                ++report.unchanged;
+                continue;
+            }
+            if (Status st = nl.replace_route(want); st) ++report.replaced;
+            else report.errors.push_back(st);
+            continue;
+        }
+        // A slot we do not own yet: a replace would silently take over someone else's route.
+        auto foreign = nl.foreign_default_route(want.table, want.metric);
+        if (!foreign) {
+            report.errors.push_back(foreign.error());
+        } else if (!foreign->empty()) {
+            report.errors.push_back(Status::fail(
+                EEXIST, "Could not add " + describe(want) + ": table " + table_name(want.table) + " metric " +
+                            std::to_string(want.metric) + " already holds \"" + *foreign +
+                            "\", which wanbalance does not own; left alone"));
+        } else if (Status st = nl.replace_route(want); st) {
+            ++report.added;
+        } else {
+            report.errors.push_back(st);
+        }
+    }
+    // Stale routes go last, so traffic always has a route while the new ones go in.
+    for (size_t i = 0; i < own->size(); ++i) {
+        if (wanted[i]) continue;
+        if (Status st = nl.delete_route((*own)[i]); st) ++report.deleted;
+        else report.errors.push_back(st);
+    }
+    return report;
+}
+
+SyncReport sync_rules(RouteNetlink& nl, const std::vector<Rule>& desired) {
+    SyncReport report;
+    auto own = nl.dump_own_rules();
+    if (!own) {
+        report.errors.push_back(own.error());
+        return report;
+    }
+    std::vector<bool> kept(own->size(), false);
+    std::vector<Rule> to_add;
+    for (const auto& want : desired) {
+        size_t i = 0;
+        while (i < own->size() && (kept[i] || !kernel_equal((*own)[i], want))) ++i;
+        if (i < own->size()) {
+            kept[i] = true;
+            ++report.unchanged;
+        } else {
+            to_add.push_back(want);
+        }
+    }
+    // Rules have no replace (fib_nl_newrule() only adds): add the new one first, then delete the
+    // stale one, so marked traffic always has a rule. The new rule goes after every rule of the
+    // same priority, so the delete (rule_find(): first match, unset attributes match anything,
+    // FRA_PROTOCOL always set) still finds the old one first.
+    std::multiset<uint32_t> added_priorities;
+    for (const auto& rule : to_add) {
+        if (Status st = nl.add_rule(rule); st) added_priorities.insert(rule.priority);
+        else report.errors.push_back(st);
+    }
+    report.added = unsigned(added_priorities.size());
+    for (size_t i = 0; i < own->size(); ++i) {
+        if (kept[i]) continue;
+        Status st = nl.delete_rule((*own)[i]);
+        if (!st) {
+            report.errors.push_back(st);
+            continue;
+        }
+        // A rule deleted where another was added at its priority was changed: count a replace.
+        if (auto it = added_priorities.find((*own)[i].priority); it != added_priorities.end()) {
+            added_priorities.erase(it);
+            --report.added;
+            ++report.replaced;
+        } else {
+            ++report.deleted;
+        }
+    }
+    return report;
+}
+
+}  // namespace wb

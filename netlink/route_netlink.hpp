@@ -30,6 +30,7 @@ public:
 
     // Each sends one request and waits for the kernel's answer.
     Status replace_route(const Route& route);  // NLM_F_CREATE|NLM_F_REPLACE, protocol ours
+    // Matches table, metric, protocol and nexthops: pass what dump_own_routes() returned.
     Status delete_route(const Route& route);   // ESRCH/ENOENT count as success
     Status add_rule(const Rule& rule);         // EEXIST counts as success
     Status delete_rule(const Rule& rule);      // ENOENT counts as success
@@ -39,6 +40,9 @@ public:
     Status set_src_valid_mark(int ifindex, bool on);
 
     unsigned messages_sent() const { return messages_; }  // requests sent since open()
+    // Messages the kernel answered with since open() (dump entries, replies; not ACKs): shows
+    // that the kernel-side protocol filter keeps a full BGP table out of dump_own_routes().
+    unsigned replies_received() const;
 
 private:
     RouteNetlink() = default;

@@ -1,1 +1,97 @@
-// placeholder: being written
+#include "rules/routing.hpp"
+
+#include <cstdio>
+
+namespace wb {
+namespace {
+
+std::string hex(uint32_t v) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "0x%x", v);
+    return buf;
+}
+
+std::string dev_name(const Nexthop& nh) {
+    return nh.ifname.empty() ? "ifindex:" + std::to_string(nh.ifindex) : nh.ifname;
+}
+
+// "via 203.0.113.1 dev ether1", or "dev ppp0" for an on-link nexthop.
+std::string via(const Nexthop& nh) {
+    std::string out;
+    if (nh.gateway) out = "via " + nh.gateway->str() + " ";
+    return out + "dev " + dev_name(nh);
+}
+
+std::string rule_selector(const Rule& rule) {
+    std::string out;
+    if (rule.fwmark) out += "fwmark " + hex(*rule.fwmark) + "/" + hex(rule.fwmask) + " ";
+    out += "lookup " + table_name(rule.table);
+    if (rule.suppress_prefixlen) out += " suppress_prefixlength " + std::to_string(*rule.suppress_prefixlen);
+    return out;
+}
+
+bool same_nexthop(const Nexthop& a, const Nexthop& b, bool with_weight) {
+    return a.gateway == b.gateway && a.ifindex == b.ifindex && (!with_weight || a.weight == b.weight);
+}
+
+}  // namespace
+
+std::string table_name(uint32_t table) {
+    switch (table) {
+        case 253: return "default";
+        case kMainTable: return "main";
+        case 255: return "local";
+        default: return std::to_string(table);
+    }
+}
+
+// The metric is printed in the main table, where it is what sets our default route apart from
+// the system's own (DHCP at 100, 1024 …), and wherever it is not 0.
+std::string ip_command(const Route& route) {
+    std::string out = "ip route replace default proto wanbalance table " + table_name(route.table);
+    if (route.table == kMainTable || route.metric != 0) out += " metric " + std::to_string(route.metric);
+    if (route.nexthops.size() == 1) return out + " " + via(route.nexthops[0]);
+    for (const auto& nh : route.nexthops)
+        out += " nexthop " + via(nh) + " weight " + std::to_string(nh.weight);
+    return out;
+}
+
+std::string ip_command(const Rule& rule) {
+    return "ip rule add priority " + std::to_string(rule.priority) + " " + rule_selector(rule) +
+           " proto wanbalance";
+}
+
+std::string describe(const Route& route) {
+    std::string out = "default route in table " + table_name(route.table);
+    if (route.metric != 0) out += " metric " + std::to_string(route.metric);
+    out += " (";
+    for (size_t i = 0; i < route.nexthops.size(); ++i) {
+        if (i > 0) out += ", ";
+        out += via(route.nexthops[i]);
+        if (route.nexthops.size() > 1) out += " weight " + std::to_string(route.nexthops[i].weight);
+    }
+    return out + ")";
+}
+
+std::string describe(const Rule& rule) {
+    return "rule " + std::to_string(rule.priority) + " (" + rule_selector(rule) + ")";
+}
+
+bool kernel_equal(const Route& a, const Route& b) {
+    if (a.table != b.table || a.metric != b.metric || a.nexthops.size() != b.nexthops.size()) return false;
+    // Order counts: the kernel keeps multipath nexthops in the order given, and the hash
+    // threshold splits the flow space in that order.
+    bool multipath = a.nexthops.size() > 1;
+    for (size_t i = 0; i < a.nexthops.size(); ++i)
+        if (!same_nexthop(a.nexthops[i], b.nexthops[i], multipath)) return false;
+    return true;
+}
+
+bool kernel_equal(const Rule& a, const Rule& b) {
+    if (a.priority != b.priority || a.table != b.table || a.suppress_prefixlen != b.suppress_prefixlen ||
+        a.fwmark != b.fwmark)
+        return false;
+    return !a.fwmark || a.fwmask == b.fwmask;
+}
+
+}  // namespace wb

@@ -52,4 +52,14 @@ std::string ip_command(const Rule& rule);
 std::string describe(const Route& route);
 std::string describe(const Rule& rule);
 
+// Whether the kernel would hold the same thing for both: compares what the kernel stores
+// (gateways, ifindexes, weights — not ifname, which is only for messages). A single-path route
+// has no weight in the kernel, so a lone nexthop's weight is ignored; a rule's fwmask only
+// counts with an fwmark.
+bool kernel_equal(const Route& a, const Route& b);
+bool kernel_equal(const Rule& a, const Rule& b);
+
+// "main", "default", "local" for the reserved ids, else the number.
+std::string table_name(uint32_t table);
+
 }  // namespace wb

@@ -1,0 +1,234 @@
+// Pass 2 of validation: the rules that span keys (unique names, interfaces, tables and marks;
+// marks inside the mask; LANs that are not WANs; room for the rules; probe targets after the
+// per-WAN merge), then the Config with every table, mark and probe setting resolved.
+#include <bit>
+#include <cstdio>
+#include <map>
+#include <set>
+
+#include "config/validate.hpp"
+#include "config/wording.hpp"
+
+namespace wb::config_detail {
+
+uint32_t deposit_bits(uint32_t k, uint32_t mask) {
+    uint32_t out = 0;
+    for (uint32_t bit = 1; mask != 0 && bit != 0; bit <<= 1) {
+        uint32_t lowest = mask & -mask;
+        if (k & bit) out |= lowest;
+        mask &= mask - 1;
+    }
+    return out;
+}
+
+uint64_t mark_capacity(uint32_t mask) { return (uint64_t{1} << std::popcount(mask)) - 1; }
+
+namespace {
+
+constexpr uint32_t kMainRulePriority = 32766;
+constexpr uint32_t kFirstReservedTable = 253;  // 253 default, 254 main, 255 local
+constexpr uint32_t kLastReservedTable = 255;
+
+std::string hex(uint32_t value) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "0x%x", value);
+    return buf;
+}
+
+// The name of a WAN for messages about another key: its name when valid, else its path.
+std::string wan_label(const WanDraft& wan) { return wan.name.value ? "WAN " + quote(*wan.name.value) : wan.path; }
+
+// The first WAN that used a value claims it; later ones are errors naming the first.
+template <class T>
+class FirstUse {
+public:
+    // The path of the earlier user, or empty when `value` was free (and is now taken).
+    std::string claim(const T& value, const std::string& owner) {
+        auto [it, fresh] = owners_.emplace(value, owner);
+        return fresh ? std::string() : it->second;
+    }
+
+private:
+    std::map<T, std::string> owners_;
+};
+
+void check_wan_count(const ConfigDraft& draft, std::optional<uint32_t> mask, Reporter& report) {
+    if (!draft.wan_count.value) return;
+    size_t count = *draft.wan_count.value;
+    uint64_t room = mask ? mark_capacity(*mask) : kMaxWans;
+    if (count <= std::min<uint64_t>(kMaxWans, room)) return;
+    uint64_t most = std::min<uint64_t>(kMaxWans, room);
+    std::string message = "expected at most " + std::to_string(most) + (most == 1 ? " WAN" : " WANs");
+    if (room < kMaxWans) {
+        message += " (mark_mask " + quote(hex(*mask)) + " has room for " + std::to_string(room) +
+                   (room == 1 ? " mark)" : " marks)");
+    }
+    report.fail(draft.wan_count.path, message + ", got " + std::to_string(count));
+}
+
+void check_unique_per_wan(const ConfigDraft& draft, std::optional<uint32_t> mask, Reporter& report) {
+    FirstUse<std::string> names, interfaces;
+    FirstUse<uint32_t> tables, marks;
+    for (const WanDraft& wan : draft.wans) {
+        if (wan.name.value) {
+            if (auto first = names.claim(*wan.name.value, wan.path); !first.empty()) {
+                report.fail(wan.name.path, quote(*wan.name.value) + " is already used by " + first);
+            }
+        }
+        if (wan.interface.value) {
+            if (auto first = interfaces.claim(*wan.interface.value, wan.path); !first.empty()) {
+                report.fail(wan.interface.path, quote(*wan.interface.value) + " is already used by " + first);
+            }
+        }
+        if (wan.table.value) {
+            if (auto first = tables.claim(*wan.table.value, wan.path); !first.empty()) {
+                report.fail(wan.table.path, std::to_string(*wan.table.value) + " is already used by " + first);
+            }
+        }
+        if (wan.mark.value) {
+            if (mask && (*wan.mark.value & ~*mask) != 0) {
+                report.fail(wan.mark.path, wan.mark_as_written + " has bits outside mark_mask " + quote(hex(*mask)));
+            } else if (auto first = marks.claim(*wan.mark.value, wan.path); !first.empty()) {
+                report.fail(wan.mark.path, wan.mark_as_written + " is already used by " + first);
+            }
+        }
+    }
+}
+
+void check_lans_are_not_wans(const ConfigDraft& draft, Reporter& report) {
+    std::map<std::string, const WanDraft*> wan_interfaces;
+    for (const WanDraft& wan : draft.wans) {
+        if (wan.interface.value) wan_interfaces.emplace(*wan.interface.value, &wan);
+    }
+    for (const auto& lan : draft.lans) {
+        if (!lan.value) continue;
+        if (auto it = wan_interfaces.find(*lan.value); it != wan_interfaces.end()) {
+            report.fail(lan.path, quote(*lan.value) + " is also the interface of " + wan_label(*it->second));
+        }
+    }
+}
+
+// One rule to keep LAN replies in the main table, then one fwmark rule per WAN, all below the
+// kernel's own rule for the main table.
+void check_rule_room(const ConfigDraft& draft, Reporter& report) {
+    if (!draft.rule_priority.value || !draft.wan_count.value || *draft.wan_count.value > kMaxWans) return;
+    uint32_t rules = uint32_t(*draft.wan_count.value) + 1;
+    uint32_t highest = kMainRulePriority - rules;
+    if (*draft.rule_priority.value <= highest) return;
+    report.fail(draft.rule_priority.path,
+                "expected an integer from 1 to " + std::to_string(highest) + " (" + std::to_string(rules) +
+                    " rules must fit below the main table's rule at " + std::to_string(kMainRulePriority) + "), got " +
+                    std::to_string(*draft.rule_priority.value));
+}
+
+std::string targets_phrase(const std::vector<Ipv4>& targets) {
+    return targets.empty() ? "1: the gateway, as targets is empty" : std::to_string(targets.size());
+}
+
+// min_targets_up against the targets it will be used with, reported where min_targets_up was
+// set: the global value alone, then each WAN's merged settings.
+void check_min_targets(const ConfigDraft& draft, Reporter& report) {
+    const Field<unsigned>& global_min = draft.probe.min_targets_up;
+    const Field<std::vector<Ipv4>>& global_targets = draft.probe.targets;
+    if (global_min.value && (!global_targets.present() || global_targets.value)) {
+        auto targets = global_targets.value.value_or(std::vector<Ipv4>{});
+        if (*global_min.value > std::max<size_t>(1, targets.size())) {
+            report.fail(global_min.path, std::to_string(*global_min.value) +
+                                             " is more than the number of probe targets (" + targets_phrase(targets) +
+                                             ")");
+        }
+    }
+    for (const WanDraft& wan : draft.wans) {
+        bool own_min = wan.probe.min_targets_up.present();
+        bool own_targets = wan.probe.targets.present();
+        if (!own_min && !own_targets) continue;  // the global check covers it
+        const Field<unsigned>& min = own_min ? wan.probe.min_targets_up : global_min;
+        const Field<std::vector<Ipv4>>& targets_field = own_targets ? wan.probe.targets : global_targets;
+        if (!min.value || (targets_field.present() && !targets_field.value)) continue;
+        auto targets = targets_field.value.value_or(std::vector<Ipv4>{});
+        if (*min.value <= std::max<size_t>(1, targets.size())) continue;
+        std::string whose = own_min ? "" : " of " + wan_label(wan);
+        report.fail(min.path, std::to_string(*min.value) + " is more than the number of probe targets" + whose + " (" +
+                                  targets_phrase(targets) + ")");
+    }
+}
+
+ProbeConfig merge(ProbeConfig base, const ProbeDraft& over) {
+    if (over.targets.value) base.targets = *over.targets.value;
+    if (over.interval_ms.value) base.interval = std::chrono::milliseconds(*over.interval_ms.value);
+    if (over.timeout_ms.value) base.timeout = std::chrono::milliseconds(*over.timeout_ms.value);
+    if (over.down_after.value) base.down_after = *over.down_after.value;
+    if (over.up_after.value) base.up_after = *over.up_after.value;
+    if (over.min_targets_up.value) base.min_targets_up = *over.min_targets_up.value;
+    return base;
+}
+
+// Tables 101, 102, ... and marks deposit_bits(1), (2), ... in WAN order, skipping any value a
+// WAN claims explicitly, so adding an explicit value never renumbers the WANs before it.
+void allocate(Config& config, const ConfigDraft& draft) {
+    std::set<uint32_t> explicit_tables, explicit_marks;
+    for (const WanDraft& wan : draft.wans) {
+        if (wan.table.value) explicit_tables.insert(*wan.table.value);
+        if (wan.mark.value) explicit_marks.insert(*wan.mark.value);
+    }
+    uint32_t next_table = kFirstTable;
+    uint32_t next_k = 1;
+    for (size_t i = 0; i < draft.wans.size(); ++i) {
+        WanConfig& wan = config.wans[i];
+        if (draft.wans[i].table.value) {
+            wan.table = *draft.wans[i].table.value;
+        } else {
+            while (explicit_tables.count(next_table) ||
+                   (next_table >= kFirstReservedTable && next_table <= kLastReservedTable)) {
+                ++next_table;
+            }
+            wan.table = next_table++;
+        }
+        if (draft.wans[i].mark.value) {
+            wan.mark = *draft.wans[i].mark.value;
+        } else {
+            while (explicit_marks.count(deposit_bits(next_k, config.mark_mask))) ++next_k;
+            wan.mark = deposit_bits(next_k++, config.mark_mask);
+        }
+    }
+}
+
+Config build(const ConfigDraft& draft) {
+    Config config;
+    if (draft.classifier.value) config.classifier = *draft.classifier.value;
+    config.probe = merge(ProbeConfig{}, draft.probe);
+    if (draft.masquerade.value) config.masquerade = *draft.masquerade.value;
+    if (draft.flush_conntrack.value) config.flush_conntrack = *draft.flush_conntrack.value;
+    if (draft.mark_mask.value) config.mark_mask = *draft.mark_mask.value;
+    if (draft.rule_priority.value) config.rule_priority = *draft.rule_priority.value;
+    if (draft.hooks_dir.value) config.hooks_dir = *draft.hooks_dir.value;
+    for (const auto& lan : draft.lans) config.lans.push_back(*lan.value);
+    for (const WanDraft& d : draft.wans) {
+        WanConfig wan;
+        wan.name = *d.name.value;
+        wan.interface = *d.interface.value;
+        wan.gateway = *d.gateway.value;
+        wan.weight = d.weight.value.value_or(1);
+        wan.tier = d.tier.value.value_or(0);
+        wan.probe = merge(config.probe, d.probe);
+        config.wans.push_back(std::move(wan));
+    }
+    allocate(config, draft);
+    return config;
+}
+
+}  // namespace
+
+std::optional<Config> resolve(const ConfigDraft& draft, Reporter& report) {
+    // A mask that is present but invalid has been reported; checks that need it are skipped.
+    std::optional<uint32_t> mask = draft.mark_mask.present() ? draft.mark_mask.value : kDefaultMarkMask;
+    check_wan_count(draft, mask, report);
+    check_unique_per_wan(draft, mask, report);
+    check_lans_are_not_wans(draft, report);
+    check_rule_room(draft, report);
+    check_min_targets(draft, report);
+    if (!report.ok()) return std::nullopt;
+    return build(draft);
+}
+
+}  // namespace wb::config_detail

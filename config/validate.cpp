@@ -1,0 +1,390 @@
+// Pass 1 of validation: every key of the document checked on its own, against DESIGN.md §3.
+// Each problem is one message that quotes the input; reading goes on after a problem so one
+// run reports everything.
+#include <algorithm>
+#include <cctype>
+#include <map>
+
+#include "config/validate.hpp"
+#include "config/wording.hpp"
+
+namespace wb::config_detail {
+
+void Reporter::fail(const std::string& path, std::string message) {
+    errors_.push_back({doc_.order_of(path), {path, std::move(message)}});
+}
+
+void Reporter::fail_after(const std::string& path, std::string message) {
+    errors_.push_back({doc_.order_of(path, /*at_end=*/true), {path, std::move(message)}});
+}
+
+std::vector<ConfigError> Reporter::take_in_document_order() {
+    std::stable_sort(errors_.begin(), errors_.end(),
+                     [](const OrderedError& a, const OrderedError& b) { return a.order < b.order; });
+    std::vector<ConfigError> out;
+    for (auto& e : errors_) {
+        if (out.empty() || !(out.back() == e.error)) out.push_back(std::move(e.error));
+    }
+    errors_.clear();
+    return out;
+}
+
+namespace {
+
+constexpr std::string_view kTopKeys[] = {
+    "wans", "lans", "balance", "probe", "masquerade", "flush_conntrack", "mark_mask", "rule_priority", "hooks_dir"};
+constexpr std::string_view kTopRequired[] = {"wans", "lans"};
+constexpr std::string_view kWanKeys[] = {"name", "interface", "gateway", "weight", "tier", "table", "mark", "probe"};
+constexpr std::string_view kWanRequired[] = {"name", "interface", "gateway"};
+constexpr std::string_view kProbeKeys[] = {"targets",    "interval_ms", "timeout_ms",
+                                           "down_after", "up_after",    "min_targets_up"};
+constexpr std::string_view kBalanceKeys[] = {"classifier"};
+
+constexpr uint64_t kMaxU32 = UINT32_MAX;
+constexpr size_t kMaxProbeTargets = 16;
+constexpr uint32_t kMaxRulePriority = 32765;  // 32766 is the kernel's rule for the main table
+constexpr size_t kMaxInterfaceName = 15;      // IFNAMSIZ - 1
+constexpr size_t kMaxWanName = 15;
+
+bool contains(std::span<const std::string_view> list, std::string_view word) {
+    return std::find(list.begin(), list.end(), word) != list.end();
+}
+
+// Where a key that is unknown here would be right, for "(it belongs inside "probe")".
+std::string home_of(std::string_view key) {
+    if (contains(kProbeKeys, key)) return "inside \"probe\"";
+    if (contains(kWanKeys, key)) return "inside an entry of \"wans\"";
+    if (contains(kBalanceKeys, key)) return "inside \"balance\"";
+    if (contains(kTopKeys, key)) return "at the top level";
+    return "";
+}
+
+void check_keys(const Json& object, const std::string& path, std::span<const std::string_view> allowed,
+                std::span<const std::string_view> required, Reporter& report) {
+    for (const auto& item : object.items()) {
+        const std::string& key = item.key();
+        if (contains(allowed, key)) continue;
+        std::string message = "unknown key " + describe(Json(key));
+        if (std::string home = home_of(key); !home.empty()) {
+            message += " (it belongs " + home + ")";
+        } else if (auto match = closest_match(key, allowed)) {
+            message += " (did you mean " + quote(*match) + "?)";
+        } else {
+            message += " (allowed: " + quote_list(allowed) + ")";
+        }
+        report.fail(pointer_append(path, key), message);
+    }
+    for (std::string_view key : required) {
+        if (!object.contains(key)) report.fail_after(path, "missing required key " + quote(key));
+    }
+}
+
+// ---- Scalars ----
+
+std::optional<uint64_t> read_integer(const Json& v, const std::string& path, uint64_t low, uint64_t high,
+                                     Reporter& report) {
+    if (v.is_number_unsigned()) {
+        uint64_t n = v.get<uint64_t>();
+        if (n >= low && n <= high) return n;
+    }
+    report.fail(path, "expected an integer from " + std::to_string(low) + " to " + std::to_string(high) + ", got " +
+                          describe(v));
+    return std::nullopt;
+}
+
+void read_unsigned(Field<unsigned>& field, const Json& v, const std::string& path, unsigned low, unsigned high,
+                   Reporter& report) {
+    field.path = path;
+    if (auto n = read_integer(v, path, low, high, report)) field.value = unsigned(*n);
+}
+
+void read_bool(Field<bool>& field, const Json& v, const std::string& path, Reporter& report) {
+    field.path = path;
+    if (v.is_boolean()) {
+        field.value = v.get<bool>();
+    } else {
+        report.fail(path, "expected true or false, got " + describe(v));
+    }
+}
+
+// "0x" and hex digits; values wider than 32 bits come back as 2^32 (not wrapped).
+std::optional<uint64_t> parse_hex(const std::string& s) {
+    if (s.size() < 3 || s[0] != '0' || s[1] != 'x') return std::nullopt;
+    uint64_t value = 0;
+    for (size_t i = 2; i < s.size(); ++i) {
+        char c = char(std::tolower(static_cast<unsigned char>(s[i])));
+        int digit = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+        if (digit < 0) return std::nullopt;
+        value = std::min<uint64_t>(value * 16 + uint64_t(digit), kMaxU32 + 1);
+    }
+    return value;
+}
+
+bool is_wan_name(const std::string& s) {
+    if (s.empty() || s.size() > kMaxWanName) return false;
+    return std::all_of(s.begin(), s.end(),
+                       [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'; });
+}
+
+// The kernel's dev_valid_name() plus what makes a name unusable in nft and ip(8) commands.
+bool is_interface_name(const std::string& s) {
+    if (s.empty() || s.size() > kMaxInterfaceName || s == "." || s == "..") return false;
+    return std::none_of(s.begin(), s.end(), [](char c) {
+        auto u = static_cast<unsigned char>(c);
+        return c == '/' || c == ':' || c == '%' || std::isspace(u) || u < 0x20 || u == 0x7f;
+    });
+}
+
+std::optional<std::string> read_interface(const Json& v, const std::string& path, Reporter& report) {
+    if (v.is_string() && is_interface_name(v.get_ref<const std::string&>())) return v.get<std::string>();
+    report.fail(path, describe(v) + " is not an interface name (1-15 characters, no '/', ':', '%' or whitespace)");
+    return std::nullopt;
+}
+
+std::optional<Ipv4> read_ipv4(const Json& v) {
+    if (!v.is_string()) return std::nullopt;
+    return Ipv4::parse(v.get_ref<const std::string&>());
+}
+
+// ---- Objects ----
+
+void read_targets(Field<std::vector<Ipv4>>& field, const Json& v, const std::string& path, Reporter& report) {
+    field.path = path;
+    if (!v.is_array()) {
+        report.fail(path, "expected an array of IPv4 addresses, got " + describe(v));
+        return;
+    }
+    bool ok = true;
+    if (v.size() > kMaxProbeTargets) {
+        report.fail(
+            path, "expected at most " + std::to_string(kMaxProbeTargets) + " targets, got " + std::to_string(v.size()));
+        ok = false;
+    }
+    std::vector<Ipv4> targets;
+    std::map<Ipv4, std::string> first_seen;
+    for (size_t i = 0; i < v.size(); ++i) {
+        std::string at = pointer_append(path, i);
+        auto address = read_ipv4(v[i]);
+        if (!address) {
+            report.fail(at, describe(v[i]) + " is not an IPv4 address");
+            ok = false;
+        } else if (auto [it, fresh] = first_seen.emplace(*address, at); !fresh) {
+            report.fail(at, describe(v[i]) + " is already listed at " + it->second);
+            ok = false;
+        } else {
+            targets.push_back(*address);
+        }
+    }
+    if (ok) field.value = std::move(targets);
+}
+
+ProbeDraft read_probe(const Json& v, const std::string& path, Reporter& report) {
+    ProbeDraft probe;
+    if (!v.is_object()) {
+        report.fail(path, "expected an object, got " + describe(v));
+        return probe;
+    }
+    check_keys(v, path, kProbeKeys, {}, report);
+    for (const auto& item : v.items()) {
+        const std::string& key = item.key();
+        std::string at = pointer_append(path, key);
+        if (key == "targets") read_targets(probe.targets, item.value(), at, report);
+        if (key == "interval_ms") read_unsigned(probe.interval_ms, item.value(), at, 50, 60000, report);
+        if (key == "timeout_ms") read_unsigned(probe.timeout_ms, item.value(), at, 50, 60000, report);
+        if (key == "down_after") read_unsigned(probe.down_after, item.value(), at, 1, 100, report);
+        if (key == "up_after") read_unsigned(probe.up_after, item.value(), at, 1, 100, report);
+        if (key == "min_targets_up") read_unsigned(probe.min_targets_up, item.value(), at, 1, kMaxProbeTargets, report);
+    }
+    return probe;
+}
+
+void read_table(Field<uint32_t>& field, const Json& v, const std::string& path, Reporter& report) {
+    field.path = path;
+    auto n = read_integer(v, path, 1, kMaxU32, report);
+    if (!n) return;
+    // rt_tables(5): 253 default, 254 main, 255 local belong to the kernel.
+    if (*n >= 253 && *n <= 255) {
+        const char* name = *n == 253 ? "default" : *n == 254 ? "main" : "local";
+        report.fail(path, std::to_string(*n) + " is reserved for the kernel's " + name + " table");
+        return;
+    }
+    field.value = uint32_t(*n);
+}
+
+void read_mark(WanDraft& wan, const Json& v, const std::string& path, Reporter& report) {
+    wan.mark.path = path;
+    wan.mark_as_written = describe(v);
+    std::optional<uint64_t> value;
+    if (v.is_string()) value = parse_hex(v.get_ref<const std::string&>());
+    if (v.is_number_unsigned()) value = std::min<uint64_t>(v.get<uint64_t>(), kMaxU32 + 1);
+    if (!value) {
+        report.fail(path, "expected a hex string like \"0x100\" or an integer, got " + describe(v));
+    } else if (*value > kMaxU32) {
+        report.fail(path, describe(v) + " is wider than 32 bits");
+    } else if (*value == 0) {
+        report.fail(path, describe(v) + " must be nonzero (0 means unmarked)");
+    } else {
+        wan.mark.value = uint32_t(*value);
+    }
+}
+
+WanDraft read_wan(const Json& v, const std::string& path, Reporter& report) {
+    WanDraft wan;
+    wan.path = path;
+    if (!v.is_object()) {
+        report.fail(path, "expected an object, got " + describe(v));
+        return wan;
+    }
+    check_keys(v, path, kWanKeys, kWanRequired, report);
+    for (const auto& item : v.items()) {
+        const std::string& key = item.key();
+        const Json& value = item.value();
+        std::string at = pointer_append(path, key);
+        if (key == "name") {
+            wan.name.path = at;
+            if (value.is_string() && is_wan_name(value.get_ref<const std::string&>())) {
+                wan.name.value = value.get<std::string>();
+            } else {
+                report.fail(at, describe(value) + " must be 1-15 characters of a-z, 0-9, _ and -");
+            }
+        } else if (key == "interface") {
+            wan.interface.path = at;
+            wan.interface.value = read_interface(value, at, report);
+        } else if (key == "gateway") {
+            wan.gateway.path = at;
+            if (value == "auto") {
+                wan.gateway.value.emplace(std::nullopt);
+            } else if (auto address = read_ipv4(value)) {
+                wan.gateway.value.emplace(*address);
+            } else {
+                report.fail(at, describe(value) + " is not an IPv4 address or \"auto\"");
+            }
+        } else if (key == "weight") {
+            read_unsigned(wan.weight, value, at, 1, 1000, report);
+        } else if (key == "tier") {
+            read_unsigned(wan.tier, value, at, 0, 255, report);
+        } else if (key == "table") {
+            read_table(wan.table, value, at, report);
+        } else if (key == "mark") {
+            read_mark(wan, value, at, report);
+        } else if (key == "probe") {
+            wan.probe = read_probe(value, at, report);
+        }
+    }
+    return wan;
+}
+
+void read_wans(ConfigDraft& draft, const Json& v, const std::string& path, Reporter& report) {
+    if (!v.is_array()) {
+        report.fail(path, "expected an array of WANs, got " + describe(v));
+        return;
+    }
+    draft.wan_count = {v.size(), path};
+    if (v.empty()) report.fail(path, "expected at least one WAN, got []");
+    for (size_t i = 0; i < v.size(); ++i) draft.wans.push_back(read_wan(v[i], pointer_append(path, i), report));
+}
+
+void read_lans(ConfigDraft& draft, const Json& v, const std::string& path, Reporter& report) {
+    if (!v.is_array()) {
+        report.fail(path, "expected an array of interface names, got " + describe(v));
+        return;
+    }
+    if (v.empty()) report.fail(path, "expected at least one LAN interface, got []");
+    std::map<std::string, std::string> first_seen;
+    for (size_t i = 0; i < v.size(); ++i) {
+        Field<std::string> lan{std::nullopt, pointer_append(path, i)};
+        lan.value = read_interface(v[i], lan.path, report);
+        if (lan.value) {
+            if (auto [it, fresh] = first_seen.emplace(*lan.value, lan.path); !fresh) {
+                report.fail(lan.path, quote(*lan.value) + " is already listed at " + it->second);
+                lan.value.reset();
+            }
+        }
+        draft.lans.push_back(std::move(lan));
+    }
+}
+
+void read_balance(ConfigDraft& draft, const Json& v, const std::string& path, Reporter& report) {
+    if (!v.is_object()) {
+        report.fail(path, "expected an object, got " + describe(v));
+        return;
+    }
+    check_keys(v, path, kBalanceKeys, {}, report);
+    if (!v.contains("classifier")) return;
+    const Json& value = v["classifier"];
+    draft.classifier.path = pointer_append(path, "classifier");
+    if (value.is_string()) draft.classifier.value = parse_classifier(value.get_ref<const std::string&>());
+    if (draft.classifier.value) return;
+
+    std::vector<std::string_view> names;
+    for (int c = 0; c <= int(Classifier::RoundRobin); ++c) names.push_back(classifier_name(Classifier(c)));
+    std::string message = describe(value) + " is not a classifier";
+    std::optional<std::string_view> match;
+    if (value.is_string()) match = closest_match(value.get_ref<const std::string&>(), names);
+    if (match) {
+        message += " (did you mean " + quote(*match) + "?)";
+    } else {
+        message += " (one of " + quote_list(names) + ")";
+    }
+    report.fail(draft.classifier.path, message);
+}
+
+void read_mark_mask(Field<uint32_t>& field, const Json& v, const std::string& path, Reporter& report) {
+    field.path = path;
+    std::optional<uint64_t> mask;
+    if (v.is_string()) mask = parse_hex(v.get_ref<const std::string&>());
+    if (!mask) {
+        report.fail(path, "expected a hex string like \"0x3f00\", got " + describe(v));
+    } else if (*mask > kMaxU32) {
+        report.fail(path, describe(v) + " is wider than 32 bits");
+    } else if (*mask == 0) {
+        report.fail(path, describe(v) + " must be nonzero");
+    } else {
+        field.value = uint32_t(*mask);
+    }
+}
+
+void read_hooks_dir(Field<std::string>& field, const Json& v, const std::string& path, Reporter& report) {
+    field.path = path;
+    if (v.is_string()) {
+        const std::string& s = v.get_ref<const std::string&>();
+        bool clean = std::none_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; });
+        if (!s.empty() && s[0] == '/' && clean) {
+            field.value = s;
+            return;
+        }
+    }
+    report.fail(path, "expected an absolute path, got " + describe(v));
+}
+
+}  // namespace
+
+ConfigDraft read_draft(const JsonDocument& doc, Reporter& report) {
+    ConfigDraft draft;
+    const Json& root = doc.root;
+    if (!root.is_object()) {
+        report.fail("", "expected an object at the top level, got " + describe(root));
+        return draft;
+    }
+    check_keys(root, "", kTopKeys, kTopRequired, report);
+    for (const auto& item : root.items()) {
+        const std::string& key = item.key();
+        const Json& value = item.value();
+        std::string at = pointer_append("", key);
+        if (key == "wans") read_wans(draft, value, at, report);
+        if (key == "lans") read_lans(draft, value, at, report);
+        if (key == "balance") read_balance(draft, value, at, report);
+        if (key == "probe") draft.probe = read_probe(value, at, report);
+        if (key == "masquerade") read_bool(draft.masquerade, value, at, report);
+        if (key == "flush_conntrack") read_bool(draft.flush_conntrack, value, at, report);
+        if (key == "mark_mask") read_mark_mask(draft.mark_mask, value, at, report);
+        if (key == "rule_priority") {
+            draft.rule_priority.path = at;
+            if (auto n = read_integer(value, at, 1, kMaxRulePriority, report)) draft.rule_priority.value = uint32_t(*n);
+        }
+        if (key == "hooks_dir") read_hooks_dir(draft.hooks_dir, value, at, report);
+    }
+    return draft;
+}
+
+}  // namespace wb::config_detail

@@ -1,0 +1,89 @@
+// Internal to the config module: the two validation passes. read_draft checks every key on its
+// own; resolve checks what spans keys (uniqueness, marks vs mask, probe targets) and allocates.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "config/json_reader.hpp"
+
+namespace wb::config_detail {
+
+// Collects errors, each placed in document order by the JSON pointer it names.
+class Reporter {
+public:
+    explicit Reporter(const JsonDocument& doc) : doc_(doc), errors_(doc.errors) {}
+
+    // A problem with the value at `path`.
+    void fail(const std::string& path, std::string message);
+    // A problem noticed at the end of the value at `path` (a missing key of an object).
+    void fail_after(const std::string& path, std::string message);
+
+    bool ok() const { return errors_.empty(); }
+    std::vector<ConfigError> take_in_document_order();
+
+private:
+    const JsonDocument& doc_;
+    std::vector<OrderedError> errors_;
+};
+
+// A key as read: `path` is set when the key is present, `value` only when it is also valid.
+template <class T>
+struct Field {
+    std::optional<T> value;
+    std::string path;
+
+    bool present() const { return !path.empty(); }
+};
+
+struct ProbeDraft {
+    Field<std::vector<Ipv4>> targets;
+    Field<unsigned> interval_ms;
+    Field<unsigned> timeout_ms;
+    Field<unsigned> down_after;
+    Field<unsigned> up_after;
+    Field<unsigned> min_targets_up;
+};
+
+struct WanDraft {
+    std::string path;  // "/wans/0"
+    Field<std::string> name;
+    Field<std::string> interface;
+    Field<std::optional<Ipv4>> gateway;  // nullopt inside: "auto"
+    Field<unsigned> weight;
+    Field<unsigned> tier;
+    Field<uint32_t> table;
+    Field<uint32_t> mark;
+    std::string mark_as_written;  // for messages: "0x100" or 256, as in the file
+    ProbeDraft probe;
+};
+
+struct ConfigDraft {
+    Field<size_t> wan_count;  // entries of "wans", valid or not
+    std::vector<WanDraft> wans;
+    std::vector<Field<std::string>> lans;
+    Field<Classifier> classifier;
+    ProbeDraft probe;
+    Field<bool> masquerade;
+    Field<bool> flush_conntrack;
+    Field<uint32_t> mark_mask;
+    Field<uint32_t> rule_priority;
+    Field<std::string> hooks_dir;
+};
+
+// Pass 1: every key on its own (types, ranges, formats, unknown and missing keys).
+ConfigDraft read_draft(const JsonDocument& doc, Reporter& report);
+
+// Pass 2: the checks that need several keys, then (when nothing failed) the Config with
+// tables, marks and per-WAN probe settings resolved.
+std::optional<Config> resolve(const ConfigDraft& draft, Reporter& report);
+
+// The k-th value inside `mask` (k = 1, 2, ...): k's bits deposited into the mask's set bits.
+uint32_t deposit_bits(uint32_t k, uint32_t mask);
+
+// How many distinct nonzero marks fit in `mask`.
+uint64_t mark_capacity(uint32_t mask);
+
+}  // namespace wb::config_detail

@@ -1,0 +1,477 @@
+#include "netlink/nft_encode.hpp"
+
+#include <arpa/inet.h>
+#include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/set.h>
+#include <libnftnl/table.h>
+#include <libnftnl/udata.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_tables.h>
+#include <net/if.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+namespace wb::nft {
+namespace {
+
+// Deleter calling a C library's free function.
+template <auto Free>
+struct CFree {
+    template <class T>
+    void operator()(T* p) const {
+        Free(p);
+    }
+};
+using TablePtr = std::unique_ptr<nftnl_table, CFree<nftnl_table_free>>;
+using ChainPtr = std::unique_ptr<nftnl_chain, CFree<nftnl_chain_free>>;
+using SetPtr = std::unique_ptr<nftnl_set, CFree<nftnl_set_free>>;
+using RulePtr = std::unique_ptr<nftnl_rule, CFree<nftnl_rule_free>>;
+using ExprPtr = std::unique_ptr<nftnl_expr, CFree<nftnl_expr_free>>;
+using ElemPtr = std::unique_ptr<nftnl_set_elem, CFree<nftnl_set_elem_free>>;
+using UdataPtr = std::unique_ptr<nftnl_udata_buf, CFree<nftnl_udata_buf_free>>;
+
+// Constants of nft 1.0.6 itself (not the kernel's) that end up in set user data, read back from
+// `nft --debug=mnl`: datatype ids (src/datatype.h), byte orders, and expression type ids.
+constexpr uint32_t kNftTypeInteger = 4;
+constexpr uint32_t kNftTypeMark = 19;
+constexpr uint32_t kNftTypeIfname = 41;
+constexpr uint32_t kNftByteorderInvalid = 0;
+constexpr uint32_t kNftByteorderHost = 1;
+constexpr uint32_t kNftExprVerdict = 1;
+constexpr uint32_t kNftExprNumgen = 0x17;
+// Attributes of the numgen typeof nest (nft src/numgen.c).
+enum : uint8_t { kNumgenUdataMode, kNumgenUdataModulus, kNumgenUdataOffset };
+
+constexpr uint32_t kRtnLocal = 2;  // RTN_LOCAL, what "fib daddr type local" compares to
+constexpr size_t kMarkSize = sizeof(uint32_t);
+
+// Allocation failure is as fatal here as a failed `new`.
+template <class T>
+T* must(T* p) {
+    if (!p) {
+        std::fputs("wanbalance: out of memory building nftables objects\n", stderr);
+        std::abort();
+    }
+    return p;
+}
+
+size_t align4(size_t n) { return (n + 3) & ~size_t(3); }
+
+uint32_t key_datatype(KeyType t) {
+    switch (t) {
+        case KeyType::Ifname: return kNftTypeIfname;
+        case KeyType::Mark: return kNftTypeMark;
+        case KeyType::HashBucket: return kNftTypeInteger;
+    }
+    return kNftTypeInteger;
+}
+
+uint32_t key_length(KeyType t) { return t == KeyType::Ifname ? IFNAMSIZ : kMarkSize; }
+
+// The TLVs nft writes into NFTA_SET_USERDATA; without KEY_TYPEOF, `nft list` cannot print
+// "typeof numgen inc mod N" and falls back to "type integer", which nft cannot load back.
+UdataPtr set_userdata(const Set& set) {
+    UdataPtr buf(must(nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN)));
+    nftnl_udata_put_u32(buf.get(), NFTNL_UDATA_SET_KEYBYTEORDER, kNftByteorderHost);
+    if (set.verdict_map) nftnl_udata_put_u32(buf.get(), NFTNL_UDATA_SET_DATABYTEORDER, kNftByteorderInvalid);
+    if (set.key_type == KeyType::HashBucket) {
+        nftnl_udata* key = nftnl_udata_nest_start(buf.get(), NFTNL_UDATA_SET_KEY_TYPEOF);
+        nftnl_udata_put_u32(buf.get(), NFTNL_UDATA_SET_TYPEOF_EXPR, kNftExprNumgen);
+        nftnl_udata* data = nftnl_udata_nest_start(buf.get(), NFTNL_UDATA_SET_TYPEOF_DATA);
+        nftnl_udata_put_u32(buf.get(), kNumgenUdataMode, NFT_NG_INCREMENTAL);
+        nftnl_udata_put_u32(buf.get(), kNumgenUdataModulus, set.bucket_modulus);
+        nftnl_udata_put_u32(buf.get(), kNumgenUdataOffset, 0);
+        nftnl_udata_nest_end(buf.get(), data);
+        nftnl_udata_nest_end(buf.get(), key);
+        if (set.verdict_map) {
+            nftnl_udata* verdict = nftnl_udata_nest_start(buf.get(), NFTNL_UDATA_SET_DATA_TYPEOF);
+            nftnl_udata_put_u32(buf.get(), NFTNL_UDATA_SET_TYPEOF_EXPR, kNftExprVerdict);
+            nftnl_udata_nest_end(buf.get(), nftnl_udata_nest_start(buf.get(), NFTNL_UDATA_SET_TYPEOF_DATA));
+            nftnl_udata_nest_end(buf.get(), verdict);
+        }
+    }
+    if (set.verdict_map) nftnl_udata_put_u32(buf.get(), NFTNL_UDATA_SET_DATA_INTERVAL, 0);
+    return buf;
+}
+
+UdataPtr comment_userdata(uint8_t type, const std::string& comment) {
+    UdataPtr buf(must(nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN)));
+    nftnl_udata_put_strz(buf.get(), type, comment.c_str());
+    return buf;
+}
+
+// nft refuses longer comments, so it could not load render()'s text back.
+Status comment_too_long(const std::string& comment) {
+    return Status::fail(EINVAL, "comment \"" + comment + "\" is longer than " +
+                                    std::to_string(NFTNL_UDATA_COMMENT_MAXLEN) + " characters");
+}
+
+struct KeyBytes {
+    std::array<uint8_t, IFNAMSIZ> data{};
+    uint32_t len = 0;
+};
+
+// Interface names travel as IFNAMSIZ bytes, NUL padded; marks and buckets as host-order u32.
+Expected<KeyBytes> ifname_bytes(const std::string& name, const std::string& where) {
+    if (name.empty() || name.size() >= IFNAMSIZ)
+        return Status::fail(EINVAL, where + ": \"" + name + "\" is not a valid interface name");
+    KeyBytes k;
+    std::memcpy(k.data.data(), name.data(), name.size());
+    k.len = IFNAMSIZ;
+    return k;
+}
+
+Expected<KeyBytes> key_bytes(const Set& set, const Key& key) {
+    std::string where = (set.verdict_map ? "map " : "set ") + set.name;
+    if (set.key_type == KeyType::Ifname) {
+        const auto* name = std::get_if<std::string>(&key);
+        if (!name) return Status::fail(EINVAL, where + ": a number where an interface name belongs");
+        return ifname_bytes(*name, where);
+    }
+    const auto* value = std::get_if<uint32_t>(&key);
+    if (!value) return Status::fail(EINVAL, where + ": a string where a number belongs");
+    KeyBytes k;
+    std::memcpy(k.data.data(), value, kMarkSize);
+    k.len = kMarkSize;
+    return k;
+}
+
+uint32_t hook_number(Hook h) {
+    switch (h) {
+        case Hook::Prerouting: return NF_INET_PRE_ROUTING;
+        case Hook::Output: return NF_INET_LOCAL_OUT;
+        case Hook::Postrouting: return NF_INET_POST_ROUTING;
+    }
+    return NF_INET_PRE_ROUTING;
+}
+
+const char* chain_type(ChainType t) {
+    switch (t) {
+        case ChainType::Filter: return "filter";
+        case ChainType::Route: return "route";
+        case ChainType::Nat: return "nat";
+    }
+    return "filter";
+}
+
+bool is_address(HashField f) { return f == HashField::SrcAddr || f == HashField::DstAddr; }
+
+// Emits each statement as the expressions nft 1.0.6 generates for its text (compare
+// `nft --debug=netlink add rule ...`). Everything loads into reg 1 except hash inputs.
+class RuleEncoder {
+public:
+    RuleEncoder(nftnl_rule* rule, const SetIds& ids) : rule_(rule), ids_(ids) {}
+
+    Status operator()(const CtStateNew&) {
+        ct_load(NFT_CT_STATE);
+        bitwise(NF_CT_STATE_BIT(IP_CT_NEW), 0, false);
+        cmp_u32(NFT_CMP_NEQ, 0);
+        return Status::ok();
+    }
+    Status operator()(const NfprotoIpv4&) {
+        nfproto_ipv4();
+        return Status::ok();
+    }
+    Status operator()(const IifnameInSet& s) {
+        meta_load(NFT_META_IIFNAME);
+        lookup(s.set, false);
+        return Status::ok();
+    }
+    Status operator()(const OifnameIs& s) {
+        auto name = ifname_bytes(s.name, "oifname");
+        if (!name) return name.error();
+        meta_load(NFT_META_OIFNAME);
+        cmp(NFT_CMP_EQ, name->data.data(), name->len);
+        return Status::ok();
+    }
+    Status operator()(const FibDaddrNotLocal&) {
+        ExprPtr e = expr("fib");
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_FIB_DREG, NFT_REG_1);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
+        add(std::move(e));
+        cmp_u32(NFT_CMP_NEQ, kRtnLocal);
+        return Status::ok();
+    }
+    Status operator()(const MarkVmap& s) {
+        mark_load(s.kind);
+        bitwise(s.mask, 0, true);
+        lookup(s.map, true);
+        return Status::ok();
+    }
+    Status operator()(const IifnameVmap& s) {
+        meta_load(NFT_META_IIFNAME);
+        lookup(s.map, true);
+        return Status::ok();
+    }
+    Status operator()(const HashVmap& s) {
+        if (s.fields.empty() || s.fields.size() > 4)
+            return Status::fail(EINVAL, "jhash over " + std::to_string(s.fields.size()) + " fields (1 to 4 allowed)");
+        // An ip header field needs "meta nfproto ipv4" first in an inet table; nft inserts it
+        // right before the loads unless the rule already checked it (then `nft list` hides the
+        // earlier one, as render() does).
+        bool needs_ipv4 = false;
+        for (HashField f : s.fields) needs_ipv4 |= is_address(f);
+        if (needs_ipv4 && !ipv4_checked_) nfproto_ipv4();
+        // Concatenated hash inputs: nft puts the first field in the 128-bit NFT_REG_2 and the
+        // rest in the 32-bit registers that follow it (NFT_REG32_05.., listed as "reg 13"..),
+        // one 32-bit register per field even for 2-byte ports.
+        for (size_t i = 0; i < s.fields.size(); ++i) {
+            uint32_t reg = i == 0 ? uint32_t(NFT_REG_2) : uint32_t(NFT_REG32_04) + uint32_t(i);
+            payload(s.fields[i], reg);
+        }
+        ExprPtr e = expr("hash");
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_HASH_SREG, NFT_REG_2);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_HASH_DREG, NFT_REG_1);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_HASH_LEN, uint32_t(4 * s.fields.size()));
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_HASH_MODULUS, s.modulus);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_HASH_SEED, s.seed);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_HASH_OFFSET, 0);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_HASH_TYPE, NFT_HASH_JENKINS);
+        add(std::move(e));
+        lookup(s.map, true);
+        return Status::ok();
+    }
+    Status operator()(const NumgenVmap& s) {
+        ExprPtr e = expr("numgen");
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_NG_DREG, NFT_REG_1);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_NG_MODULUS, s.modulus);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_NG_TYPE, NFT_NG_INCREMENTAL);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_NG_OFFSET, 0);
+        add(std::move(e));
+        lookup(s.map, true);
+        return Status::ok();
+    }
+    Status operator()(const SetMarkBits& s) {
+        mark_load(s.kind);
+        bitwise(~s.mask, s.value, true);
+        if (s.kind == MarkKind::Ct) {
+            ExprPtr e = expr("ct");
+            nftnl_expr_set_u32(e.get(), NFTNL_EXPR_CT_KEY, NFT_CT_MARK);
+            nftnl_expr_set_u32(e.get(), NFTNL_EXPR_CT_SREG, NFT_REG_1);
+            add(std::move(e));
+        } else {
+            ExprPtr e = expr("meta");
+            nftnl_expr_set_u32(e.get(), NFTNL_EXPR_META_KEY, NFT_META_MARK);
+            nftnl_expr_set_u32(e.get(), NFTNL_EXPR_META_SREG, NFT_REG_1);
+            add(std::move(e));
+        }
+        return Status::ok();
+    }
+    Status operator()(const Masquerade&) {
+        add(expr("masq"));
+        return Status::ok();
+    }
+
+private:
+    static ExprPtr expr(const char* name) { return ExprPtr(must(nftnl_expr_alloc(name))); }
+    void add(ExprPtr e) { nftnl_rule_add_expr(rule_, e.release()); }
+
+    void nfproto_ipv4() {
+        meta_load(NFT_META_NFPROTO);
+        uint8_t proto = NFPROTO_IPV4;  // nfproto is one byte wide
+        cmp(NFT_CMP_EQ, &proto, sizeof proto);
+        ipv4_checked_ = true;
+    }
+    void meta_load(uint32_t key) {
+        ExprPtr e = expr("meta");
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_META_KEY, key);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_META_DREG, NFT_REG_1);
+        add(std::move(e));
+    }
+    void ct_load(uint32_t key) {
+        ExprPtr e = expr("ct");
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_CT_KEY, key);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_CT_DREG, NFT_REG_1);
+        add(std::move(e));
+    }
+    void mark_load(MarkKind kind) { kind == MarkKind::Ct ? ct_load(NFT_CT_MARK) : meta_load(NFT_META_MARK); }
+    void cmp(uint32_t op, const void* data, uint32_t len) {
+        ExprPtr e = expr("cmp");
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_CMP_OP, op);
+        nftnl_expr_set(e.get(), NFTNL_EXPR_CMP_DATA, data, len);
+        add(std::move(e));
+    }
+    void cmp_u32(uint32_t op, uint32_t value) { cmp(op, &value, sizeof value); }
+    // nft sends NFTA_BITWISE_OP for "x & m" and "x & m | v" but not for a flag test like
+    // "ct state new"; the kernel defaults to the same boolean op either way.
+    void bitwise(uint32_t mask, uint32_t xor_value, bool with_op) {
+        ExprPtr e = expr("bitwise");
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+        if (with_op) nftnl_expr_set_u32(e.get(), NFTNL_EXPR_BITWISE_OP, NFT_BITWISE_BOOL);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_BITWISE_LEN, sizeof(uint32_t));
+        nftnl_expr_set(e.get(), NFTNL_EXPR_BITWISE_MASK, &mask, sizeof mask);
+        nftnl_expr_set(e.get(), NFTNL_EXPR_BITWISE_XOR, &xor_value, sizeof xor_value);
+        add(std::move(e));
+    }
+    void lookup(const std::string& set, bool verdict) {
+        ExprPtr e = expr("lookup");
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
+        if (verdict) nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LOOKUP_DREG, NFT_REG_VERDICT);
+        nftnl_expr_set_str(e.get(), NFTNL_EXPR_LOOKUP_SET, set.c_str());
+        if (auto it = ids_.find(set); it != ids_.end())
+            nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LOOKUP_SET_ID, it->second);
+        add(std::move(e));
+    }
+    void payload(HashField field, uint32_t reg) {
+        bool network = is_address(field);
+        uint32_t offset = 0;
+        switch (field) {
+            case HashField::SrcAddr: offset = 12; break;  // struct iphdr saddr
+            case HashField::DstAddr: offset = 16; break;
+            case HashField::SrcPort: offset = 0; break;   // th: first two u16 of TCP/UDP/SCTP
+            case HashField::DstPort: offset = 2; break;
+        }
+        ExprPtr e = expr("payload");
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_PAYLOAD_DREG, reg);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_PAYLOAD_BASE,
+                           network ? NFT_PAYLOAD_NETWORK_HEADER : NFT_PAYLOAD_TRANSPORT_HEADER);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_PAYLOAD_OFFSET, offset);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_PAYLOAD_LEN, network ? 4 : 2);
+        add(std::move(e));
+    }
+
+    nftnl_rule* rule_;
+    const SetIds& ids_;
+    bool ipv4_checked_ = false;
+};
+
+size_t names_size(const Statement& st) {
+    return std::visit(
+        [](const auto& s) -> size_t {
+            using T = std::decay_t<decltype(s)>;
+            if constexpr (requires { s.map; }) return s.map.size();
+            else if constexpr (requires { s.set; }) return s.set.size();
+            else if constexpr (std::is_same_v<T, OifnameIs>) return s.name.size();
+            else return 0;
+        },
+        st);
+}
+
+}  // namespace
+
+Status put_table(nlmsghdr* nlh, const std::string& name, const std::string* comment) {
+    if (comment && comment->size() > NFTNL_UDATA_COMMENT_MAXLEN) return comment_too_long(*comment);
+    TablePtr t(must(nftnl_table_alloc()));
+    nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, name.c_str());
+    if (comment) {
+        nftnl_table_set_u32(t.get(), NFTNL_TABLE_FLAGS, 0);
+        if (!comment->empty()) {
+            UdataPtr ud = comment_userdata(NFTNL_UDATA_TABLE_COMMENT, *comment);
+            nftnl_table_set_data(t.get(), NFTNL_TABLE_USERDATA, nftnl_udata_buf_data(ud.get()),
+                                 nftnl_udata_buf_len(ud.get()));
+        }
+    }
+    nftnl_table_nlmsg_build_payload(nlh, t.get());
+    return Status::ok();
+}
+
+void put_chain(nlmsghdr* nlh, const std::string& table, const Chain& chain, bool with_hook) {
+    ChainPtr c(must(nftnl_chain_alloc()));
+    nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TABLE, table.c_str());
+    nftnl_chain_set_str(c.get(), NFTNL_CHAIN_NAME, chain.name.c_str());
+    nftnl_chain_nlmsg_build_payload(nlh, c.get());
+    if (!with_hook || !chain.base) return;
+    // nft writes type, policy, hook (libnftnl would write hook, policy, type).
+    mnl_attr_put_strz(nlh, NFTA_CHAIN_TYPE, chain_type(chain.base->type));
+    mnl_attr_put_u32(nlh, NFTA_CHAIN_POLICY, htonl(NF_ACCEPT));
+    nlattr* hook = mnl_attr_nest_start(nlh, NFTA_CHAIN_HOOK);
+    mnl_attr_put_u32(nlh, NFTA_HOOK_HOOKNUM, htonl(hook_number(chain.base->hook)));
+    mnl_attr_put_u32(nlh, NFTA_HOOK_PRIORITY, htonl(uint32_t(chain.base->priority)));
+    mnl_attr_nest_end(nlh, hook);
+}
+
+void put_set(nlmsghdr* nlh, const std::string& table, const Set& set, uint32_t id) {
+    SetPtr s(must(nftnl_set_alloc()));
+    nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, table.c_str());
+    nftnl_set_set_str(s.get(), NFTNL_SET_NAME, set.name.c_str());
+    nftnl_set_set_u32(s.get(), NFTNL_SET_FLAGS, set.verdict_map ? NFT_SET_MAP : 0);
+    nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_TYPE, key_datatype(set.key_type));
+    nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_LEN, key_length(set.key_type));
+    if (set.verdict_map) {
+        nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_TYPE, NFT_DATA_VERDICT);
+        nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_LEN, 0);
+    }
+    if (id) nftnl_set_set_u32(s.get(), NFTNL_SET_ID, id);
+    UdataPtr ud = set_userdata(set);
+    nftnl_set_set_data(s.get(), NFTNL_SET_USERDATA, nftnl_udata_buf_data(ud.get()), nftnl_udata_buf_len(ud.get()));
+    nftnl_set_nlmsg_build_payload(nlh, s.get());
+}
+
+void put_set_name(nlmsghdr* nlh, const std::string& table, const std::string& name) {
+    SetPtr s(must(nftnl_set_alloc()));
+    nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, table.c_str());
+    nftnl_set_set_str(s.get(), NFTNL_SET_NAME, name.c_str());
+    nftnl_set_nlmsg_build_payload(nlh, s.get());
+}
+
+Status put_elements(nlmsghdr* nlh, const std::string& table, const Set& set, std::span<const Element> elements,
+                    bool with_data, uint32_t id) {
+    // The header attributes in nft's order (libnftnl's set-based builder puts the table last).
+    mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, table.c_str());
+    mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, set.name.c_str());
+    if (id) mnl_attr_put_u32(nlh, NFTA_SET_ELEM_LIST_SET_ID, htonl(id));
+    nlattr* list = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
+    uint16_t index = 0;
+    for (const Element& element : elements) {
+        auto key = key_bytes(set, element.key);
+        if (!key) return key.error();
+        ElemPtr e(must(nftnl_set_elem_alloc()));
+        nftnl_set_elem_set(e.get(), NFTNL_SET_ELEM_KEY, key->data.data(), key->len);
+        if (with_data && set.verdict_map) {
+            if (element.goto_chain.empty())
+                return Status::fail(EINVAL, "map " + set.name + ": an element without a chain to go to");
+            nftnl_set_elem_set_u32(e.get(), NFTNL_SET_ELEM_VERDICT, uint32_t(NFT_GOTO));
+            nftnl_set_elem_set_str(e.get(), NFTNL_SET_ELEM_CHAIN, element.goto_chain.c_str());
+        }
+        // Like libnftnl, each element's nest is numbered; the kernel ignores the number.
+        nlattr* nest = mnl_attr_nest_start(nlh, ++index);
+        nftnl_set_elem_nlmsg_build_payload(nlh, e.get());
+        mnl_attr_nest_end(nlh, nest);
+    }
+    mnl_attr_nest_end(nlh, list);
+    return Status::ok();
+}
+
+Status put_rule(nlmsghdr* nlh, const std::string& table, const std::string& chain, const Rule& rule,
+                const SetIds& ids) {
+    RulePtr r(must(nftnl_rule_alloc()));
+    nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, table.c_str());
+    nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, chain.c_str());
+    RuleEncoder encoder(r.get(), ids);
+    for (const Statement& st : rule.statements)
+        if (Status status = std::visit(encoder, st); !status) return status;
+    if (rule.comment.size() > NFTNL_UDATA_COMMENT_MAXLEN) return comment_too_long(rule.comment);
+    nftnl_rule_nlmsg_build_payload(nlh, r.get());
+    // nft writes the user data after the expressions (libnftnl would put it before).
+    if (!rule.comment.empty()) {
+        UdataPtr ud = comment_userdata(NFTNL_UDATA_RULE_COMMENT, rule.comment);
+        mnl_attr_put(nlh, NFTA_RULE_USERDATA, nftnl_udata_buf_len(ud.get()), nftnl_udata_buf_data(ud.get()));
+    }
+    return Status::ok();
+}
+
+size_t element_wire_size(const Set& set, const Element& element, bool with_data) {
+    size_t size = 4 + 4 + 4 + align4(key_length(set.key_type));  // element nest, key nest, value
+    if (with_data && set.verdict_map) size += 4 + 4 + 8 + 4 + align4(element.goto_chain.size() + 1);
+    return size;
+}
+
+size_t rule_wire_size(const Rule& rule) {
+    // Generous per statement: the largest (a 4-field jhash vmap) encodes to about 560 bytes.
+    size_t size = 1024 + align4(rule.comment.size() + 1) + 8;
+    for (const Statement& st : rule.statements) size += 1024 + align4(names_size(st) + 1);
+    return size;
+}
+
+}  // namespace wb::nft

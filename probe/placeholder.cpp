@@ -1,1 +1,0 @@
-// Health probing lands here with the failover issue.

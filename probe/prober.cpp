@@ -1,0 +1,472 @@
+// The ICMP prober: per WAN a raw socket bound to the interface and marked, a round timer that
+// sends one echo request per target, and a deadline timer that declares unanswered probes lost.
+// Rounds may overlap; they are reported strictly in order, each as soon as it and all earlier
+// rounds are finished.
+#include "probe/prober.hpp"
+
+#include <linux/icmp.h>
+#include <linux/if.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <deque>
+#include <random>
+#include <set>
+#include <utility>
+
+#include "probe/icmp.hpp"
+
+namespace wb {
+namespace {
+
+using Usec = uint64_t;
+
+// Probe timing is in hundreds of milliseconds; 1 ms lets sd-event coalesce wake-ups without
+// distorting RTTs or deadlines.
+constexpr Usec kTimerAccuracyUsec = 1000;
+constexpr size_t kReceiveBufferBytes = 2048;
+// TCP's srtt gain (RFC 6298).
+constexpr double kRttGain = 1.0 / 8;
+
+Usec now_usec() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<Usec>(ts.tv_sec) * 1000000u + static_cast<Usec>(ts.tv_nsec) / 1000u;
+}
+
+Usec to_usec(std::chrono::milliseconds ms) { return static_cast<Usec>(ms.count()) * 1000u; }
+
+struct SourceUnref {
+    void operator()(sd_event_source* s) const { sd_event_source_disable_unref(s); }
+};
+using SourcePtr = std::unique_ptr<sd_event_source, SourceUnref>;
+
+struct EventUnref {
+    void operator()(sd_event* e) const { sd_event_unref(e); }
+};
+using EventPtr = std::unique_ptr<sd_event, EventUnref>;
+
+struct Fd {
+    int fd = -1;
+    Fd() = default;
+    explicit Fd(int f) : fd(f) {}
+    Fd(Fd&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
+    Fd& operator=(Fd&& o) noexcept {
+        if (this != &o) {
+            reset();
+            fd = std::exchange(o.fd, -1);
+        }
+        return *this;
+    }
+    ~Fd() { reset(); }
+    void reset() {
+        if (fd >= 0) close(fd);
+        fd = -1;
+    }
+    explicit operator bool() const { return fd >= 0; }
+};
+
+std::string hex(uint32_t v) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "0x%x", v);
+    return buf;
+}
+
+enum class Fate { Outstanding, Answered, Lost, NotSent };
+
+struct Probe {
+    Ipv4 target;
+    uint16_t sequence = 0;
+    Usec sent_at = 0;
+    Usec rtt = 0;
+    Fate fate = Fate::Outstanding;
+};
+
+struct Round {
+    uint64_t number = 0;
+    Usec deadline = 0;
+    unsigned min_targets_up = 1;
+    std::vector<Probe> probes;
+    std::string problem;
+
+    bool finished() const {
+        return std::none_of(probes.begin(), probes.end(), [](const Probe& p) { return p.fate == Fate::Outstanding; });
+    }
+};
+
+}  // namespace
+
+struct Prober::Impl {
+    struct Wan {
+        Impl* impl = nullptr;
+        uint64_t serial = 0;  // tells a WAN apart from a re-created one of the same name
+        std::string name;
+        ProbeSpec spec;
+        uint16_t identifier = 0;
+        uint16_t next_sequence = 1;
+        uint64_t rounds_started = 0;
+        Usec last_round_at = 0;  // when the round timer last fired (its schedule, not the delay)
+        bool paused = false;
+        std::deque<Round> rounds;  // started, not yet reported; oldest first
+
+        std::optional<double> srtt_ms;
+        std::deque<bool> window;  // lost? for the last kLossWindow probes
+        uint64_t sent = 0, lost = 0;
+
+        // Sources are declared after the socket so they are disabled before it is closed.
+        Fd socket;
+        SourcePtr io;
+        SourcePtr round_timer;
+        SourcePtr deadline_timer;
+    };
+
+    EventPtr event;
+    RoundCallback callback;
+    std::map<std::string, std::unique_ptr<Wan>> wans;
+    uint64_t next_serial = 1;
+    uint16_t next_identifier = 0;
+
+    uint16_t allocate_identifier();
+    Status open_socket(Wan& w);
+    void close_socket(Wan& w);
+    void start_round(Wan& w);
+    void arm_deadline(Wan& w);
+    void schedule_next_round(Wan& w, Usec at);
+    bool deliver(Wan& w);
+    void account(Wan& w, const Round& r);
+
+    static int on_round_timer(sd_event_source*, uint64_t usec, void* userdata);
+    static int on_deadline(sd_event_source*, uint64_t usec, void* userdata);
+    static int on_readable(sd_event_source*, int fd, uint32_t revents, void* userdata);
+};
+
+uint16_t Prober::Impl::allocate_identifier() {
+    // Unique among this process's WANs; the random start keeps two daemons (or a daemon and a
+    // test) in one namespace from picking the same identifiers.
+    std::set<uint16_t> used;
+    for (const auto& [name, w] : wans) used.insert(w->identifier);
+    do ++next_identifier;
+    while (next_identifier == 0 || used.count(next_identifier));
+    return next_identifier;
+}
+
+Status Prober::Impl::open_socket(Wan& w) {
+    const ProbeSpec& spec = w.spec;
+    // errno, read before any message is built.
+    auto error_of = [](int rc) { return rc < 0 ? errno : 0; };
+    Fd fd(socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_ICMP));
+    if (int err = error_of(fd.fd))
+        return Status::fail(err, "Could not open a raw ICMP socket for " + w.name + ": " + errno_text(err));
+    // Bound by name, the kernel stores the ifindex: a re-created interface needs a new bind.
+    if (int err = error_of(setsockopt(fd.fd, SOL_SOCKET, SO_BINDTODEVICE, spec.interface.c_str(),
+                                      static_cast<socklen_t>(spec.interface.size()))))
+        return Status::fail(err, "Could not bind the probe socket to " + spec.interface + ": " + errno_text(err));
+    if (int err = error_of(setsockopt(fd.fd, SOL_SOCKET, SO_MARK, &spec.mark, sizeof spec.mark)))
+        return Status::fail(err, "Could not set mark " + hex(spec.mark) + " on the probe socket for " +
+                                     spec.interface + ": " + errno_text(err));
+    // Both filters only spare wake-ups; replies are matched in full after recv() anyway (packets
+    // can be queued between socket() and the filters).
+    icmp_filter only_echo_replies{~(1u << ICMP_ECHOREPLY)};
+    if (int err = error_of(setsockopt(fd.fd, SOL_RAW, ICMP_FILTER, &only_echo_replies, sizeof only_echo_replies)))
+        return Status::fail(err, "Could not set ICMP_FILTER on the probe socket: " + errno_text(err));
+    auto program = icmp::echo_reply_filter(w.identifier);
+    sock_fprog fprog{static_cast<unsigned short>(program.size()), program.data()};
+    if (int err = error_of(setsockopt(fd.fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof fprog)))
+        return Status::fail(err, "Could not attach the probe socket filter: " + errno_text(err));
+
+    sd_event_source* source = nullptr;
+    if (int r = sd_event_add_io(event.get(), &source, fd.fd, EPOLLIN, on_readable, &w); r < 0)
+        return Status::fail(-r, "Could not watch the probe socket for " + spec.interface + ": " + errno_text(-r));
+    w.io.reset(source);
+    w.socket = std::move(fd);
+    return Status::ok();
+}
+
+void Prober::Impl::close_socket(Wan& w) {
+    w.io.reset();
+    w.socket.reset();
+}
+
+void Prober::Impl::start_round(Wan& w) {
+    Round round;
+    round.number = ++w.rounds_started;
+    round.deadline = now_usec() + to_usec(w.spec.timeout);
+    round.min_targets_up = w.spec.min_targets_up;
+
+    // No socket: the interface was missing at the last attempt. Retrying here, once per round,
+    // picks up an interface that (re)appeared without the daemon having to say so.
+    if (!w.socket) {
+        if (Status s = open_socket(w); !s) round.problem = s.message;
+    }
+    if (w.spec.targets.empty() && round.problem.empty()) round.problem = "no probe targets (gateway unknown)";
+
+    bool interface_gone = false;
+    for (Ipv4 target : w.spec.targets) {
+        Probe& probe = round.probes.emplace_back(Probe{target, w.next_sequence++});
+        if (!w.socket) {
+            probe.fate = Fate::NotSent;
+            continue;
+        }
+        auto packet = icmp::build_echo_request(w.identifier, probe.sequence);
+        sockaddr_in to{};
+        to.sin_family = AF_INET;
+        to.sin_addr.s_addr = target.network();
+        probe.sent_at = now_usec();
+        if (sendto(w.socket.fd, packet.data(), packet.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) < 0) {
+            int err = errno;
+            probe.fate = Fate::NotSent;
+            if (round.problem.empty())
+                round.problem = "sendto " + target.str() + " via " + w.spec.interface + ": " + errno_text(err);
+            // The bound ifindex no longer exists (ip_route_output_key_hash_rcu: -ENODEV).
+            if (err == ENODEV || err == ENXIO) interface_gone = true;
+        }
+    }
+    // Replies to earlier rounds cannot arrive on a vanished interface; they will time out.
+    if (interface_gone) close_socket(w);
+    w.rounds.push_back(std::move(round));
+    arm_deadline(w);
+}
+
+void Prober::Impl::arm_deadline(Wan& w) {
+    std::optional<Usec> earliest;
+    for (const Round& r : w.rounds)
+        if (!r.finished() && (!earliest || r.deadline < *earliest)) earliest = r.deadline;
+    if (!earliest) {
+        sd_event_source_set_enabled(w.deadline_timer.get(), SD_EVENT_OFF);
+        return;
+    }
+    sd_event_source_set_time(w.deadline_timer.get(), *earliest);
+    sd_event_source_set_enabled(w.deadline_timer.get(), SD_EVENT_ONESHOT);
+}
+
+void Prober::Impl::schedule_next_round(Wan& w, Usec at) {
+    sd_event_source_set_time(w.round_timer.get(), at);
+    sd_event_source_set_enabled(w.round_timer.get(), w.paused ? SD_EVENT_OFF : SD_EVENT_ONESHOT);
+}
+
+void Prober::Impl::account(Wan& w, const Round& r) {
+    for (const Probe& p : r.probes) {
+        bool lost = p.fate != Fate::Answered;
+        ++w.sent;
+        w.lost += lost;
+        w.window.push_back(lost);
+        if (w.window.size() > kLossWindow) w.window.pop_front();
+    }
+}
+
+// Reports every finished round at the head of the queue. The callback may reconfigure or remove
+// this WAN; returns false when `w` no longer exists, so callers stop touching it.
+bool Prober::Impl::deliver(Wan& w) {
+    const std::string name = w.name;
+    const uint64_t serial = w.serial;
+    Impl* self = w.impl;
+    Wan* current = &w;
+    while (!current->rounds.empty() && current->rounds.front().finished()) {
+        Round round = std::move(current->rounds.front());
+        current->rounds.pop_front();
+        account(*current, round);
+
+        RoundOutcome outcome;
+        outcome.round = round.number;
+        outcome.problem = std::move(round.problem);
+        Usec rtt_sum = 0;
+        for (const Probe& p : round.probes) {
+            outcome.sent += p.fate != Fate::NotSent;
+            if (p.fate == Fate::Answered) {
+                ++outcome.answered;
+                rtt_sum += p.rtt;
+            }
+        }
+        if (outcome.answered) outcome.rtt = std::chrono::microseconds(rtt_sum / outcome.answered);
+        // More required answers than targets could never succeed; ask for all of them instead.
+        unsigned required = std::clamp<unsigned>(round.min_targets_up, 1, std::max<size_t>(round.probes.size(), 1));
+        outcome.success = !round.probes.empty() && outcome.answered >= required;
+
+        self->callback(name, outcome);
+        auto it = self->wans.find(name);
+        if (it == self->wans.end() || it->second->serial != serial) return false;
+        current = it->second.get();
+    }
+    return true;
+}
+
+int Prober::Impl::on_round_timer(sd_event_source*, uint64_t usec, void* userdata) {
+    Wan& w = *static_cast<Wan*>(userdata);
+    // Keep the grid (no drift from dispatch delay) unless a whole interval was missed.
+    Usec interval = to_usec(w.spec.interval);
+    Usec next = usec + interval;
+    Usec now = now_usec();
+    if (next <= now) next = now + interval;
+    w.last_round_at = usec;
+    w.impl->schedule_next_round(w, next);
+    w.impl->start_round(w);
+    w.impl->deliver(w);  // a round that sent nothing is finished at once
+    return 0;
+}
+
+int Prober::Impl::on_deadline(sd_event_source*, uint64_t, void* userdata) {
+    Wan& w = *static_cast<Wan*>(userdata);
+    Usec now = now_usec();
+    for (Round& r : w.rounds) {
+        if (r.deadline > now) continue;
+        for (Probe& p : r.probes)
+            if (p.fate == Fate::Outstanding) p.fate = Fate::Lost;
+    }
+    w.impl->arm_deadline(w);
+    w.impl->deliver(w);
+    return 0;
+}
+
+int Prober::Impl::on_readable(sd_event_source*, int fd, uint32_t, void* userdata) {
+    Wan& w = *static_cast<Wan*>(userdata);
+    uint8_t buffer[kReceiveBufferBytes];
+    bool matched = false;
+    for (;;) {
+        ssize_t n = recv(fd, buffer, sizeof buffer, 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            break;  // EAGAIN: drained. Raw sockets report nothing else without IP_RECVERR.
+        }
+        Usec received_at = now_usec();
+        auto reply = icmp::parse_echo_reply(std::span<const uint8_t>(buffer, static_cast<size_t>(n)));
+        if (!reply || reply->identifier != w.identifier) continue;
+        for (Round& r : w.rounds) {
+            auto probe = std::find_if(r.probes.begin(), r.probes.end(), [&](const Probe& p) {
+                return p.fate == Fate::Outstanding && p.sequence == reply->sequence && p.target == reply->source;
+            });
+            if (probe == r.probes.end()) continue;
+            // The deadline timer may not have run yet; a late answer is still a lost probe.
+            if (received_at > r.deadline) {
+                probe->fate = Fate::Lost;
+            } else {
+                probe->fate = Fate::Answered;
+                probe->rtt = received_at - probe->sent_at;
+                double rtt_ms = static_cast<double>(probe->rtt) / 1000.0;
+                w.srtt_ms = w.srtt_ms ? *w.srtt_ms + kRttGain * (rtt_ms - *w.srtt_ms) : rtt_ms;
+            }
+            matched = true;
+            break;
+        }
+    }
+    if (matched) {
+        w.impl->arm_deadline(w);
+        w.impl->deliver(w);
+    }
+    return 0;
+}
+
+Expected<std::unique_ptr<Prober>> Prober::create(sd_event* event, RoundCallback callback) {
+    if (!event) return Status::fail(EINVAL, "Prober needs an event loop");
+    std::unique_ptr<Prober> prober(new Prober());
+    prober->impl_ = std::make_unique<Impl>();
+    prober->impl_->event.reset(sd_event_ref(event));
+    prober->impl_->callback = std::move(callback);
+    prober->impl_->next_identifier = static_cast<uint16_t>(std::random_device{}());
+    return prober;
+}
+
+Prober::~Prober() = default;
+
+Status Prober::configure(const std::string& wan, const ProbeSpec& spec) {
+    Impl& impl = *impl_;
+    if (spec.interface.empty() || spec.interface.size() >= IFNAMSIZ)
+        return Status::fail(EINVAL, "Cannot probe " + wan + ": \"" + spec.interface + "\" is not an interface name");
+    if (spec.interval.count() <= 0 || spec.timeout.count() <= 0)
+        return Status::fail(EINVAL, "Cannot probe " + wan + ": interval and timeout must be positive");
+
+    uint64_t loop_now = 0;
+    sd_event_now(impl.event.get(), CLOCK_MONOTONIC, &loop_now);
+
+    auto it = impl.wans.find(wan);
+    if (it != impl.wans.end()) {
+        Impl::Wan& w = *it->second;
+        if (w.spec == spec) return Status::ok();
+        const bool rebind = w.spec.interface != spec.interface || w.spec.mark != spec.mark;
+        const bool reschedule = w.spec.interval != spec.interval;
+        w.spec = spec;
+        if (rebind) {
+            // Rounds in flight went out of the old interface; their answers would not reach the
+            // new socket, so they are dropped rather than reported as failures.
+            impl.close_socket(w);
+            w.rounds.clear();
+            impl.arm_deadline(w);
+        }
+        if (reschedule) impl.schedule_next_round(w, std::max<Usec>(w.last_round_at + to_usec(spec.interval), loop_now));
+        if (rebind && !w.socket) {
+            Status s = impl.open_socket(w);
+            if (!s && s.err != ENODEV) return s;
+        }
+        return Status::ok();
+    }
+
+    auto owned = std::make_unique<Impl::Wan>();
+    Impl::Wan& w = *owned;
+    w.impl = &impl;
+    w.serial = impl.next_serial++;
+    w.name = wan;
+    w.spec = spec;
+    w.identifier = impl.allocate_identifier();
+    sd_event_source* source = nullptr;
+    if (int r = sd_event_add_time(impl.event.get(), &source, CLOCK_MONOTONIC, loop_now, kTimerAccuracyUsec,
+                                  Impl::on_round_timer, &w);
+        r < 0)
+        return Status::fail(-r, "Could not add the probe timer for " + wan + ": " + errno_text(-r));
+    w.round_timer.reset(source);
+    if (int r = sd_event_add_time(impl.event.get(), &source, CLOCK_MONOTONIC, loop_now, kTimerAccuracyUsec,
+                                  Impl::on_deadline, &w);
+        r < 0)
+        return Status::fail(-r, "Could not add the probe deadline timer for " + wan + ": " + errno_text(-r));
+    w.deadline_timer.reset(source);
+    sd_event_source_set_enabled(source, SD_EVENT_OFF);
+    impl.wans.emplace(wan, std::move(owned));
+
+    // A missing interface is normal (PPP, USB modems): rounds fail with the reason and retry
+    // the bind each round. Anything else (no CAP_NET_RAW) is worth saying now, too.
+    Status s = impl.open_socket(w);
+    if (!s && s.err != ENODEV) return s;
+    return Status::ok();
+}
+
+void Prober::retain(const std::vector<std::string>& wans) {
+    std::set<std::string> keep(wans.begin(), wans.end());
+    std::erase_if(impl_->wans, [&](const auto& entry) { return !keep.count(entry.first); });
+}
+
+void Prober::pause(const std::string& wan, bool paused) {
+    auto it = impl_->wans.find(wan);
+    if (it == impl_->wans.end() || it->second->paused == paused) return;
+    Impl::Wan& w = *it->second;
+    w.paused = paused;
+    uint64_t loop_now = 0;
+    sd_event_now(impl_->event.get(), CLOCK_MONOTONIC, &loop_now);
+    // Resuming starts a round at once: the carrier just came back and the daemon wants to know.
+    impl_->schedule_next_round(w, loop_now);
+}
+
+ProbeStats Prober::stats(const std::string& wan) const {
+    auto it = impl_->wans.find(wan);
+    if (it == impl_->wans.end()) return {};
+    const Impl::Wan& w = *it->second;
+    ProbeStats stats;
+    stats.rtt_ms = w.srtt_ms;
+    stats.sent = w.sent;
+    stats.lost = w.lost;
+    if (!w.window.empty())
+        stats.loss_pct = 100.0 * static_cast<double>(std::count(w.window.begin(), w.window.end(), true)) /
+                         static_cast<double>(w.window.size());
+    return stats;
+}
+
+std::optional<uint16_t> Prober::identifier(const std::string& wan) const {
+    auto it = impl_->wans.find(wan);
+    if (it == impl_->wans.end()) return std::nullopt;
+    return it->second->identifier;
+}
+
+}  // namespace wb

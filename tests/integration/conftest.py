@@ -1,0 +1,63 @@
+# pytest wiring for the integration tests: a fresh Lab per test (torn down even when the test
+# fails), stale labs from killed runs removed at session start, root-only tests skipped otherwise.
+
+import subprocess
+import sys
+
+import pytest
+
+import labkit
+
+LAB_OK, LAB_REASON = labkit.lab_available()
+
+
+def pytest_collection_modifyitems(config, items):
+    if LAB_OK:
+        return
+    skip = pytest.mark.skip(reason=LAB_REASON)
+    for item in items:
+        if "lab" in getattr(item, "fixturenames", ()) or item.get_closest_marker("root"):
+            item.add_marker(skip)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _lab_gc():
+    """Remove labs left by runs that were killed before they could clean up."""
+    if LAB_OK:
+        proc = subprocess.run([str(labkit.LAB_SH), "gc"], text=True, capture_output=True,
+                              timeout=120)
+        if proc.stdout.strip():
+            print(proc.stdout.strip(), file=sys.stderr)
+    yield
+
+
+@pytest.fixture
+def lab(request):
+    """A fresh lab for one test. On failure, the tail of each daemon's log goes to stderr."""
+    instance = labkit.Lab()
+    instance.up()
+    try:
+        yield instance
+        failed = getattr(request.node, "rep_call", None)
+        if failed is not None and failed.failed:
+            for i, daemon in enumerate(instance.daemons):
+                print(f"--- wanbalanced #{i} log (tail) ---\n{daemon.log_tail(80)}",
+                      file=sys.stderr)
+    finally:
+        instance.down()
+
+
+@pytest.fixture(scope="session")
+def need_build():
+    """{"wanbalanced": path, "wanbalancectl": path}; skips the test when they are not built."""
+    try:
+        return {name: labkit.program(name) for name in ("wanbalanced", "wanbalancectl")}
+    except FileNotFoundError as e:
+        pytest.skip(str(e))

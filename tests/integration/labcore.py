@@ -1,0 +1,122 @@
+# Shared ground for the integration harness: the lab's addresses, errors, polling with progress
+# lines, and reading children's output without blocking. labkit re-exports all of it.
+
+from __future__ import annotations
+
+import os
+import select
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+REPO = Path(__file__).resolve().parents[2]
+LAB_SH = REPO / "tests" / "lab" / "lab.sh"
+TOOLS = Path(__file__).resolve().parent / "tools"
+PYTHON = sys.executable or "/usr/bin/python3"
+
+ROLES = ("rtr", "isp1", "isp2", "lan", "inet")
+SERVER = "192.0.2.10"
+TCP_PORT = 8080
+UDP_PORT = 8081
+PROBE_TARGETS = ("192.0.2.53", "192.0.2.54")
+LAN_HOST = "192.168.88.10"
+LAN_HOSTS = "192.168.88.11-192.168.88.40"
+WAN_ADDR = {"charter": "203.0.113.2", "integra": "198.51.100.2"}
+WAN_GATEWAY = {"charter": "203.0.113.1", "integra": "198.51.100.1"}
+WAN_INTERFACE = {"charter": "ether1", "integra": "ether2"}
+WAN_OF_SOURCE = {addr: wan for wan, addr in WAN_ADDR.items()}
+ISP_OF_WAN = {"charter": "isp1", "integra": "isp2"}
+
+# Environment a daemon must not inherit from whatever runs the tests (it would talk to that
+# systemd instead of logging to stderr).
+SYSTEMD_ENV = ("NOTIFY_SOCKET", "JOURNAL_STREAM", "INVOCATION_ID", "LISTEN_PID", "LISTEN_FDS",
+                "LISTEN_FDNAMES", "WATCHDOG_PID", "WATCHDOG_USEC", "RUNTIME_DIRECTORY")
+
+
+class LabError(RuntimeError):
+    pass
+
+
+class CommandError(LabError):
+    def __init__(self, argv: Sequence[str], proc: subprocess.CompletedProcess):
+        self.argv = list(argv)
+        self.returncode = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+        detail = (proc.stderr or proc.stdout or "").strip()
+        super().__init__(f"`{shlex.join(self.argv)}` exited {proc.returncode}"
+                         + (f": {detail}" if detail else ""))
+
+
+def build_dir() -> Path:
+    return Path(os.environ.get("WANBALANCE_BUILD_DIR") or REPO / "build")
+
+
+def program(name: str) -> Path:
+    """A built program: BUILD/NAME, or where meson puts it (wanbalancectl is built in ctl/)."""
+    build = build_dir()
+    for candidate in (build / name, build / "ctl" / name, build / "daemon" / name):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"{build / name} does not exist: build it (ninja -C {build} {name}) "
+                            "or set WANBALANCE_BUILD_DIR")
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str,
+               interval: float = 0.05, progress_every: float = 1.0) -> Any:
+    """Poll predicate until it returns something truthy; return that. Prints a progress line
+    every progress_every seconds; raises TimeoutError naming `what`."""
+    start = time.monotonic()
+    next_report = start + progress_every
+    while True:
+        value = predicate()
+        if value:
+            return value
+        now = time.monotonic()
+        if now - start >= timeout:
+            raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {what}")
+        if now >= next_report:
+            progress(f"waiting for {what}... {now - start:.1f}s")
+            next_report += progress_every
+        time.sleep(min(interval, max(0.0, start + timeout - now)))
+
+
+def lab_available() -> tuple[bool, str]:
+    """Whether this process can build labs, and if not, why."""
+    if os.geteuid() != 0:
+        return False, "needs root (creates network namespaces)"
+    for tool in ("ip", "nft"):
+        if shutil.which(tool) is None:
+            return False, f"needs `{tool}` in PATH"
+    return True, ""
+
+
+class LineReader:
+    """Lines from a child's pipe, never blocking past a deadline."""
+
+    def __init__(self, proc: subprocess.Popen, stream):
+        self.proc, self.fd, self.buf = proc, stream.fileno(), b""
+
+    def readline(self, timeout: float, what: str) -> str:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {what}")
+            ready, _, _ = select.select([self.fd], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(self.fd, 1 << 16)
+            if not chunk:
+                raise LabError(f"{what}: process exited ({self.proc.poll()}) before answering")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode(errors="replace")

@@ -1,0 +1,482 @@
+// The ICMP prober against the real kernel: the test process is the router (a fresh netns), and
+// each "gateway" is a namespace of its own behind a veth, answering pings on its lo addresses.
+// nftables in the gateway namespaces drops or counts the probes; sd-event runs for bounded time.
+#include <doctest/doctest.h>
+#include <systemd/sd-event.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <random>
+#include <regex>
+
+#include "probe/health.hpp"
+#include "probe/prober.hpp"
+#include "tests/kernel/netns.hpp"
+
+using namespace wb;
+using namespace std::chrono_literals;
+using wb::test::must;
+using wb::test::run;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// A gateway namespace, deleted (with its veth ends) however the test ends.
+class Peer {
+public:
+    explicit Peer(const std::string& tag) : name_("probe-" + std::to_string(getpid()) + "-" + tag) {
+        must("ip netns add " + name_);
+    }
+    ~Peer() { run("ip netns del " + name_); }
+    Peer(const Peer&) = delete;
+    Peer& operator=(const Peer&) = delete;
+
+    const std::string& name() const { return name_; }
+    std::string sh(const std::string& command) const { return must("ip netns exec " + name_ + " " + command); }
+    void nft(const std::string& ruleset) const {
+        // No heredoc: run() appends "2>&1" to the command, which would follow the terminator.
+        must("echo '" + ruleset + "' | ip netns exec " + name_ + " nft -f -");
+    }
+    void drop_echo_requests(const std::string& match = "") const {
+        nft("table inet probe_drop { chain input { type filter hook input priority 0; icmp type echo-request " +
+            match + " drop; }; }");
+    }
+    // Drops echo requests from a whole second of the wall clock on, at least `lead` from now, and
+    // returns that moment on the steady clock. The kernel compares packet arrival with the
+    // rule's time (meta time, ns), so the test knows to the microsecond when dropping began,
+    // however long nft itself took to start.
+    Clock::time_point drop_echo_requests_from(std::chrono::milliseconds lead) const {
+        auto wall_now = std::chrono::system_clock::now();
+        auto steady_now = Clock::now();
+        auto at = std::chrono::ceil<std::chrono::seconds>(wall_now + lead);
+        nft("table inet probe_drop { chain input { type filter hook input priority 0; meta time >= " +
+            std::to_string(at.time_since_epoch().count()) + " icmp type echo-request drop; }; }");
+        return steady_now + std::chrono::duration_cast<Clock::duration>(at - wall_now);
+    }
+    void stop_dropping() const { sh("nft delete table inet probe_drop"); }
+    // Echo requests carrying `identifier` that reached this gateway.
+    void count_identifier(const std::string& counter, uint16_t identifier) const {
+        nft("table inet probe_count { counter " + counter + " {}; chain input { type filter hook input priority -10; "
+            "icmp type echo-request icmp id " + std::to_string(identifier) + " counter name " + counter + "; }; }");
+    }
+    uint64_t counted(const std::string& counter) const {
+        std::string out = sh("nft list counter inet probe_count " + counter);
+        std::smatch m;
+        REQUIRE_MESSAGE(std::regex_search(out, m, std::regex("packets ([0-9]+)")), out);
+        return std::stoull(m[1]);
+    }
+
+private:
+    std::string name_;
+};
+
+// Router side `dev` (ADDR.2/30) to the peer's "gw" (ADDR.1/30); `targets` on the peer's lo.
+void link_to(const Peer& peer, const std::string& dev, const std::string& net, const std::vector<std::string>& targets) {
+    must("ip link add " + dev + " type veth peer name gw netns " + peer.name());
+    must("ip addr add " + net + ".2/30 dev " + dev);
+    must("ip link set " + dev + " up");
+    peer.sh("ip link set lo up");
+    // A socket bound to a device with no route out of it makes the kernel assume the target is
+    // on-link (ip_route_output_key_hash_rcu) and ARP for it; a real gateway does not answer ARP
+    // for the internet's hosts, so neither does this one. Without this, a missing SO_MARK
+    // would go unnoticed.
+    peer.sh("sysctl -qw net.ipv4.conf.all.arp_ignore=1");
+    peer.sh("ip addr add " + net + ".1/30 dev gw");
+    peer.sh("ip link set gw up");
+    for (const auto& t : targets) run("ip netns exec " + peer.name() + " ip addr add " + t + "/32 dev lo");
+}
+
+void enter_router() {
+    test::enter_fresh_netns();
+    // Replies from the non-default WAN must not be dropped by a strict reverse-path check.
+    must("sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0");
+}
+
+struct Seen {
+    std::string wan;
+    RoundOutcome outcome;
+    Clock::time_point at;
+};
+
+// The event loop and everything the prober reported.
+class Harness {
+public:
+    Harness() {
+        sd_event* e = nullptr;
+        REQUIRE(sd_event_new(&e) >= 0);
+        event_.reset(e);
+        auto p = Prober::create(event_.get(), [this](const std::string& wan, const RoundOutcome& o) {
+            seen.push_back({wan, o, Clock::now()});
+            if (on_round) on_round(seen.back());
+        });
+        REQUIRE_MESSAGE(p.has_value(), p.error().message);
+        prober = std::move(*p);
+    }
+
+    void configure(const std::string& wan, const std::string& dev, uint32_t mark, std::vector<std::string> targets,
+                   std::chrono::milliseconds interval, std::chrono::milliseconds timeout) {
+        ProbeSpec spec;
+        spec.interface = dev;
+        spec.mark = mark;
+        for (const auto& t : targets) spec.targets.push_back(*Ipv4::parse(t));
+        spec.interval = interval;
+        spec.timeout = timeout;
+        Status s = prober->configure(wan, spec);
+        REQUIRE_MESSAGE(s.is_ok(), s.message);
+    }
+
+    bool run_until(const std::function<bool()>& done, std::chrono::milliseconds max) {
+        auto deadline = Clock::now() + max;
+        while (!done()) {
+            auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now());
+            if (left.count() <= 0) return false;
+            REQUIRE(sd_event_run(event_.get(), uint64_t(left.count())) >= 0);
+        }
+        return true;
+    }
+    void run_for(std::chrono::milliseconds d) { run_until([] { return false; }, d); }
+
+    std::vector<Seen> of(const std::string& wan, size_t from = 0) const {
+        std::vector<Seen> out;
+        for (size_t i = from; i < seen.size(); ++i)
+            if (seen[i].wan == wan) out.push_back(seen[i]);
+        return out;
+    }
+    size_t count(const std::string& wan, bool success, size_t from = 0) const {
+        size_t n = 0;
+        for (const auto& s : of(wan, from)) n += s.outcome.success == success;
+        return n;
+    }
+    // Waits until `wan` reported `n` rounds with this result after position `from`.
+    bool wait_rounds(const std::string& wan, bool success, size_t n, std::chrono::milliseconds max, size_t from) {
+        return run_until([&] { return count(wan, success, from) >= n; }, max);
+    }
+
+    std::vector<Seen> seen;
+    std::function<void(const Seen&)> on_round;
+    std::unique_ptr<Prober> prober;
+
+private:
+    struct EventUnref {
+        void operator()(sd_event* e) const { sd_event_unref(e); }
+    };
+    std::unique_ptr<sd_event, EventUnref> event_;
+};
+
+void check_in_order(const std::vector<Seen>& rounds) {
+    for (size_t i = 1; i < rounds.size(); ++i) {
+        CAPTURE(i);
+        CHECK(rounds[i].outcome.round == rounds[i - 1].outcome.round + 1);
+    }
+}
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+}  // namespace
+
+TEST_CASE("rounds succeed with an RTT; a dropping gateway fails them a timeout after sending; recovery") {
+    enter_router();
+    Peer peer("a");
+    link_to(peer, "wanA", "203.0.113", {"192.0.2.53"});
+    must("ip route add default via 203.0.113.1 dev wanA");
+
+    Harness h;
+    h.configure("a", "wanA", 0x100, {"192.0.2.53"}, 100ms, 300ms);
+    h.run_for(1050ms);
+    auto good = h.of("a");
+    REQUIRE(good.size() >= 9);
+    CHECK(good.size() <= 12);
+    check_in_order(good);
+    CHECK(good.front().outcome.round == 1);
+    for (const auto& s : good) {
+        CAPTURE(s.outcome.round);
+        CHECK(s.outcome.success);
+        CHECK(s.outcome.sent == 1);
+        CHECK(s.outcome.answered == 1);
+        REQUIRE(s.outcome.rtt.has_value());
+        CHECK(s.outcome.rtt->count() > 0);
+        CHECK(s.outcome.rtt->count() < 50000);
+        CHECK(s.outcome.problem.empty());
+    }
+    auto stats = h.prober->stats("a");
+    REQUIRE(stats.rtt_ms.has_value());
+    CHECK(*stats.rtt_ms > 0);
+    CHECK(*stats.rtt_ms < 50);
+    CHECK(stats.loss_pct == 0);
+    CHECK(stats.sent == good.size());
+
+    // Answered rounds are reported at send time + RTT (< 1 ms), so they date the round grid.
+    // Running nft blocks the loop and shifts a round; by the time the drop begins (>= 300 ms
+    // later) the grid is steady again.
+    const auto dropped_at = peer.drop_echo_requests_from(300ms);
+    size_t mark = h.seen.size();
+    REQUIRE(h.wait_rounds("a", false, 5, 3000ms, mark));
+    auto after = h.of("a", mark);
+    check_in_order(after);
+    const Seen* last_ok = nullptr;
+    const Seen* first_fail = nullptr;
+    for (const auto& s : after) {
+        if (s.outcome.success && !first_fail) last_ok = &s;
+        if (!s.outcome.success && !first_fail) first_fail = &s;
+    }
+    REQUIRE(last_ok != nullptr);
+    REQUIRE(first_fail != nullptr);
+    CHECK(first_fail->outcome.sent == 1);
+    CHECK(first_fail->outcome.answered == 0);
+    CHECK(first_fail->outcome.problem.empty());  // it was sent; nobody answered
+    // The first failed round went out within one interval after the drop began, and is
+    // reported a timeout after it was sent.
+    double first_fail_ms = ms_between(dropped_at, first_fail->at);
+    INFO("first failure " << first_fail_ms << " ms after dropping began");
+    CHECK(first_fail_ms >= 300 - 5);
+    CHECK(first_fail_ms <= 300 + 100 + 30);
+    for (const auto& s : after) {
+        if (s.outcome.success) continue;
+        double sent_ms = ms_between(last_ok->at, s.at) - 100.0 * double(s.outcome.round - last_ok->outcome.round);
+        CAPTURE(s.outcome.round);
+        INFO("failure reported " << sent_ms << " ms after the round was sent");
+        CHECK(sent_ms == doctest::Approx(300).epsilon(0.1));
+    }
+    for (size_t i = 1; i < after.size(); ++i)
+        if (!after[i].outcome.success && !after[i - 1].outcome.success)
+            CHECK(ms_between(after[i - 1].at, after[i].at) == doctest::Approx(100).epsilon(0.25));
+
+    peer.stop_dropping();
+    mark = h.seen.size();
+    REQUIRE(h.wait_rounds("a", true, 3, 1000ms, mark));
+    stats = h.prober->stats("a");
+    CHECK(stats.lost >= 5);
+    CHECK(stats.loss_pct > 0);
+    CHECK(stats.sent == h.of("a").size());
+    check_in_order(h.of("a"));
+}
+
+TEST_CASE("each WAN's probes leave through that WAN, by interface binding and mark") {
+    enter_router();
+    Peer a("a"), b("b");
+    link_to(a, "wanA", "203.0.113", {"192.0.2.53"});
+    link_to(b, "wanB", "198.51.100", {"192.0.2.53"});
+    // The main table says "everything via A"; only WAN B's table knows B.
+    must("ip route add default via 203.0.113.1 dev wanA");
+    must("ip route add default via 203.0.113.1 dev wanA table 101");
+    must("ip route add default via 198.51.100.1 dev wanB table 102");
+    must("ip rule add fwmark 0x100/0x3f00 lookup 101 priority 20001");
+    must("ip rule add fwmark 0x200/0x3f00 lookup 102 priority 20002");
+
+    Harness h;
+    h.configure("a", "wanA", 0x100, {"192.0.2.53"}, 100ms, 300ms);
+    h.configure("b", "wanB", 0x200, {"192.0.2.53"}, 100ms, 300ms);
+    uint16_t id_a = *h.prober->identifier("a"), id_b = *h.prober->identifier("b");
+    CHECK(id_a != id_b);
+    a.count_identifier("from_a", id_a);
+    b.count_identifier("from_b", id_b);
+    h.run_for(800ms);
+    auto rounds_a = h.of("a"), rounds_b = h.of("b");
+    REQUIRE(rounds_a.size() >= 6);
+    REQUIRE(rounds_b.size() >= 6);
+    CHECK(h.count("a", false) == 0);
+    CHECK(h.count("b", false) == 0);
+    // The counters started after the first round or two; in flight: at most one more.
+    uint64_t at_a = a.counted("from_a"), at_b = b.counted("from_b");
+    CHECK(at_a + 3 >= rounds_a.size());
+    CHECK(at_a <= rounds_a.size() + 1);
+    CHECK(at_b + 3 >= rounds_b.size());
+    CHECK(at_b <= rounds_b.size() + 1);
+    CHECK(at_b >= 4);
+
+    // A dies: B's rounds, same target address, keep succeeding through B.
+    a.drop_echo_requests();
+    size_t mark = h.seen.size();
+    REQUIRE(h.wait_rounds("a", false, 4, 2000ms, mark));
+    auto b_after = h.of("b", mark);
+    CHECK(b_after.size() >= 4);
+    CHECK(h.count("b", false, mark) == 0);
+    CHECK(b.counted("from_b") > at_b);
+}
+
+TEST_CASE("replies carrying another WAN's identifier are not counted") {
+    enter_router();
+    Peer a("a");
+    link_to(a, "wanA", "203.0.113", {"192.0.2.53"});
+    must("ip route add default via 203.0.113.1 dev wanA");
+
+    // Two WANs on one interface, same target, configured together: same sequence numbers, so the
+    // answers to "one" match "two"'s probes in everything but the identifier.
+    Harness h;
+    h.configure("one", "wanA", 0x100, {"192.0.2.53"}, 50ms, 200ms);
+    h.configure("two", "wanA", 0x200, {"192.0.2.53"}, 50ms, 200ms);
+    a.drop_echo_requests("icmp id " + std::to_string(*h.prober->identifier("two")));
+    h.run_for(700ms);
+    auto one = h.of("one"), two = h.of("two");
+    REQUIRE(one.size() >= 8);
+    REQUIRE(two.size() >= 7);
+    // The first round of "two" may have been answered before the drop rule existed.
+    for (size_t i = 1; i < two.size(); ++i) {
+        CAPTURE(i);
+        CHECK_FALSE(two[i].outcome.success);
+        CHECK(two[i].outcome.answered == 0);
+    }
+    CHECK(h.count("one", false) == 0);
+    CHECK(h.prober->stats("two").loss_pct > 80);
+    CHECK(h.prober->stats("one").loss_pct == 0);
+}
+
+TEST_CASE("an interface that vanishes fails rounds with the reason; re-created, probing resumes") {
+    enter_router();
+    Peer a("a");
+    link_to(a, "wanA", "203.0.113", {"192.0.2.53"});
+    must("ip route add default via 203.0.113.1 dev wanA");
+
+    Harness h;
+    h.configure("a", "wanA", 0x100, {"192.0.2.53"}, 100ms, 300ms);
+    REQUIRE(h.wait_rounds("a", true, 3, 1000ms, 0));
+
+    must("ip link del wanA");
+    size_t mark = h.seen.size();
+    REQUIRE(h.wait_rounds("a", false, 5, 2000ms, mark));
+    bool said_why = false;
+    for (const auto& s : h.of("a", mark)) {
+        CAPTURE(s.outcome.problem);
+        CHECK_FALSE(s.outcome.success);
+        if (s.outcome.problem.find("wanA") != std::string::npos &&
+            s.outcome.problem.find("No such device") != std::string::npos)
+            said_why = true;
+    }
+    CHECK(said_why);
+    // No socket: later rounds say so at once (sent 0) instead of waiting for a timeout.
+    auto last = h.of("a").back().outcome;
+    CHECK(last.sent == 0);
+    CHECK(last.problem == "Could not bind the probe socket to wanA: No such device");
+    check_in_order(h.of("a"));
+
+    // Same name, new ifindex: the prober re-binds by itself.
+    link_to(a, "wanA", "203.0.113", {});
+    must("ip route add default via 203.0.113.1 dev wanA");
+    mark = h.seen.size();
+    REQUIRE(h.wait_rounds("a", true, 2, 1500ms, mark));
+    check_in_order(h.of("a"));
+}
+
+TEST_CASE("50% loss at the gateway shows as about 50% loss over 100+ probes; rounds stay in order") {
+    enter_router();
+    Peer a("a");
+    link_to(a, "wanA", "203.0.113", {"192.0.2.53"});
+    must("ip route add default via 203.0.113.1 dev wanA");
+    a.drop_echo_requests("numgen random mod 100 < 50");
+
+    // Rounds overlap ten deep: lost probes finish at the deadline, answered later ones at once,
+    // and the report must still come in round order.
+    Harness h;
+    h.configure("a", "wanA", 0x100, {"192.0.2.53"}, 10ms, 100ms);
+    REQUIRE(h.run_until([&] { return h.seen.size() >= 130; }, 4000ms));
+    check_in_order(h.of("a"));
+    auto stats = h.prober->stats("a");
+    CHECK(stats.sent >= 130);
+    INFO("loss " << stats.loss_pct << "%, lost " << stats.lost << " of " << stats.sent);
+    CHECK(stats.loss_pct > 30);
+    CHECK(stats.loss_pct < 70);
+    double failed = double(h.count("a", false)) / double(h.seen.size());
+    CHECK(failed > 0.3);
+    CHECK(failed < 0.7);
+}
+
+TEST_CASE("pause stops sending and resume probes at once; an equal configure keeps the schedule; retain") {
+    enter_router();
+    Peer a("a");
+    link_to(a, "wanA", "203.0.113", {"192.0.2.53"});
+    must("ip route add default via 203.0.113.1 dev wanA");
+
+    Harness h;
+    h.configure("a", "wanA", 0x100, {"192.0.2.53"}, 100ms, 300ms);
+    a.count_identifier("probes", *h.prober->identifier("a"));
+    REQUIRE(h.wait_rounds("a", true, 3, 1000ms, 0));
+
+    h.prober->pause("a", true);
+    h.run_for(50ms);  // a round in flight may still be answered
+    uint64_t sent_paused = a.counted("probes");
+    size_t rounds_paused = h.seen.size();
+    h.run_for(400ms);
+    CHECK(a.counted("probes") == sent_paused);
+    CHECK(h.seen.size() == rounds_paused);
+
+    h.prober->pause("a", false);
+    auto resumed_at = Clock::now();
+    REQUIRE(h.wait_rounds("a", true, 1, 500ms, rounds_paused));
+    CHECK(ms_between(resumed_at, h.seen.back().at) < 50);
+
+    // Reload with the same spec: numbering and stats go on, no extra round.
+    REQUIRE(h.wait_rounds("a", true, 3, 1000ms, rounds_paused));
+    auto before = h.prober->stats("a");
+    uint64_t last_round = h.seen.back().outcome.round;
+    h.configure("a", "wanA", 0x100, {"192.0.2.53"}, 100ms, 300ms);
+    size_t mark = h.seen.size();
+    h.run_for(250ms);
+    auto later = h.of("a", mark);
+    REQUIRE(later.size() >= 2);
+    CHECK(later.size() <= 3);
+    CHECK(later.front().outcome.round == last_round + 1);
+    CHECK(h.prober->stats("a").sent >= before.sent + 2);
+
+    // A changed interval keeps stats and numbering and takes effect.
+    h.configure("a", "wanA", 0x100, {"192.0.2.53"}, 25ms, 300ms);
+    mark = h.seen.size();
+    h.run_for(300ms);
+    later = h.of("a", mark);
+    CHECK(later.size() >= 9);
+    CHECK(later.front().outcome.round == h.seen[mark - 1].outcome.round + 1);
+    CHECK(h.prober->stats("a").sent > before.sent);
+
+    h.prober->retain({});
+    mark = h.seen.size();
+    h.run_for(200ms);
+    CHECK(h.seen.size() == mark);
+    CHECK(h.prober->stats("a").sent == 0);
+    CHECK_FALSE(h.prober->identifier("a").has_value());
+}
+
+TEST_CASE("detection latency: interval 200 ms, timeout 600 ms, down_after 3") {
+    enter_router();
+    Peer a("a");
+    link_to(a, "wanA", "203.0.113", {"192.0.2.53"});
+    must("ip route add default via 203.0.113.1 dev wanA");
+
+    // Four WANs on one link, started 50 ms apart: four phases of the round grid per drop.
+    const std::vector<std::string> wans{"w0", "w1", "w2", "w3"};
+    ProbeConfig thresholds;  // down_after 3
+    Harness h;
+    for (const auto& w : wans) {
+        h.configure(w, "wanA", 0x100, {"192.0.2.53"}, 200ms, 600ms);
+        h.run_for(50ms);
+    }
+    std::vector<double> latencies;
+    for (int run_no = 0; run_no < 2; ++run_no) {
+        // Rounds of the previous run still in flight fail; let them pass before watching.
+        for (const auto& w : wans) REQUIRE(h.wait_rounds(w, true, 2, 2000ms, h.seen.size()));
+        std::map<std::string, HealthMachine> health;
+        std::map<std::string, Clock::time_point> down_at;
+        h.on_round = [&](const Seen& s) {
+            auto t = health[s.wan].on_event(s.outcome.success ? HealthEvent::RoundOk : HealthEvent::RoundFailed,
+                                            thresholds);
+            if (t && t->to == ProbeState::Down) down_at[s.wan] = s.at;
+        };
+        auto dropped_at = a.drop_echo_requests_from(100ms);
+        REQUIRE(h.run_until([&] { return down_at.size() == wans.size(); }, 4000ms));
+        for (const auto& [w, at] : down_at) latencies.push_back(ms_between(dropped_at, at));
+        h.on_round = nullptr;
+        a.stop_dropping();
+    }
+    std::string line;
+    for (double l : latencies) {
+        line += " " + std::to_string(int(l + 0.5));
+        // The first failed round goes out within one interval after the drop begins, is reported
+        // a timeout later, and the third one two intervals after that: 1000-1200 ms.
+        CHECK(l >= 1000 - 5);
+        CHECK(l <= 1200 + 30);
+    }
+    std::fprintf(stderr, "probe detection latency (ms from drop to 3rd failed round):%s\n", line.c_str());
+}
