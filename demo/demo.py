@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""The article's router, live: balancing, a failover and a recovery, narrated.
+
+Builds the lab (a router with ether1 to Charter, ether2 to Integra and ether3 to the LAN, two
+ISP namespaces and an "internet" with a server), runs wanbalanced on the router, and shows what
+the kernel does with real connections. Everything happens inside network namespaces that are
+removed at the end; the host's own network is never touched. Run as root: ./demo.sh
+"""
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
+import labkit  # noqa: E402
+
+BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
+
+
+def say(text: str) -> None:
+    print(f"\n{BOLD}==> {text}{RESET}", flush=True)
+
+
+def show(text: str, indent: str = "    ") -> None:
+    for line in text.rstrip("\n").splitlines():
+        print(f"{indent}{line}")
+    sys.stdout.flush()
+
+
+def bar(spread, n: int) -> str:
+    out = []
+    for wan in ("charter", "integra", "failed"):
+        count = spread.get(wan, 0)
+        if wan == "failed" and not count:
+            continue
+        out.append(f"{wan:8} {count:4}  {'#' * round(40 * count / n)}")
+    return "\n".join(out)
+
+
+def event_lines(daemon, after: int) -> list[str]:
+    return [l for l in daemon.log().splitlines()[after:] if "[event=" in l]
+
+
+def wait_for_event(daemon, kind: str, after: int, timeout: float, start: float) -> float:
+    """Seconds from `start` (taken just before the fault was injected) to the event's log line."""
+    while time.monotonic() - start < timeout:
+        if any(f"[event={kind}" in l for l in event_lines(daemon, after)):
+            return time.monotonic() - start
+        time.sleep(0.02)
+    raise RuntimeError(f"no {kind} event within {timeout} s:\n{daemon.log_tail()}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="Needs root and a built tree (./demo.sh does both).")
+    parser.add_argument("--connections", type=int, default=200,
+                        help="new LAN connections per measurement (default 200)")
+    args = parser.parse_args()
+    n = args.connections
+
+    say("Building the article's network in network namespaces")
+    with labkit.Lab() as lab:
+        show(f"router {lab.ns('rtr')}: ether1 203.0.113.2 -> Charter (gateway 203.0.113.1)\n"
+             f"                     ether2 198.51.100.2 -> Integra (gateway 198.51.100.1)\n"
+             f"                     ether3 192.168.88.1 -> LAN (hosts 192.168.88.10-40)\n"
+             f"internet: server 192.0.2.10, probe targets 192.0.2.53 and 192.0.2.54 beyond both ISPs\n"
+             f"Both ISPs drop packets whose source is not their customer's address (BCP38).")
+        before = lab.kernel_state()
+
+        config = lab.article_config(probe={"interval_ms": 200})
+        say("Starting wanbalanced with the article's configuration")
+        show(json.dumps(config, indent=2))
+        daemon = lab.start_daemon(config)
+        daemon.wait_ready()
+        show(daemon.ctl("status", check=True).stdout)
+
+        say("What it put in the kernel (the article's mangle rules and routing marks, on Linux)")
+        show(lab.run("rtr", "ip -4 rule show").stdout)
+        show(lab.run("rtr", "ip -4 route show default table all").stdout)
+        table = lab.run("rtr", "nft list table inet wanbalance").stdout
+        lines, in_balance = [], False
+        for line in table.splitlines():
+            in_balance = in_balance or "map balance" in line
+            if in_balance and re.match(r"\s+(\d+ : goto|elements = \{ 0 :)", line):
+                if "elements" in line:
+                    lines.append("\t\telements = { 0 : goto wan_..., ... 1020 : goto wan_... }"
+                                 "   (1021 hash buckets, shared by weight)")
+                continue
+            lines.append(line)
+        show("\n".join(lines))
+
+        say(f"Balancing: {n} new connections from one LAN host to the server")
+        show(bar(lab.spread(n, src=labkit.LAN_HOST), n))
+
+        say("Connections from the internet are answered through the WAN they came in on")
+        lab.start_server("rtr", port=8080)
+        for addr, wan in (("203.0.113.2", "Charter"), ("198.51.100.2", "Integra")):
+            ok = lab.connect_from_internet(addr)
+            show(f"to {addr} ({wan}): {'answered' if ok else 'FAILED'}")
+
+        say("Failover: Charter's upstream dies (its gateway still answers pings)")
+        mark = len(daemon.log().splitlines())
+        start = time.monotonic()
+        lab.upstream("isp1", False)
+        took = wait_for_event(daemon, "wan-down", mark, 10, start)
+        show(f"detected and taken out of service in {took:.2f} s "
+             f"(probes every 200 ms, down after 3 failed rounds)")
+        show("\n".join(event_lines(daemon, mark)))
+        show(lab.run("rtr", "ip -4 route show default table main").stdout)
+        say(f"{n} new connections now")
+        show(bar(lab.spread(n, src=labkit.LAN_HOST), n))
+
+        say("Recovery: Charter's upstream comes back")
+        mark = len(daemon.log().splitlines())
+        start = time.monotonic()
+        lab.upstream("isp1", True)
+        took = wait_for_event(daemon, "wan-up", mark, 15, start)
+        show(f"back in service {took:.2f} s later (after 5 answered rounds, so a flapping link "
+             f"cannot bounce traffic)")
+        show("\n".join(event_lines(daemon, mark)))
+        say(f"{n} new connections now")
+        show(bar(lab.spread(n, src=labkit.LAN_HOST), n))
+
+        say("Carrier loss: Integra's cable is pulled")
+        mark = len(daemon.log().splitlines())
+        start = time.monotonic()
+        lab.carrier("isp2", False)
+        took = wait_for_event(daemon, "wan-down", mark, 5, start)
+        show(f"taken out of service within {took * 1000:.0f} ms of pulling it, including the time "
+             f"`ip link set down` itself takes (a netlink link event, no probe rounds)")
+        lab.carrier("isp2", True)
+        daemon.wait_state("integra", "up", timeout=15)
+        show(daemon.ctl("status", check=True).stdout)
+
+        say("Stopping wanbalanced: it removes everything it created")
+        code = daemon.stop()
+        restored = lab.kernel_state() == before
+        show(f"exit code {code}; router's nftables, rules and routes exactly as before: "
+             f"{'yes' if restored else 'NO'}")
+        say("Tearing the lab down")
+    return 0 if restored and code == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
