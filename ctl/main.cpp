@@ -30,7 +30,8 @@ constexpr const char* kUsage =
     "Commands:\n"
     "  check [--config PATH]     validate a config file without touching the kernel\n"
     "  ruleset [--config PATH]   print the nftables ruleset, routes and rules a config produces\n"
-    "  status [--json]           show each WAN's state, gateway, probes and traffic\n"
+    "  status [--json|--prometheus]\n"
+    "                            show each WAN's state, gateway, probes and traffic\n"
     "  reload                    make the running daemon re-read its config\n"
     "  set WAN up|down|auto      operator override for one WAN (auto: back to the prober)\n"
     "\n"
@@ -59,11 +60,12 @@ constexpr Command kCommands[] = {
      "then the routes and policy rules as ip commands. Nothing is applied.\n"
      "\n"
      "  --config PATH  the file to render (default: /etc/wanbalance.json)\n"},
-    {"status", "wanbalancectl [--runtime-dir DIR] status [--json]",
+    {"status", "wanbalancectl [--runtime-dir DIR] status [--json|--prometheus]",
      "Show each WAN of the running daemon: state and since when, gateway, probe round-trip time\n"
      "and loss, connections and share of them, bytes.\n"
      "\n"
-     "  --json  print the daemon's status object (DESIGN.md section 5) instead of a table\n"},
+     "  --json        print the daemon's status object (DESIGN.md section 5) instead of a table\n"
+     "  --prometheus  print Prometheus metrics (text exposition format) instead of a table\n"},
     {"reload", "wanbalancectl [--runtime-dir DIR] reload",
      "Ask the running daemon to re-read its configuration and apply the difference. On an invalid\n"
      "configuration it prints the problems, exits 78, and the old configuration keeps running.\n"},
@@ -191,7 +193,9 @@ bool use_color() {
     return isatty(STDOUT_FILENO) == 1;
 }
 
-int run_status(const std::string& runtime_dir, bool as_json) {
+enum class StatusView { Table, Json, Prometheus };
+
+int run_status(const std::string& runtime_dir, StatusView view) {
     int code = kExitOk;
     auto reply = ask_daemon(runtime_dir, json{{"command", "status"}}, code);
     if (!reply) return code;
@@ -200,8 +204,10 @@ int run_status(const std::string& runtime_dir, bool as_json) {
         std::cerr << "wanbalancectl: the daemon's reply has no status object\n";
         return kExitFailure;
     }
-    if (as_json) {
+    if (view == StatusView::Json) {
         std::cout << status->dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+    } else if (view == StatusView::Prometheus) {
+        std::cout << wb::format_prometheus(*status);
     } else {
         std::cout << wb::format_status(*status, use_color(), std::chrono::system_clock::now());
     }
@@ -264,7 +270,7 @@ int run(const std::vector<std::string>& args) {
     const std::string name = command->name;
 
     std::string config_path = wb::kDefaultConfigPath;
-    bool as_json = false;
+    StatusView view = StatusView::Table;
     std::vector<std::string> positional;
     for (++i; i < args.size(); ++i) {
         const std::string& arg = args[i];
@@ -284,8 +290,11 @@ int run(const std::vector<std::string>& args) {
                 continue;
             }
         }
-        if (name == "status" && arg == "--json") {
-            as_json = true;
+        if (name == "status" && (arg == "--json" || arg == "--prometheus")) {
+            StatusView wanted = arg == "--json" ? StatusView::Json : StatusView::Prometheus;
+            if (view != StatusView::Table && view != wanted)
+                return usage_error("--json and --prometheus exclude each other", command);
+            view = wanted;
             continue;
         }
         if (arg.size() > 1 && arg[0] == '-') return usage_error("unknown option " + arg + " for " + name, command);
@@ -302,7 +311,7 @@ int run(const std::vector<std::string>& args) {
     const std::string runtime_dir = wb::resolve_runtime_dir(runtime_flag);
     if (name == "check") return run_check(config_path);
     if (name == "ruleset") return run_ruleset(config_path);
-    if (name == "status") return run_status(runtime_dir, as_json);
+    if (name == "status") return run_status(runtime_dir, view);
     if (name == "reload") return run_reload(runtime_dir);
     const std::string& mode = positional[1];
     if (mode != "up" && mode != "down" && mode != "auto")

@@ -1,8 +1,10 @@
-// The human view of `wanbalancectl status`: header, all-down warning, the WAN table and notes.
-// Everything tolerates missing fields and wrong types: an old or new daemon must not crash ctl.
+// The views of `wanbalancectl status`: the human table (header, all-down warning, rows, notes)
+// and Prometheus metrics. Both tolerate missing fields and wrong types: an old or new daemon
+// must not crash ctl.
 #include "ctl/status_format.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -233,6 +235,125 @@ std::string format_status(const json& status, bool color, std::chrono::system_cl
     }
     out += render_table(rows);
     for (const auto& note : notes) out += "  " + note + "\n";
+    return out;
+}
+
+
+namespace {
+
+// Label values escape backslash, double quote and newline (exposition format 0.0.4).
+std::string prom_label(std::string_view value) {
+    std::string out;
+    for (char c : value) {
+        if (c == '\\') out += "\\\\";
+        else if (c == '"') out += "\\\"";
+        else if (c == '\n') out += "\\n";
+        else out += c;
+    }
+    return out;
+}
+
+std::string prom_double(double v) {
+    if (std::isnan(v)) return "NaN";
+    if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+    char buf[64];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);  // shortest text that reads back exactly
+    return ec == std::errc() ? std::string(buf, end) : "NaN";
+}
+
+// Integers stay exact (byte counters pass 2^53 on a busy uplink); `divisor` converts units.
+std::optional<std::string> prom_value(const json& obj, const char* key, double divisor = 1) {
+    if (!obj.is_object()) return std::nullopt;
+    auto it = obj.find(key);
+    if (it == obj.end()) return std::nullopt;
+    if (it->is_boolean()) return it->get<bool>() ? "1" : "0";
+    if (!it->is_number()) return std::nullopt;
+    if (divisor == 1 && it->is_number_unsigned()) return std::to_string(it->get<uint64_t>());
+    if (divisor == 1 && it->is_number_integer()) return std::to_string(it->get<int64_t>());
+    return prom_double(it->get<double>() / divisor);
+}
+
+struct Family {
+    const char* name;
+    const char* type;
+    const char* help;
+};
+
+void family_header(std::string& out, const Family& f) {
+    out += std::string("# HELP ") + f.name + " " + f.help + "\n";
+    out += std::string("# TYPE ") + f.name + " " + f.type + "\n";
+}
+
+struct WanMetric {
+    Family family;
+    const char* key;  // in the WAN's status object
+    double divisor;
+};
+
+constexpr WanMetric kWanMetrics[] = {
+    {{"wanbalance_wan_active", "gauge", "1 when the WAN takes new LAN connections (up, and in the tier in use)."},
+     "active", 1},
+    {{"wanbalance_wan_rtt_seconds", "gauge", "Probe round-trip time (absent until a probe is answered)."},
+     "rtt_ms", 1000},
+    {{"wanbalance_wan_loss_ratio", "gauge", "Share of recent probes that got no answer in time, 0 to 1."},
+     "loss_pct", 100},
+    {{"wanbalance_wan_probes_sent_total", "counter", "Probes sent out of the WAN."}, "probes_sent", 1},
+    {{"wanbalance_wan_probes_lost_total", "counter", "Probes that got no answer in time."}, "probes_lost", 1},
+    {{"wanbalance_wan_transitions_total", "counter", "State changes since the daemon started."}, "transitions", 1},
+    {{"wanbalance_wan_receive_bytes_total", "counter", "Bytes received on the WAN's interface."}, "rx_bytes", 1},
+    {{"wanbalance_wan_transmit_bytes_total", "counter", "Bytes sent on the WAN's interface."}, "tx_bytes", 1},
+    {{"wanbalance_wan_connections", "gauge", "Tracked connections marked for the WAN."}, "connections", 1},
+    {{"wanbalance_wan_weight", "gauge", "Configured weight among the WANs of its tier."}, "weight", 1},
+    {{"wanbalance_wan_tier", "gauge", "Configured tier (0 is used first)."}, "tier", 1},
+};
+
+constexpr const char* kStates[] = {"up", "down", "disabled"};
+
+}  // namespace
+
+std::string format_prometheus(const json& status) {
+    std::string out;
+    family_header(out, {"wanbalance_build_info", "gauge", "Version of the running wanbalanced; always 1."});
+    out += "wanbalance_build_info{version=\"" + prom_label(get_string(status, "version").value_or("")) + "\"} 1\n";
+    family_header(out, {"wanbalance_uptime_seconds", "gauge", "Seconds since wanbalanced started."});
+    if (auto v = prom_value(status, "uptime_s")) out += "wanbalance_uptime_seconds " + *v + "\n";
+    family_header(out, {"wanbalance_all_down", "gauge",
+                        "1 when every WAN is down and traffic is balanced over the WANs whose link is up."});
+    out += std::string("wanbalance_all_down ") + (get_bool(status, "all_down") ? "1" : "0") + "\n";
+
+    // WANs without a name cannot be labelled: they are left out.
+    std::vector<std::pair<std::string, const json*>> wans;
+    if (status.is_object()) {
+        auto it = status.find("wans");
+        if (it != status.end() && it->is_array()) {
+            for (const auto& wan : *it) {
+                auto name = get_string(wan, "name");
+                if (!name || name->empty()) continue;
+                std::string labels = "wan=\"" + prom_label(*name) + "\",interface=\"" +
+                                     prom_label(get_string(wan, "interface").value_or("")) + "\"";
+                wans.emplace_back(std::move(labels), &wan);
+            }
+        }
+    }
+
+    family_header(out, {"wanbalance_wan_state", "gauge",
+                        "1 for the WAN's current state (up, down: probes or link, disabled: operator), else 0."});
+    for (const auto& [labels, wan] : wans) {
+        std::string state = get_string(*wan, "state").value_or("");
+        bool known = false;
+        for (const char* s : kStates) {
+            known |= state == s;
+            out += "wanbalance_wan_state{" + labels + ",state=\"" + s + "\"} " + (state == s ? "1" : "0") + "\n";
+        }
+        if (!known && !state.empty()) out += "wanbalance_wan_state{" + labels + ",state=\"" + prom_label(state) + "\"} 1\n";
+    }
+    for (const auto& metric : kWanMetrics) {
+        family_header(out, metric.family);
+        for (const auto& [labels, wan] : wans) {
+            if (auto v = prom_value(*wan, metric.key, metric.divisor))
+                out += std::string(metric.family.name) + "{" + labels + "} " + *v + "\n";
+        }
+    }
     return out;
 }
 

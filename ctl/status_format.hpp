@@ -1,5 +1,5 @@
-// The human view of `wanbalancectl status`: the daemon's status object (DESIGN.md §5) as an
-// aligned table. Pure functions of the JSON and the current time, so they are unit-tested.
+// The views of `wanbalancectl status`: the daemon's status object (DESIGN.md §5) as an aligned
+// table for people or as Prometheus metrics. Pure functions of the JSON (and the time): unit-tested.
 #pragma once
 
 #include <chrono>
@@ -26,5 +26,12 @@ std::optional<std::chrono::system_clock::time_point> parse_utc_time(std::string_
 // `color` wraps STATE in ANSI colours (up green, down red, disabled yellow); alignment is
 // computed on the visible text. Missing or null fields show as "-"; never throws on odd input.
 std::string format_status(const nlohmann::json& status, bool color, std::chrono::system_clock::time_point now);
+
+// The Prometheus text exposition format (version 0.0.4), for node_exporter's textfile collector
+// or a scrape wrapper: every family has HELP and TYPE lines, WAN samples carry the labels
+// wan="NAME",interface="IFACE". States are a state set (wanbalance_wan_state{state="up"} 1 and
+// 0 for the others); RTT in seconds, loss as a ratio; counters end in _total. A field the daemon
+// left out or set to null produces no sample; never throws on odd input.
+std::string format_prometheus(const nlohmann::json& status);
 
 }  // namespace wb

@@ -4,6 +4,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 
@@ -280,6 +281,9 @@ void Manager::update_inputs() {
             w.seen = true;
         } else if (w.link_usable && !usable) {
             if (auto t = w.machine.on_event(HealthEvent::LinkLost, wan.probe)) w.probe_reason = t->reason;
+            // Also when the WAN was already down: with every WAN down it was still balanced
+            // over, and its connections must now re-establish on a link that is left.
+            if (config_.flush_conntrack) pending_flush_.push_back(wan.mark);
         } else if (!w.link_usable && usable) {
             w.machine.on_event(HealthEvent::LinkBack, wan.probe);
             w.probe_reason = "link back, probing";
@@ -303,7 +307,10 @@ void Manager::configure_probes() {
         spec.interval = wan.probe.interval;
         spec.timeout = wan.probe.timeout;
         spec.min_targets_up = wan.probe.min_targets_up;
-        bool can_probe = w.link_usable && !spec.targets.empty() && w.override_mode == Override::Auto;
+        // An override does not pause probing: `set WAN auto` must hand back to a machine that
+        // knows the WAN's health now, not as it was before the override (a forced-up WAN that
+        // recovered meanwhile would be taken down and flushed on stale rounds).
+        bool can_probe = w.link_usable && !spec.targets.empty();
         if (!spec.targets.empty()) report("probe " + wan.name, prober_->configure(wan.name, spec));
         prober_->pause(wan.name, !can_probe);
     }
@@ -384,7 +391,9 @@ void Manager::set_health(size_t i, Health health, const std::string& reason) {
     if (hooks_) hooks_->run(config_.hooks_dir, {e.kind, wan.name, wan.interface, e.state});
     log_event(up ? Level::Notice : Level::Warning, e,
               "WAN " + wan.name + " (" + wan.interface + ") is " + std::string(health_name(health)) + ": " + reason);
-    if (was_up && !up && config_.flush_conntrack && conntrack_) {
+    // Disabled from down too: with every WAN down it was still balanced over, and the
+    // operator drains it of everything.
+    if ((was_up || health == Health::Disabled) && !up && config_.flush_conntrack && conntrack_) {
         // After the map and routes change (reconcile applies next), so re-opened connections
         // cannot be classified onto the dead WAN again.
         pending_flush_.push_back(wan.mark);
@@ -428,6 +437,8 @@ void Manager::apply_desired() {
     last_changes_.routes += routes.added + routes.replaced + routes.deleted;
     last_changes_.rules += rules.added + rules.replaced + rules.deleted;
 
+    std::sort(pending_flush_.begin(), pending_flush_.end());
+    pending_flush_.erase(std::unique(pending_flush_.begin(), pending_flush_.end()), pending_flush_.end());
     for (uint32_t mark : pending_flush_) {
         auto n = conntrack_->delete_by_mark(mark, config_.mark_mask);
         for (size_t i = 0; i < config_.wans.size(); ++i)

@@ -1,9 +1,12 @@
-// Tests for the human `wanbalancectl status` view: durations, sizes, timestamps, the table's
-// alignment with and without colour, nulls, and the all-down warning.
+// Tests for `wanbalancectl status`: durations, sizes, timestamps, the table's alignment with and
+// without colour, nulls, the all-down warning; and the Prometheus exposition, read back strictly.
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
 #include <cctype>
+#include <map>
+#include <regex>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -174,4 +177,194 @@ TEST_CASE("a timestamp in the future counts as now") {
     auto lines = lines_of(wb::format_status(status, false, at("2026-11-25T19:00:00Z")));
     REQUIRE(lines.size() >= 3);
     CHECK(lines[2].find("up           0s") != std::string::npos);
+}
+
+// ---- wanbalancectl status --prometheus ----
+
+namespace {
+
+struct Sample {
+    std::string name;
+    std::map<std::string, std::string> labels;
+    std::string value;
+};
+
+// A strict reader of the text exposition format 0.0.4: HELP and TYPE once per family and
+// before its samples, a family's samples contiguous, valid names, quoted and escaped labels,
+// float values, counters named *_total. Fails the test on the first violation.
+std::vector<Sample> parse_exposition(const std::string& text) {
+    static const std::regex kName("[a-zA-Z_:][a-zA-Z0-9_:]*");
+    static const std::regex kComment("# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (.+)");
+    static const std::regex kSample(R"(([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+))");
+    static const std::regex kLabel(R"(([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)\"(,|$))");
+    std::vector<Sample> samples;
+    std::map<std::string, std::string> types;
+    std::set<std::string> helps, finished;
+    std::string current;
+    REQUIRE(!text.empty());
+    REQUIRE(text.back() == '\n');
+    for (const auto& line : lines_of(text)) {
+        INFO("line: " << line);
+        std::smatch m;
+        if (line.rfind("#", 0) == 0) {
+            REQUIRE(std::regex_match(line, m, kComment));
+            std::string family = m[2];
+            if (m[1] == "HELP") {
+                CHECK(helps.insert(family).second);
+            } else {
+                CHECK(types.emplace(family, m[3]).second);
+                std::string type = m[3];
+                CHECK((type == "gauge" || type == "counter"));
+                if (type == "counter") CHECK(family.size() > 6);
+                if (type == "counter") CHECK(family.compare(family.size() - 6, 6, "_total") == 0);
+            }
+            if (family != current) {
+                if (!current.empty()) finished.insert(current);
+                CHECK(finished.count(family) == 0);
+                current = family;
+            }
+            continue;
+        }
+        REQUIRE(std::regex_match(line, m, kSample));
+        Sample s{m[1], {}, m[4]};
+        CHECK(s.name == current);  // contiguous, after its HELP and TYPE
+        CHECK(helps.count(s.name) == 1);
+        CHECK(types.count(s.name) == 1);
+        std::string labels = m[3];
+        for (auto it = std::sregex_iterator(labels.begin(), labels.end(), kLabel); it != std::sregex_iterator(); ++it) {
+            CHECK(s.labels.emplace((*it)[1], (*it)[2]).second);
+        }
+        std::string rebuilt;
+        for (auto it = std::sregex_iterator(labels.begin(), labels.end(), kLabel); it != std::sregex_iterator(); ++it)
+            rebuilt += it->str();
+        CHECK(rebuilt == labels);  // nothing unparsed between labels
+        if (s.value != "NaN" && s.value != "+Inf" && s.value != "-Inf") {
+            size_t used = 0;
+            CHECK_NOTHROW((void)std::stod(s.value, &used));
+            CHECK(used == s.value.size());
+        }
+        samples.push_back(std::move(s));
+    }
+    return samples;
+}
+
+const Sample* find_sample(const std::vector<Sample>& samples, const std::string& name, const std::string& wan,
+                          const std::string& state = "") {
+    for (const auto& s : samples) {
+        if (s.name != name) continue;
+        auto w = s.labels.find("wan");
+        if (!wan.empty() && (w == s.labels.end() || w->second != wan)) continue;
+        if (!state.empty() && s.labels.at("state") != state) continue;
+        return &s;
+    }
+    return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("prometheus: one WAN, the whole exposition") {
+    json status = json::parse(R"({ "version": "0.1.0", "config": "/etc/wanbalance.json", "uptime_s": 42,
+        "all_down": false,
+        "wans": [ { "name": "charter", "interface": "ether1", "state": "up", "active": true,
+                    "rtt_ms": 1.5, "loss_pct": 2.5, "probes_sent": 120, "probes_lost": 3, "transitions": 2,
+                    "rx_bytes": 18446744073709551615, "tx_bytes": 2048, "connections": 17, "weight": 3,
+                    "tier": 0 } ] })");
+    const std::string expected =
+        "# HELP wanbalance_build_info Version of the running wanbalanced; always 1.\n"
+        "# TYPE wanbalance_build_info gauge\n"
+        "wanbalance_build_info{version=\"0.1.0\"} 1\n"
+        "# HELP wanbalance_uptime_seconds Seconds since wanbalanced started.\n"
+        "# TYPE wanbalance_uptime_seconds gauge\n"
+        "wanbalance_uptime_seconds 42\n"
+        "# HELP wanbalance_all_down 1 when every WAN is down and traffic is balanced over the WANs whose link is up.\n"
+        "# TYPE wanbalance_all_down gauge\n"
+        "wanbalance_all_down 0\n"
+        "# HELP wanbalance_wan_state 1 for the WAN's current state (up, down: probes or link, disabled: operator), else 0.\n"
+        "# TYPE wanbalance_wan_state gauge\n"
+        "wanbalance_wan_state{wan=\"charter\",interface=\"ether1\",state=\"up\"} 1\n"
+        "wanbalance_wan_state{wan=\"charter\",interface=\"ether1\",state=\"down\"} 0\n"
+        "wanbalance_wan_state{wan=\"charter\",interface=\"ether1\",state=\"disabled\"} 0\n"
+        "# HELP wanbalance_wan_active 1 when the WAN takes new LAN connections (up, and in the tier in use).\n"
+        "# TYPE wanbalance_wan_active gauge\n"
+        "wanbalance_wan_active{wan=\"charter\",interface=\"ether1\"} 1\n"
+        "# HELP wanbalance_wan_rtt_seconds Probe round-trip time (absent until a probe is answered).\n"
+        "# TYPE wanbalance_wan_rtt_seconds gauge\n"
+        "wanbalance_wan_rtt_seconds{wan=\"charter\",interface=\"ether1\"} 0.0015\n"
+        "# HELP wanbalance_wan_loss_ratio Share of recent probes that got no answer in time, 0 to 1.\n"
+        "# TYPE wanbalance_wan_loss_ratio gauge\n"
+        "wanbalance_wan_loss_ratio{wan=\"charter\",interface=\"ether1\"} 0.025\n"
+        "# HELP wanbalance_wan_probes_sent_total Probes sent out of the WAN.\n"
+        "# TYPE wanbalance_wan_probes_sent_total counter\n"
+        "wanbalance_wan_probes_sent_total{wan=\"charter\",interface=\"ether1\"} 120\n"
+        "# HELP wanbalance_wan_probes_lost_total Probes that got no answer in time.\n"
+        "# TYPE wanbalance_wan_probes_lost_total counter\n"
+        "wanbalance_wan_probes_lost_total{wan=\"charter\",interface=\"ether1\"} 3\n"
+        "# HELP wanbalance_wan_transitions_total State changes since the daemon started.\n"
+        "# TYPE wanbalance_wan_transitions_total counter\n"
+        "wanbalance_wan_transitions_total{wan=\"charter\",interface=\"ether1\"} 2\n"
+        "# HELP wanbalance_wan_receive_bytes_total Bytes received on the WAN's interface.\n"
+        "# TYPE wanbalance_wan_receive_bytes_total counter\n"
+        "wanbalance_wan_receive_bytes_total{wan=\"charter\",interface=\"ether1\"} 18446744073709551615\n"
+        "# HELP wanbalance_wan_transmit_bytes_total Bytes sent on the WAN's interface.\n"
+        "# TYPE wanbalance_wan_transmit_bytes_total counter\n"
+        "wanbalance_wan_transmit_bytes_total{wan=\"charter\",interface=\"ether1\"} 2048\n"
+        "# HELP wanbalance_wan_connections Tracked connections marked for the WAN.\n"
+        "# TYPE wanbalance_wan_connections gauge\n"
+        "wanbalance_wan_connections{wan=\"charter\",interface=\"ether1\"} 17\n"
+        "# HELP wanbalance_wan_weight Configured weight among the WANs of its tier.\n"
+        "# TYPE wanbalance_wan_weight gauge\n"
+        "wanbalance_wan_weight{wan=\"charter\",interface=\"ether1\"} 3\n"
+        "# HELP wanbalance_wan_tier Configured tier (0 is used first).\n"
+        "# TYPE wanbalance_wan_tier gauge\n"
+        "wanbalance_wan_tier{wan=\"charter\",interface=\"ether1\"} 0\n";
+    std::string out = wb::format_prometheus(status);
+    CHECK(out == expected);
+    parse_exposition(out);
+}
+
+TEST_CASE("prometheus: several WANs, states as a state set, families stay contiguous") {
+    json status = sample_status();
+    status["all_down"] = true;
+    auto samples = parse_exposition(wb::format_prometheus(status));
+    CHECK(find_sample(samples, "wanbalance_all_down", "")->value == "1");
+    CHECK(find_sample(samples, "wanbalance_wan_state", "charter", "up")->value == "1");
+    CHECK(find_sample(samples, "wanbalance_wan_state", "integra", "up")->value == "0");
+    CHECK(find_sample(samples, "wanbalance_wan_state", "integra", "down")->value == "1");
+    CHECK(find_sample(samples, "wanbalance_wan_state", "backup", "disabled")->value == "1");
+    CHECK(find_sample(samples, "wanbalance_wan_state", "backup", "up")->value == "0");
+    CHECK(find_sample(samples, "wanbalance_wan_active", "integra")->value == "0");
+    CHECK(find_sample(samples, "wanbalance_wan_rtt_seconds", "charter")->value == "0.0012");
+    CHECK(find_sample(samples, "wanbalance_wan_rtt_seconds", "backup")->value == "0.025");
+    CHECK(find_sample(samples, "wanbalance_wan_rtt_seconds", "integra") == nullptr);  // null: no sample
+    CHECK(find_sample(samples, "wanbalance_wan_loss_ratio", "integra")->value == "1");
+    CHECK(find_sample(samples, "wanbalance_wan_loss_ratio", "backup")->value == "0.005");
+    CHECK(find_sample(samples, "wanbalance_wan_connections", "backup")->value == "1234");
+    CHECK(find_sample(samples, "wanbalance_wan_receive_bytes_total", "charter")->value == "100000");
+    CHECK(find_sample(samples, "wanbalance_wan_receive_bytes_total", "integra") == nullptr);
+    CHECK(find_sample(samples, "wanbalance_wan_state", "charter", "up")->labels.at("interface") == "ether1");
+    int state_samples = 0;
+    for (const auto& s : samples) state_samples += s.name == "wanbalance_wan_state";
+    CHECK(state_samples == 9);
+}
+
+TEST_CASE("prometheus: label values are escaped, odd input never throws") {
+    json status = json::parse(R"({ "version": "1\"2\\3\n",
+        "wans": [ { "name": "a\"b", "interface": "x\\y", "state": "weird", "rtt_ms": "fast",
+                    "connections": -3, "loss_pct": null },
+                  { "interface": "nameless" }, 42, null ] })");
+    std::string out;
+    REQUIRE_NOTHROW(out = wb::format_prometheus(status));
+    auto samples = parse_exposition(out);
+    CHECK(out.find("wanbalance_build_info{version=\"1\\\"2\\\\3\\n\"} 1\n") != std::string::npos);
+    CHECK(out.find("{wan=\"a\\\"b\",interface=\"x\\\\y\",state=\"weird\"} 1\n") != std::string::npos);
+    CHECK(find_sample(samples, "wanbalance_wan_connections", "")->value == "-3");
+    CHECK(out.find("nameless") == std::string::npos);  // no name, no labels: left out
+    CHECK(out.find("wanbalance_wan_rtt_seconds{") == std::string::npos);
+    CHECK(out.find("\nwanbalance_uptime_seconds ") == std::string::npos);
+
+    for (const json& odd : {json(), json::array(), json("x"), json::object()}) {
+        REQUIRE_NOTHROW(out = wb::format_prometheus(odd));
+        samples = parse_exposition(out);
+        CHECK(find_sample(samples, "wanbalance_all_down", "")->value == "0");
+    }
 }

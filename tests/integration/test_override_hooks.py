@@ -1,0 +1,219 @@
+# Issue 3, the operator's side of failover: `wanbalancectl set WAN up|down|auto` overrides the
+# prober (and hands back to it without a flap), and hook scripts see every event in their
+# environment without ever delaying a failover, even when they hang.
+import os
+import time
+from collections import Counter
+
+import labkit
+from labwatch import EventWatch, balance_map, conntrack_entries, main_default
+
+FAST_PROBE = {"interval_ms": 200, "down_after": 3}
+UPSTREAM_LIMIT_S = 1.5
+CARRIER_LIMIT_S = 0.3
+MARGIN_S = 1.0          # for a loaded 2-core CI machine
+CARRIER_MARGIN_S = 0.3
+DETECTION_WINDOW_S = 0.2 * 3 + 0.6  # interval × down_after + timeout
+
+
+def start(lab, config):
+    d = lab.start_daemon(config)
+    d.wait_ready()
+    labkit.wait_until(lambda: all(w["rtt_ms"] for w in d.status()["wans"]), 5,
+                      "both WANs to answer probes")
+    return d, EventWatch(d)
+
+
+def established(lab, wan):
+    return {e for e in conntrack_entries(lab, dst=labkit.SERVER, dport=labkit.TCP_PORT)
+            if e.state == "ESTABLISHED" and e.wan == wan}
+
+
+def set_wan(d, wan, mode):
+    result = d.ctl("set", wan, mode)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+# -- operator override ------------------------------------------------------------------------
+
+def test_set_down_drains_and_auto_gives_back(lab, need_build):
+    d, watch = start(lab, lab.article_config(probe=FAST_PROBE))
+    held = lab.hold_connections(30, src=labkit.LAN_HOSTS)
+    assert held.ok == 30
+    charter_before = established(lab, "charter")
+    assert established(lab, "integra") and charter_before
+
+    mark = time.monotonic()
+    set_wan(d, "integra", "down")
+    integra = d.wan("integra")
+    assert integra["state"] == "disabled" and integra["override"] == "down", integra
+    event = watch.wait("wan-down", "integra", since=mark, timeout=2)
+    assert event.state == "disabled" and event.reason == "disabled by operator", event
+    # Its connections are flushed; charter's are the same entries as before.
+    labkit.wait_until(lambda: not established(lab, "integra"), 2, "integra's connections to go")
+    assert established(lab, "charter") == charter_before
+    assert "ether2" not in main_default(lab)
+    assert set(balance_map(lab).values()) == {"charter"}
+    assert lab.spread(60, src=labkit.LAN_HOSTS) == Counter(charter=60)
+    held.release()
+
+    mark = time.monotonic()
+    set_wan(d, "integra", "auto")
+    watch.wait("wan-up", "integra", since=mark, timeout=5)
+    assert d.wan("integra")["override"] == "auto"
+    spread = lab.spread(100, src=labkit.LAN_HOSTS)
+    assert spread["failed"] == 0 and spread["charter"] >= 25 and spread["integra"] >= 25, spread
+    watch.stop()
+    assert [(e.kind, e.wan, e.state) for e in watch.events] == [
+        ("wan-down", "integra", "disabled"), ("wan-up", "integra", "up")]
+
+
+def test_set_up_forces_a_wan_whose_probes_fail(lab, need_build):
+    d, watch = start(lab, lab.article_config(probe=FAST_PROBE))
+    set_wan(d, "integra", "up")
+    mark = time.monotonic()
+    lab.upstream("integra", up=False)
+    time.sleep(DETECTION_WINDOW_S + 1.5)
+    integra = d.wan("integra")
+    assert integra["state"] == "up" and integra["override"] == "up", integra
+    assert integra["reason"] == "forced up by operator"
+    assert "via 198.51.100.1 dev ether2" in main_default(lab)
+    assert set(balance_map(lab).values()) == {"charter", "integra"}
+    assert not watch.select(since=mark), watch.events
+
+    # Handed back, the prober takes it down: its probes have been failing all along.
+    mark = time.monotonic()
+    set_wan(d, "integra", "auto")
+    down = watch.wait("wan-down", "integra", since=mark, timeout=DETECTION_WINDOW_S + MARGIN_S)
+    assert down.reason.startswith("3 probe rounds failed"), down
+    assert "ether2" not in main_default(lab)
+    watch.stop()
+
+
+def test_forced_up_wan_that_recovered_is_handed_back_without_a_flap(lab, need_build):
+    # The upstream dies, the operator forces the WAN up anyway, the upstream comes back while
+    # forced: `auto` must find it healthy, not take it down (and flush its connections) on the
+    # strength of probe rounds from before the override.
+    d, watch = start(lab, lab.article_config(probe=FAST_PROBE))
+    mark = time.monotonic()
+    lab.upstream("integra", up=False)
+    watch.wait("wan-down", "integra", since=mark, timeout=10)
+    set_wan(d, "integra", "up")
+    lab.upstream("integra", up=True)
+    labkit.wait_until(lambda: lab.spread(1, src=labkit.LAN_HOST)["failed"] == 0, 5,
+                      "traffic to flow again")
+    time.sleep(0.2 * 5 + 0.6 + 0.5)  # up_after rounds, had anyone been probing
+    held = lab.hold_connections(20, src=labkit.LAN_HOSTS)
+    assert held.ok == 20
+    integra_before = established(lab, "integra")
+    assert integra_before
+
+    mark = time.monotonic()
+    set_wan(d, "integra", "auto")
+    time.sleep(DETECTION_WINDOW_S + 0.5)
+    integra = d.wan("integra")
+    assert integra["state"] == "up", integra
+    assert watch.select(since=mark) == [], watch.select(since=mark)
+    assert established(lab, "integra") == integra_before
+    assert all(r["end_ok"] for r in held.release())
+    watch.stop()
+
+
+def test_set_down_drains_a_wan_while_every_wan_is_down(lab, need_build):
+    # Probe targets dead, internet fine: all-down balances over both links (DESIGN §4). The
+    # operator drains integra: its connections must go like those of any WAN taken out.
+    d, watch = start(lab, lab.article_config(probe=FAST_PROBE))
+    mark = time.monotonic()
+    lab.nft("inet", "table ip targets_down { chain input { type filter hook input priority 0; "
+                    "ip daddr { 192.0.2.53, 192.0.2.54 } drop; }; }")
+    watch.wait("all-down", since=mark, timeout=10)
+    held = lab.hold_connections(30, src=labkit.LAN_HOSTS)
+    assert held.ok == 30
+    charter_before = established(lab, "charter")
+    assert charter_before and established(lab, "integra")
+
+    set_wan(d, "integra", "down")
+    assert d.wan("integra")["state"] == "disabled"
+    labkit.wait_until(lambda: not established(lab, "integra"), 2, "integra's connections to go")
+    assert established(lab, "charter") == charter_before
+    assert set(balance_map(lab).values()) == {"charter"}
+    assert lab.spread(60, src=labkit.LAN_HOSTS) == Counter(charter=60)
+    charter_ports = {e.sport for e in charter_before}
+    results = held.release()
+    assert all(r["end_ok"] == (r["sport"] in charter_ports) for r in results), results
+    watch.stop()
+
+
+def test_set_rejects_unknown_wans_and_modes(lab, need_build):
+    d = lab.start_daemon(lab.article_config())
+    d.wait_ready()
+    before = lab.kernel_state()
+    result = d.ctl("set", "nosuch", "down")
+    assert result.returncode == 1, result
+    assert 'no WAN named "nosuch" (configured: charter, integra)' in result.stderr
+    result = d.ctl("set", "integra", "sideways")
+    assert result.returncode == 1, result
+    assert 'mode must be up, down or auto, not "sideways"' in result.stderr
+    assert [w["override"] for w in d.status()["wans"]] == ["auto", "auto"]
+    assert lab.kernel_state() == before
+
+
+# -- hooks ------------------------------------------------------------------------------------
+
+def write_hook(path, body):
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+
+
+def test_hooks_see_every_event_and_a_hanging_hook_delays_nothing(lab, need_build):
+    config = lab.article_config(probe=FAST_PROBE)
+    hooks = lab.workdir / "hooks.d"
+    envs = lab.workdir / "hook-envs"
+    envs.mkdir()
+    slow = lab.workdir / "slow-hook"
+    # Sorted first, so a runner that waited for hooks one by one would stall on it.
+    write_hook(hooks / "10-slow", f'echo "$WANBALANCE_EVENT" >> {slow}.started\n'
+                                  f'sleep 30\necho done >> {slow}.finished\n')
+    write_hook(hooks / "20-record", f'env > "$(mktemp {envs}/env.XXXXXX)"\n')
+    (hooks / "30-not-executable").write_text("#!/bin/sh\ntouch /nonexistent\n")
+    d, watch = start(lab, config)
+
+    # Carrier loss while nothing runs yet; then recovery and a dead upstream while hooks hang.
+    fault = time.monotonic()
+    lab.carrier("charter", up=False)
+    down = watch.wait("wan-down", "charter", since=fault, timeout=5)
+    took = down.at - fault
+    print(f"\ncarrier loss with hooks: {took * 1000:.0f} ms")
+    assert took < CARRIER_LIMIT_S + CARRIER_MARGIN_S
+    labkit.wait_until(lambda: os.path.exists(f"{slow}.started"), 2, "the slow hook to start")
+    lab.carrier("charter", up=True)
+    watch.wait("wan-up", "charter", since=fault, timeout=5)
+    assert "ether1" in main_default(lab)
+    fault = time.monotonic()
+    lab.upstream("charter", up=False)
+    down = watch.wait("wan-down", "charter", since=fault, timeout=10)
+    took = down.at - fault
+    print(f"dead upstream while two hooks sleep: {took:.3f} s")
+    assert took < UPSTREAM_LIMIT_S + MARGIN_S
+    labkit.wait_until(lambda: "ether1" not in main_default(lab), 1, "charter's nexthop to go")
+    assert lab.spread(40, src=labkit.LAN_HOSTS) == Counter(integra=40)
+    assert not os.path.exists(f"{slow}.finished"), "the slow hook cannot have finished yet"
+
+    # Each event ran the recording hook once, with the four variables.
+    labkit.wait_until(lambda: len(list(envs.iterdir())) >= 3, 3, "three recorded hook runs")
+    seen = []
+    for f in envs.iterdir():
+        env = dict(line.split("=", 1) for line in f.read_text().splitlines() if "=" in line)
+        seen.append(tuple(env.get(k) for k in ("WANBALANCE_EVENT", "WANBALANCE_WAN",
+                                                "WANBALANCE_INTERFACE", "WANBALANCE_STATE")))
+    assert Counter(seen) == Counter({("wan-down", "charter", "ether1", "down"): 2,
+                                     ("wan-up", "charter", "ether1", "up"): 1}), seen
+    assert open(f"{slow}.started").read().split() == ["wan-down", "wan-up", "wan-down"]
+    # The daemon stops promptly with hooks still sleeping, and does not leave them behind.
+    started = time.monotonic()
+    assert d.stop() == 0
+    assert time.monotonic() - started < 5
+    left = lab.run("rtr", ["pgrep", "-f", str(hooks / "10-slow")], check=False).stdout.split()
+    assert left == [], f"hooks left running: {left}"
+    watch.stop()

@@ -1,0 +1,459 @@
+# The documentation kept in step with the code: --help and the man pages list the same options
+# and commands; the JSON Schema has the validator's keys, ranges and enums and agrees with
+# `wanbalancectl check`; wanbalance.json(5) documents every key; the catalog has every MESSAGE_ID.
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+MAN = REPO / "docs" / "man"
+SCHEMA_PATH = REPO / "docs" / "wanbalance.schema.json"
+EXAMPLE = REPO / "docs" / "examples" / "wanbalance.json"
+CATALOG = REPO / "packaging" / "wanbalance.catalog"
+OPTION = re.compile(r"^-{1,2}[a-zA-Z][\w-]*$")
+
+
+# ---- reading the sources -------------------------------------------------------------------
+
+def strip_comments(text: str) -> str:
+    """JSON with // and /* */ comments (as wanbalanced reads it) → plain JSON."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            out.append(text[i:j + 1])
+            i = j + 1
+        elif text.startswith("//", i):
+            i = text.find("\n", i) if "\n" in text[i:] else n
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def sections(scd: str) -> dict[str, list[str]]:
+    """'# NAME' headings of an scdoc page → their lines."""
+    out: dict[str, list[str]] = {}
+    current = None
+    for line in scd.splitlines():
+        if line.startswith("# "):
+            current = line[2:].strip()
+            out[current] = []
+        elif current is not None:
+            out[current].append(line)
+    return out
+
+
+def term_options(lines: list[str], nested: bool = False) -> set[str]:
+    """Options named in definition terms: lines starting with '*' (or a tab and '*')."""
+    found = set()
+    for line in lines:
+        if line.startswith("*") or (nested and re.match(r"^\t\*-", line)):
+            found |= set(re.findall(r"\*(-{1,2}[a-zA-Z][\w-]*)\*", line))
+    return found
+
+
+def help_block(text: str, title: str) -> list[str]:
+    lines = text.splitlines()
+    start = lines.index(title) + 1
+    block = []
+    for line in lines[start:]:
+        if not line.strip():
+            break
+        block.append(line)
+    return block
+
+
+def help_options(lines: list[str]) -> set[str]:
+    found = set()
+    for line in lines:
+        spec = re.split(r"\s{2,}", line.strip())[0]
+        found |= {tok.rstrip(",") for tok in spec.split() if OPTION.match(tok.rstrip(","))}
+    return found
+
+
+def run(program: Path, *args: str) -> str:
+    proc = subprocess.run([str(program), *args], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict:
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+def resolve(schema: dict, node: dict) -> dict:
+    while "$ref" in node:
+        node = schema["$defs"][node["$ref"].split("/")[-1]]
+    return node
+
+
+def schema_paths(schema: dict) -> dict[str, dict]:
+    """Every key as the man page names it ("wans[].name", "probe.interval_ms") → its schema.
+    The probe object of a WAN has the same keys as the global one: they are documented once,
+    as probe.*."""
+    paths: dict[str, dict] = {}
+
+    def walk(node: dict, prefix: str) -> None:
+        for name, sub in node.get("properties", {}).items():
+            path = prefix + name
+            paths[path] = sub
+            target = resolve(schema, sub)
+            if target.get("type") == "array" and "properties" in resolve(schema, target["items"]):
+                walk(resolve(schema, target["items"]), path + "[].")
+            elif "properties" in target and not (sub.get("$ref") == "#/$defs/probe" and prefix):
+                walk(target, path + ".")
+
+    walk(schema, "")
+    return paths
+
+
+# ---- --help and the man pages ---------------------------------------------------------------
+
+def test_wanbalanced_help_and_man_page_list_the_same_options(programs):
+    text = run(programs["wanbalanced"], "--help")
+    in_help = help_options(help_block(text, "Options:"))
+    page = sections((MAN / "wanbalanced.8.scd").read_text())
+    in_man = term_options(page["OPTIONS"])
+    assert in_help == in_man
+    assert {"--config", "--runtime-dir", "--verbose", "--help", "--version"} <= in_help
+    synopsis = set(re.findall(r"\*(--[\w-]+)\*", "\n".join(page["SYNOPSIS"])))
+    assert synopsis == {o for o in in_help if o.startswith("--")} - {"--help", "--version"}
+
+
+def test_wanbalancectl_help_and_man_page_list_the_same_commands_and_options(programs):
+    ctl = programs["wanbalancectl"]
+    text = run(ctl, "--help")
+    page = sections((MAN / "wanbalancectl.8.scd").read_text())
+    assert help_options(help_block(text, "Options:")) == term_options(page["OPTIONS"])
+
+    help_commands = [line.split()[0] for line in help_block(text, "Commands:")
+                     if re.match(r"^  [a-z]", line)]
+    man_commands: dict[str, list[str]] = {}
+    current = None
+    for line in page["COMMANDS"]:
+        m = re.match(r"^\*([a-z]+)\*", line)
+        if m:
+            current = m[1]
+            man_commands[current] = []
+        if current:
+            man_commands[current].append(line)
+    assert sorted(help_commands) == sorted(man_commands)
+
+    for command, lines in man_commands.items():
+        usage = run(ctl, command, "--help")
+        in_help = {m for m in re.findall(r"^\s+(--[\w-]+)", usage, re.M)}
+        in_usage = set(re.findall(r"--[\w-]+", usage.splitlines()[0])) - {"--runtime-dir"}
+        in_man = {o for o in term_options(lines, nested=True) if o.startswith("--")}
+        assert in_help == in_usage == in_man, command
+    assert {"--json", "--prometheus"} <= {o for o in term_options(man_commands["status"], True)}
+
+
+def test_man_pages_render_without_complaint():
+    if shutil.which("scdoc") is None:
+        pytest.skip("needs scdoc")
+    for page in MAN.glob("*.scd"):
+        text = page.read_text()
+        assert text.startswith(page.name.removesuffix(".scd").rsplit(".", 1)[0]
+                               + "(" + page.name.split(".")[-2] + ")")
+        proc = subprocess.run(["scdoc"], input=text, capture_output=True, text=True)
+        assert proc.returncode == 0 and proc.stderr == "", f"{page.name}: {proc.stderr}"
+
+
+def test_wanbalanced_page_lists_every_message_id():
+    ids = message_ids()
+    text = (MAN / "wanbalanced.8.scd").read_text()
+    for kind, mid in ids.items():
+        assert mid in text, kind
+
+
+# ---- the configuration: schema, validator, man page -----------------------------------------
+
+def cpp_constants() -> dict[str, int]:
+    text = (REPO / "config" / "validate.cpp").read_text() + (REPO / "config" / "config.hpp").read_text()
+    return {m[1]: int(m[2], 0) for m in re.finditer(r"constexpr \w+ (k\w+) = (\w+);", text)
+            if re.fullmatch(r"0x[0-9a-fA-F]+|\d+", m[2])}
+
+
+def cpp_key_list(name: str) -> list[str]:
+    text = (REPO / "config" / "validate.cpp").read_text()
+    m = re.search(name + r"\[\] = \{([^}]*)\}", text)
+    assert m, name
+    return re.findall(r'"([^"]+)"', m[1])
+
+
+def test_schema_has_the_validators_keys_and_required_keys(schema):
+    defs = schema["$defs"]
+    assert set(schema["properties"]) == set(cpp_key_list("kTopKeys"))
+    assert set(schema["required"]) == set(cpp_key_list("kTopRequired"))
+    assert set(defs["wan"]["properties"]) == set(cpp_key_list("kWanKeys"))
+    assert set(defs["wan"]["required"]) == set(cpp_key_list("kWanRequired"))
+    assert set(defs["probe"]["properties"]) == set(cpp_key_list("kProbeKeys"))
+    assert set(schema["properties"]["balance"]["properties"]) == set(cpp_key_list("kBalanceKeys"))
+    for node in (schema, defs["wan"], defs["probe"], schema["properties"]["balance"]):
+        assert node["additionalProperties"] is False
+
+
+def test_schema_has_the_validators_ranges_and_enums(schema):
+    text = (REPO / "config" / "validate.cpp").read_text()
+    consts = cpp_constants()
+    value = lambda token: consts[token] if token in consts else int(token, 0)  # noqa: E731
+    ranges = {}
+    for m in re.finditer(r"read_unsigned\(\s*(probe|wan)\.(\w+),\s*[\w.()]+,\s*at,\s*(\w+),\s*(\w+),", text):
+        ranges[(m[1], m[2])] = (value(m[3]), value(m[4]))
+    assert len(ranges) == 7, ranges  # weight, tier and the five probe integers
+    for (owner, key), (lo, hi) in ranges.items():
+        node = schema["$defs"][owner]["properties"][key]
+        assert (node["minimum"], node["maximum"]) == (lo, hi), key
+    m = re.search(r"read_integer\(value, at, (\w+), (\w+), report\)", text)
+    rule = schema["properties"]["rule_priority"]
+    assert (rule["minimum"], rule["maximum"]) == (value(m[1]), value(m[2]))
+    targets = schema["$defs"]["probe"]["properties"]["targets"]
+    assert targets["maxItems"] == consts["kMaxProbeTargets"]
+    assert schema["properties"]["wans"]["maxItems"] == consts["kMaxWans"]
+    names = re.findall(r'\{Classifier::\w+, "([^"]+)"\}', (REPO / "config" / "config.cpp").read_text())
+    assert schema["properties"]["balance"]["properties"]["classifier"]["enum"] == names
+    defaults = schema["$defs"]["probe"]["properties"]
+    assert schema["properties"]["mark_mask"]["default"] == hex(consts["kDefaultMarkMask"])
+    assert schema["properties"]["rule_priority"]["default"] == consts["kDefaultRulePriority"]
+    assert defaults["interval_ms"]["default"] == 300 and defaults["timeout_ms"]["default"] == 600
+
+
+def test_man_page_documents_every_key_the_schema_knows(schema):
+    page = sections((MAN / "wanbalance.json.5.scd").read_text())
+    terms = {}
+    for line in page["KEYS"]:
+        m = re.match(r"^\*([a-z_\[\].]+)\* \(([^)]*)\)", line)
+        if m:
+            terms[m[1]] = m[2]
+    paths = schema_paths(schema)
+    assert set(terms) == set(paths)
+    for path, node in paths.items():
+        node = {**resolve(schema, node), **node}
+        if "default" in node:
+            default = str(node["default"]).lower() if isinstance(node["default"], bool) else \
+                str(node["default"])
+            term = terms[path].replace("*", "").replace('"', "")
+            assert f"default {default}" in term, path
+        if node.get("type") == "integer" and node.get("maximum", 1 << 40) < 1 << 20:
+            assert f"{node['minimum']}-{node['maximum']}" in terms[path], path
+    text = "\n".join(page["KEYS"])
+    for name in schema["properties"]["balance"]["properties"]["classifier"]["enum"]:
+        assert f"*{name}*" in text, name
+
+
+# Rules that span keys, or JSON details a schema cannot see: `check` rejects these and the
+# schema accepts them (its description says so).
+CROSS_KEY = {
+    "duplicate WAN name": lambda c: c["wans"].append({**c["wans"][0], "interface": "eth8"}),
+    "duplicate WAN interface": lambda c: c["wans"].append({**c["wans"][0], "name": "b"}),
+    "LAN is a WAN": lambda c: c.update(lans=["eth0"]),
+    "mark outside mark_mask": lambda c: c["wans"][0].update(mark="0x1"),
+    "min_targets_up above the targets": lambda c: c.update(probe={"min_targets_up": 2}),
+    "rule_priority without room": lambda c: c.update(rule_priority=32765),
+    "integer written as 1.0": lambda c: c["wans"][0].update(weight=1.0),
+    "more WANs than the mask has marks": lambda c: c.update(
+        mark_mask="0x1", wans=[c["wans"][0], {"name": "b", "interface": "eth8", "gateway": "auto"}]),
+}
+
+
+def base_config() -> dict:
+    return {"wans": [{"name": "a", "interface": "eth0", "gateway": "192.0.2.1"}],
+            "lans": ["eth1"]}
+
+
+def mutations():
+    """(description, function changing a base config) pairs around every key's limits."""
+    ints = {  # where → (low, high)
+        ("wan", "weight"): (1, 1000), ("wan", "tier"): (0, 255),
+        ("probe", "interval_ms"): (50, 60000), ("probe", "timeout_ms"): (50, 60000),
+        ("probe", "down_after"): (1, 100), ("probe", "up_after"): (1, 100),
+    }
+    sixteen = [f"192.0.2.{i}" for i in range(1, 17)]
+    for (owner, key), (lo, hi) in ints.items():
+        for v in (lo - 1, lo, hi, hi + 1, -1, "1", 1.5, True, None):
+            def f(c, owner=owner, key=key, v=v):
+                target = {"wan": c["wans"][0], "top": c}.get(owner)
+                if owner == "probe":
+                    c["probe"] = {key: v}
+                else:
+                    target[key] = v
+            yield f"{owner}.{key}={v!r}", f
+    # 32765 is the schema's maximum, but one WAN's rule must fit too: see CROSS_KEY.
+    for v in (0, 1, 32764, 32766, -1, "1", 1.5, None):
+        yield f"rule_priority={v!r}", lambda c, v=v: c.update(rule_priority=v)
+    for v in (0, 1, 16, 17, "2"):
+        yield f"min_targets_up={v!r}", lambda c, v=v: c.update(
+            probe={"targets": sixteen, "min_targets_up": v})
+    for v in ([], sixteen, sixteen + ["192.0.2.99"], ["192.0.2.1", "192.0.2.1"], ["x"], "192.0.2.1"):
+        yield f"targets={v!r}", lambda c, v=v: c["wans"][0].update(probe={"targets": v})
+    for v in ("a", "a" * 15, "a" * 16, "", "Abc", "a.b", "a_b-9", 7):
+        yield f"name={v!r}", lambda c, v=v: c["wans"][0].update(name=v)
+    for v in ("eth0.5", "x" * 15, "x" * 16, "", "a/b", "a b", "a:b", "a%b", ".", "..", "...",
+              "a\tb", "a\x7fb", "é", 3):
+        yield f"interface={v!r}", lambda c, v=v: c["wans"][0].update(interface=v)
+        yield f"lan={v!r}", lambda c, v=v: c.update(lans=[v])
+    for v in ("auto", "1.2.3.4", "0.0.0.0", "255.255.255.255", "01.2.3.4", "256.1.1.1", "1.2.3",
+              "1.2.3.4.5", " 1.2.3.4", "1.2.3.4 ", "Auto", "1.2.3.-4", 16909060):
+        yield f"gateway={v!r}", lambda c, v=v: c["wans"][0].update(gateway=v)
+    for v in (0, 1, 252, 253, 254, 255, 256, 4294967295, 4294967296, "101"):
+        yield f"table={v!r}", lambda c, v=v: c["wans"][0].update(table=v)
+    for v in ("0x100", "0x0100", "0X100", "0x", "0x0", "0x000", "0xffffffff", "0x1ffffffff",
+              "0x00000000ff", "0xg", "100", 256, 0, 4294967295, 4294967296, -1, True):
+        yield f"mark={v!r}", lambda c, v=v: (c.update(mark_mask="0xffffffff"),
+                                             c["wans"][0].update(mark=v))
+    for v in ("0x3f00", "0x0", "0x", "3f00", "0x1ffffffff", "0x0000003f00", "0xFF00", 16128):
+        yield f"mark_mask={v!r}", lambda c, v=v: c.update(mark_mask=v)
+    for v in ("/x", "/", "x", "", "/a\nb", "/a\x1fb", 1):
+        yield f"hooks_dir={v!r}", lambda c, v=v: c.update(hooks_dir=v)
+    for v in ("round-robin", "src-address", "both", "Round-Robin", 1):
+        yield f"classifier={v!r}", lambda c, v=v: c.update(balance={"classifier": v})
+    for v in (True, False, "true", 1, None):
+        yield f"masquerade={v!r}", lambda c, v=v: c.update(masquerade=v)
+        yield f"flush_conntrack={v!r}", lambda c, v=v: c.update(flush_conntrack=v)
+    yield "balance={}", lambda c: c.update(balance={})
+    yield "probe={}", lambda c: c.update(probe={})
+    yield "unknown top key", lambda c: c.update(bogus=1)
+    yield "unknown wan key", lambda c: c["wans"][0].update(gw="auto")
+    yield "unknown probe key", lambda c: c.update(probe={"interval": 1})
+    yield "unknown balance key", lambda c: c.update(balance={"mode": "x"})
+    yield "probe key at the top", lambda c: c.update(interval_ms=300)
+    yield "no wans", lambda c: c.pop("wans")
+    yield "no lans", lambda c: c.pop("lans")
+    yield "wans empty", lambda c: c.update(wans=[])
+    yield "lans empty", lambda c: c.update(lans=[])
+    yield "lans twice the same", lambda c: c.update(lans=["eth1", "eth1"])
+    yield "wans not an array", lambda c: c.update(wans={})
+    yield "wan not an object", lambda c: c.update(wans=["a"])
+    yield "no gateway", lambda c: c["wans"][0].pop("gateway")
+    yield "63 WANs", lambda c: c.update(wans=[
+        {"name": f"w{i}", "interface": f"eth{i + 10}", "gateway": "auto"} for i in range(63)])
+    yield "64 WANs", lambda c: c.update(wans=[
+        {"name": f"w{i}", "interface": f"eth{i + 10}", "gateway": "auto"} for i in range(64)])
+    yield "top level array", lambda c: (c.clear(), c.update(__array__=True))
+
+
+def check_verdict(ctl: Path, config: dict, tmp: Path) -> bool:
+    path = tmp / "c.json"
+    path.write_text("[]" if config.get("__array__") else json.dumps(config))
+    proc = subprocess.run([str(ctl), "check", "--config", str(path)], capture_output=True,
+                          text=True, timeout=30)
+    assert proc.returncode in (0, 78), proc.stderr
+    return proc.returncode == 0
+
+
+def test_schema_and_check_agree_on_every_key_at_its_limits(schema, programs):
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(schema)
+    disagreements = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for what, mutate in mutations():
+            config = base_config()
+            mutate(config)
+            document = [] if config.get("__array__") else config
+            by_schema = validator.is_valid(document)
+            by_check = check_verdict(programs["wanbalancectl"], config, Path(tmp))
+            if by_schema != by_check:
+                disagreements.append(f"{what}: check {'accepts' if by_check else 'rejects'}, "
+                                     f"schema {'accepts' if by_schema else 'rejects'}")
+        assert not disagreements, "\n".join(disagreements)
+        for what, mutate in CROSS_KEY.items():
+            config = base_config()
+            mutate(config)
+            assert validator.is_valid(config), what
+            assert not check_verdict(programs["wanbalancectl"], config, Path(tmp)), what
+
+
+def test_shipped_configs_are_valid_by_schema_and_check(schema, programs):
+    jsonschema = pytest.importorskip("jsonschema")
+    files = [EXAMPLE, *sorted((REPO / "tests" / "configs" / "good").glob("*.json"))]
+    for path in files:
+        jsonschema.validate(json.loads(strip_comments(path.read_text())), schema,
+                            cls=jsonschema.Draft202012Validator)
+        proc = subprocess.run([str(programs["wanbalancectl"]), "check", "--config", str(path)],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, f"{path}: {proc.stderr}"
+
+
+def test_example_is_the_article(programs):
+    config = json.loads(strip_comments(EXAMPLE.read_text()))
+    assert [(w["name"], w["interface"]) for w in config["wans"]] == [("charter", "ether1"),
+                                                                     ("integra", "ether2")]
+    assert config["lans"] == ["ether3"]
+    assert config["balance"]["classifier"] == "both-addresses-and-ports"
+
+
+# ---- the journal catalog ---------------------------------------------------------------------
+
+def message_ids() -> dict[str, str]:
+    text = (REPO / "daemon" / "log.hpp").read_text()
+    return dict(re.findall(r'(kMessage\w+) = "([0-9a-f]{32})"', text))
+
+
+def catalog_entries() -> dict[str, list[str]]:
+    entries: dict[str, list[str]] = {}
+    current = None
+    for line in CATALOG.read_text().splitlines():
+        m = re.match(r"^-- ([0-9a-f]{32})$", line)
+        if m:
+            current = m[1]
+            assert current not in entries, f"{current} twice"
+            entries[current] = []
+        elif current:
+            entries[current].append(line)
+    return entries
+
+
+def test_catalog_explains_every_message_id():
+    ids = message_ids()
+    assert len(ids) == 4
+    entries = catalog_entries()
+    assert set(entries) == set(ids.values())
+    fields = set(re.findall(r'"(WANBALANCE_\w+)=', (REPO / "daemon" / "log.cpp").read_text()))
+    pages = {p.name.removesuffix(".scd") for p in MAN.glob("*.scd")}
+    for mid, lines in entries.items():
+        header = {}
+        for line in lines:
+            if not line:
+                break
+            key, value = line.split(": ", 1)
+            header.setdefault(key, []).append(value)
+        assert set(header) == {"Subject", "Defined-By", "Documentation"}, mid
+        assert header["Defined-By"] == ["wanbalance"]
+        for doc in header["Documentation"]:
+            m = re.fullmatch(r"man:([\w.]+)\((\d)\)", doc)
+            assert m and f"{m[1]}.{m[2]}" in pages, doc
+        body = "\n".join(lines)
+        assert len(body) > 300, f"{mid}: the body should help"
+        assert set(re.findall(r"@(\w+)@", body)) <= fields, mid
+
+
+def test_catalog_compiles_with_journalctl(tmp_path):
+    if shutil.which("journalctl") is None:
+        pytest.skip("needs journalctl")
+    catalog_dir = tmp_path / "usr" / "lib" / "systemd" / "catalog"
+    catalog_dir.mkdir(parents=True)
+    shutil.copy(CATALOG, catalog_dir)
+    proc = subprocess.run(["journalctl", f"--root={tmp_path}", "--update-catalog"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    listed = subprocess.run(["journalctl", f"--root={tmp_path}", "--list-catalog"],
+                            capture_output=True, text=True, check=True).stdout
+    for mid in message_ids().values():
+        assert re.search(rf"^{mid} wanbalance: ", listed, re.M), listed

@@ -1,0 +1,139 @@
+# units/wanbalance.service.in on the host, without a running systemd: `systemd-analyze verify`
+# says nothing, the sandbox scores at most 2.5, and the sandbox fits what the code does.
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+UNIT_IN = REPO / "units" / "wanbalance.service.in"
+MAX_EXPOSURE = 2.5
+
+if shutil.which("systemd-analyze") is None:
+    pytest.skip("needs systemd-analyze", allow_module_level=True)
+
+
+def render_man(page: Path, outdir: Path) -> None:
+    section = page.name.split(".")[-2]
+    text = page.read_text().replace("@VERSION@", "test")
+    proc = subprocess.run(["scdoc"], input=text, capture_output=True, text=True, check=True)
+    target = outdir / f"man{section}" / page.name.removesuffix(".scd")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def unit_tree(programs, tmp_path_factory) -> dict[str, Path]:
+    """The unit as meson configures it, pointing at the built programs, and the man pages
+    its Documentation= names (verify runs `man` on them)."""
+    if shutil.which("scdoc") is None or shutil.which("man") is None:
+        pytest.skip("needs scdoc and man (tools/deps.sh system installs them)")
+    tmp = tmp_path_factory.mktemp("unit")
+    sbin = tmp / "sbin"
+    sbin.mkdir()
+    for name, path in programs.items():
+        (sbin / name).symlink_to(path)
+    man = tmp / "man"
+    for page in sorted((REPO / "docs" / "man").glob("*.scd")):
+        render_man(page, man)
+    unit = tmp / "wanbalance.service"
+    unit.write_text(UNIT_IN.read_text().replace("@SBINDIR@", str(sbin)))
+    return {"unit": unit, "man": man, "dir": tmp}
+
+
+def verify(unit: Path, man: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
+                          text=True, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+                                          "MANPATH": str(man), "SYSTEMD_LOG_COLOR": "0"},
+                          timeout=120)
+
+
+def exposure(unit: Path) -> tuple[float, str]:
+    proc = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager", str(unit)],
+                          capture_output=True, text=True, timeout=120)
+    m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", proc.stdout)
+    assert m, proc.stdout + proc.stderr
+    return float(m[1]), proc.stdout
+
+
+def unit_settings(text: str) -> dict[str, list[str]]:
+    """KEY -> every value it is given (systemd allows repeating many keys)."""
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in "#;[" or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        out.setdefault(key.strip(), []).append(value.strip())
+    return out
+
+
+def test_verify_prints_nothing(unit_tree):
+    proc = verify(unit_tree["unit"], unit_tree["man"])
+    assert proc.stderr == "" and proc.stdout == "", proc.stderr + proc.stdout
+    assert proc.returncode == 0
+
+
+def test_verify_would_catch_a_mistake(unit_tree):
+    """The check above can fail: an unknown key and a missing program are reported on stderr
+    (verify still exits 0 for the unknown key, which is why stderr is what counts)."""
+    text = unit_tree["unit"].read_text()
+    typo = unit_tree["dir"] / "typo.service"
+    typo.write_text(text.replace("ProtectHome=yes", "ProtectHome=yes\nProtectHomes=yes"))
+    proc = verify(typo, unit_tree["man"])
+    assert "Unknown key 'ProtectHomes'" in proc.stderr, proc.stderr
+    missing = unit_tree["dir"] / "missing.service"
+    missing.write_text(text.replace(str(unit_tree["dir"] / "sbin"), "/nonexistent"))
+    assert "is not executable" in verify(missing, unit_tree["man"]).stderr
+
+
+def test_security_exposure_is_at_most_2_5(unit_tree):
+    score, report = exposure(unit_tree["unit"])
+    print(f"exposure {score}")
+    assert score <= MAX_EXPOSURE, report
+    # And the threshold is one a careless unit does not meet.
+    bare = unit_tree["dir"] / "bare.service"
+    bare.write_text("[Service]\nType=notify\nExecStart=/bin/true\n")
+    assert exposure(bare)[0] > MAX_EXPOSURE
+
+
+def test_service_contract():
+    s = unit_settings(UNIT_IN.read_text())
+    one = {k: v[-1] for k, v in s.items()}
+    assert one["Type"] == "notify" and one["NotifyAccess"] == "main"
+    assert one["ExecStart"] == "@SBINDIR@/wanbalanced"
+    assert one["ExecReload"] == "@SBINDIR@/wanbalancectl reload"
+    assert one["Restart"] == "on-failure" and one["RestartPreventExitStatus"] == "78"
+    assert one["RuntimeDirectory"] == "wanbalance"
+    assert re.fullmatch(r"\d+s", one["WatchdogSec"])
+    assert "network-pre.target" in one["After"].split()
+    assert "network-online.target" in one["Before"].split()
+    assert set(one["CapabilityBoundingSet"].split()) == {"CAP_NET_ADMIN", "CAP_NET_RAW"}
+    assert set(one["AmbientCapabilities"].split()) == {"CAP_NET_ADMIN", "CAP_NET_RAW"}
+    for key, value in {"ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes",
+                       "NoNewPrivileges": "yes", "ProtectKernelTunables": "yes",
+                       "PrivateNetwork": "no", "PrivateUsers": "no"}.items():
+        assert one[key] == value, key
+    assert one["WantedBy"] == "multi-user.target"
+
+
+def test_address_families_are_the_ones_the_code_opens():
+    """RestrictAddressFamilies= lists exactly the families the daemon's sources open sockets
+    of; a new family in the code fails here until the unit (and the man page) allow it."""
+    allowed = set(unit_settings(UNIT_IN.read_text())["RestrictAddressFamilies"][-1].split())
+    used = set()
+    for path in REPO.glob("*/*.cpp"):
+        if path.parts[-2] in ("tests", "bench", "ctl"):
+            continue
+        text = path.read_text()
+        used |= set(re.findall(r"\bsocket\(\s*(AF_[A-Z0-9]+)", text))
+        if re.search(r"\bmnl_socket_open|\bnl_socket_alloc|\bnl_connect", text):
+            used.add("AF_NETLINK")
+        if re.search(r"\bsd_journal_send|\bsd_notify|\bsockaddr_un\b", text):
+            used.add("AF_UNIX")
+    assert used == allowed, f"code opens {sorted(used)}, unit allows {sorted(allowed)}"
