@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # Failover benchmark in the namespace lab: how long after a WAN's upstream dies (gateway still
 # pinging), or its carrier drops, until every new LAN connection succeeds again; and when the
-# daemon logged wan-down. Prints a table and writes it to bench/results/failover.md.
+# daemon logged wan-down. Prints a table and writes it to bench/results/failover.md, or with
+# --markdown one section of bench/RESULTS.md (bench/run.sh).
 """Measure wanbalance's failover time in the lab (needs root and a built daemon).
 
 A LAN client opens a new TCP connection every 1/RATE s, each with a short timeout, and records
@@ -15,6 +16,8 @@ fails; the figures are, from the start of the fault command:
              WAN" would say nothing)
 
 The fault is then repaired, and the next run starts once charter is back up.
+--markdown OUT.md writes a "## Failover" section there (for bench/run.sh) instead of
+bench/results/failover.md; --quick is a smoke test with 2 runs per fault kind.
 Build first: meson setup build && ninja -C build wanbalanced wanbalancectl
 """
 
@@ -134,6 +137,7 @@ def summarize(kind: str, runs: list[dict], window: str) -> dict:
         "window": window,
         "down_median": fmt_ms(statistics.median(downs)),
         "down_worst": fmt_ms(max(downs)),
+        "down_worst_s": max(downs),
         "back_median": fmt_ms(statistics.median(finite)) if finite else "never",
         "back_worst": fmt_ms(None if None in backs else max(backs)),
         "failed_median": f"{statistics.median(r['failed'] for r in runs):.0f}",
@@ -159,7 +163,10 @@ def table(rows: list[dict]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=10, help="runs per fault kind (default 10)")
+    parser.add_argument("--runs", type=int, help="runs per fault kind (default 10; --quick 2)")
+    parser.add_argument("--quick", action="store_true", help="smoke test: 2 runs per fault kind")
+    parser.add_argument("--markdown", type=Path, metavar="OUT.md",
+                        help="write a '## Failover' section to this file instead of --output")
     parser.add_argument("--interval-ms", type=int, default=300, help="probe.interval_ms (300)")
     parser.add_argument("--timeout-ms", type=int, default=600, help="probe.timeout_ms (600)")
     parser.add_argument("--down-after", type=int, default=3, help="probe.down_after (3)")
@@ -174,6 +181,8 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=RESULTS,
                         help=f"markdown file to write (default {RESULTS.relative_to(REPO)})")
     args = parser.parse_args()
+    if args.runs is None:
+        args.runs = 2 if args.quick else 10
     faults = [f.strip() for f in args.faults.split(",") if f.strip()]
     if any(f not in ("upstream", "carrier") for f in faults) or args.runs < 1:
         parser.error("--faults takes upstream and/or carrier; --runs must be at least 1")
@@ -195,7 +204,58 @@ def main() -> int:
     windows = {"upstream": f"{window_s * 1000:.0f} ms ({args.interval_ms} ms × {args.down_after} "
                            f"+ {args.timeout_ms} ms)",
                "carrier": "netlink event (target < 300 ms)"}
-    rows, details = [], []
+    try:
+        rows = measure(args, faults, probe, windows)
+    except (labkit.LabError, TimeoutError, subprocess.TimeoutExpired, OSError, ValueError) as e:
+        print(f"failover.py: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
+              file=sys.stderr)
+        return 1
+
+    text = table(rows)
+    for row in rows:
+        if row["fault"] == "carrier":
+            verdict = "met" if row["down_worst_s"] < 0.3 else "NOT met"
+            text += (f"\n\nCarrier loss detected within 300 ms (worst wan-down of {row['runs']} "
+                     f"runs, {row['down_worst']}): {verdict}")
+    print(text)
+    issued = ", ".join(f"{row['fault']} {row['issued_median']}" for row in rows)
+    command = f"python3 bench/failover.py --runs {args.runs}"
+    title = "# Failover benchmark"
+    if args.markdown:
+        command = "python3 bench/failover.py" + (" --quick" if args.quick else
+                                                 f" --runs {args.runs}")
+        title = "## Failover"
+    report = f"""{title}
+
+`{command}` on {time.strftime('%Y-%m-%d')}, kernel
+{os.uname().release}, {os.cpu_count()} CPUs. Lab of DESIGN §6; probes to 192.0.2.53/.54 beyond
+the ISP every {args.interval_ms} ms, timeout {args.timeout_ms} ms, down_after {args.down_after},
+up_after {args.up_after}; default classifier (both-addresses-and-ports). A LAN client opens
+{args.rate:g} new TCP connections per second from 30 source addresses, each with a
+{args.connect_timeout:g} s timeout.
+
+Times are measured from the start of the fault command (`lab.sh upstream|carrier`; it takes
+{issued} (median), and the fault is in place at some point within that). "All new connections
+succeed" is the start of the first attempt after which no attempt failed; attempts started up
+to {AFTER_DOWN_S} s after wan-down are included; 0 ms means no attempt failed at all. Each fault
+is injected at a random point of the probe schedule.
+
+{text}
+
+The upstream figure is bounded by the detection window: the last good answer can arrive just
+before the fault, then down_after rounds must fail and the last one waits for its timeout.
+Failed connections are the attempts that hit charter between the fault and the map change.
+"""
+    out = args.markdown or args.output
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def measure(args: argparse.Namespace, faults: list[str], probe: dict,
+            windows: dict[str, str]) -> list[dict]:
+    rows = []
     with labkit.Lab() as lab:
         d = lab.start_daemon(lab.article_config(probe=probe))
         d.wait_ready()
@@ -216,40 +276,11 @@ def main() -> int:
                           f"{r['failed']}/{r['attempts']} attempts failed "
                           f"(fault command {fmt_ms(r['issued'])})", file=sys.stderr, flush=True)
                 rows.append(summarize(kind, runs, windows[kind]))
-                details.append((kind, runs))
         finally:
             client.stop()
             watch.stop()
             d.stop()
-
-    text = table(rows)
-    print(text)
-    issued = ", ".join(f"{row['fault']} {row['issued_median']}" for row in rows)
-    report = f"""# Failover benchmark
-
-`python3 bench/failover.py --runs {args.runs}` on {time.strftime('%Y-%m-%d')}, kernel
-{os.uname().release}, {os.cpu_count()} CPUs. Lab of DESIGN §6; probes to 192.0.2.53/.54 beyond
-the ISP every {args.interval_ms} ms, timeout {args.timeout_ms} ms, down_after {args.down_after},
-up_after {args.up_after}; default classifier (both-addresses-and-ports). A LAN client opens
-{args.rate:g} new TCP connections per second from 30 source addresses, each with a
-{args.connect_timeout:g} s timeout.
-
-Times are measured from the start of the fault command (`lab.sh upstream|carrier`; it takes
-{issued} (median), and the fault is in place at some point within that). "All new connections
-succeed" is the start of the first attempt after which no attempt failed; attempts started up
-to {AFTER_DOWN_S} s after wan-down are included; 0 ms means no attempt failed at all. Each fault
-is injected at a random point of the probe schedule.
-
-{text}
-
-The upstream figure is bounded by the detection window: the last good answer can arrive just
-before the fault, then down_after rounds must fail and the last one waits for its timeout.
-Failed connections are the attempts that hit charter between the fault and the map change.
-"""
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(report)
-    print(f"wrote {args.output}", file=sys.stderr)
-    return 0
+    return rows
 
 
 if __name__ == "__main__":

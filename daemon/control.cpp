@@ -14,6 +14,8 @@
 #include <cstring>
 #include <map>
 
+#include "base/event_ptr.hpp"
+#include "base/fd.hpp"
 #include "base/ipv4.hpp"
 
 namespace wb {
@@ -27,35 +29,6 @@ using Clock = std::chrono::steady_clock;
 constexpr size_t kMaxControlConnections = 64;
 constexpr int kListenBacklog = 16;
 constexpr auto kAcceptPause = std::chrono::milliseconds(500);
-
-struct Fd {
-    int fd = -1;
-    Fd() = default;
-    explicit Fd(int f) : fd(f) {}
-    Fd(Fd&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
-    Fd& operator=(Fd&& o) noexcept {
-        if (this != &o) {
-            reset();
-            fd = std::exchange(o.fd, -1);
-        }
-        return *this;
-    }
-    ~Fd() { reset(); }
-    void reset() {
-        if (fd >= 0) close(fd);
-        fd = -1;
-    }
-};
-
-struct SourceUnref {
-    void operator()(sd_event_source* s) const { sd_event_source_disable_unref(s); }
-};
-using SourcePtr = std::unique_ptr<sd_event_source, SourceUnref>;
-
-struct EventUnref {
-    void operator()(sd_event* e) const { sd_event_unref(e); }
-};
-using EventPtr = std::unique_ptr<sd_event, EventUnref>;
 
 std::string socket_path(const std::string& runtime_dir) {
     std::string dir = runtime_dir;

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "base/event_ptr.hpp"
 #include "base/ipv4.hpp"
 #include "daemon/log.hpp"
 
@@ -22,12 +23,8 @@ struct HookRunner::Child {
     pid_t pid = 0;
     std::string path;
     std::string event;
-    sd_event_source* exit_source = nullptr;
-    sd_event_source* timer_source = nullptr;
-    ~Child() {
-        sd_event_source_disable_unref(exit_source);
-        sd_event_source_disable_unref(timer_source);
-    }
+    SourcePtr exit_source;
+    SourcePtr timer_source;
 };
 
 HookRunner::HookRunner(sd_event* event, std::chrono::milliseconds timeout) : event_(event), timeout_(timeout) {}
@@ -86,17 +83,27 @@ size_t HookRunner::run(const std::string& dir, const HookEvent& ev) {
         child->pid = pid;
         child->path = path;
         child->event = ev.event + (ev.wan.empty() ? "" : " " + ev.wan);
-        sd_event_add_child(
-            event_, &child->exit_source, pid, WEXITED,
+        sd_event_source* exit_source = nullptr;
+        int r = sd_event_add_child(
+            event_, &exit_source, pid, WEXITED,
             [](sd_event_source*, const siginfo_t* si, void* c) {
                 static_cast<Child*>(c)->runner->on_exit(si->si_pid, si->si_code, si->si_status);
                 return 0;
             },
             child.get());
+        child->exit_source.reset(exit_source);
+        if (r < 0) {
+            // Nothing would reap it or enforce its timeout: better not to leave it running.
+            log(Level::Error, "Could not watch hook " + path + ": " + errno_text(-r) + "; killed it");
+            kill(-pid, SIGKILL);
+            waitpid(pid, nullptr, 0);
+            continue;
+        }
         uint64_t now = 0;
         sd_event_now(event_, CLOCK_MONOTONIC, &now);
+        sd_event_source* timer_source = nullptr;
         sd_event_add_time(
-            event_, &child->timer_source, CLOCK_MONOTONIC,
+            event_, &timer_source, CLOCK_MONOTONIC,
             now + uint64_t(std::chrono::duration_cast<std::chrono::microseconds>(timeout_).count()), 0,
             [](sd_event_source*, uint64_t, void* c) {
                 auto* child_ = static_cast<Child*>(c);
@@ -104,6 +111,7 @@ size_t HookRunner::run(const std::string& dir, const HookEvent& ev) {
                 return 0;
             },
             child.get());
+        child->timer_source.reset(timer_source);
         children_[pid] = std::move(child);
         ++started;
     }

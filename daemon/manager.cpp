@@ -15,21 +15,6 @@ namespace {
 
 constexpr auto kVerifyInterval = std::chrono::seconds(5);
 
-std::string iso8601(std::chrono::system_clock::time_point t) {
-    std::time_t secs = std::chrono::system_clock::to_time_t(t);
-    std::tm tm;
-    gmtime_r(&secs, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
-
-std::string hex_mark(uint32_t v) {
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "0x%x", v);
-    return buf;
-}
-
 // Why a WAN's link cannot carry traffic, in the words an operator would use; "" when it can.
 std::string link_problem(const WanConfig& wan, const WanInputs& in) {
     if (in.ifindex == 0) return "interface " + wan.interface + " does not exist";
@@ -40,32 +25,21 @@ std::string link_problem(const WanConfig& wan, const WanInputs& in) {
     return "";
 }
 
-std::string link_word(const WanInputs& in) {
-    if (in.ifindex == 0) return "absent";
-    if (!in.admin_up) return "admin-down";
-    if (!in.carrier) return "no-carrier";
-    if (!in.has_address) return "no-address";
-    if (!in.gateway && !in.point_to_point) return "no-gateway";
-    return "up";
-}
-
-nlohmann::json error_reply(const std::string& message, int exit_code = 1) {
-    return {{"ok", false}, {"error", message}, {"exit_code", exit_code}};
-}
-
 }  // namespace
 
 Manager::Manager(DaemonOptions options) : options_(std::move(options)) {}
 
 Manager::~Manager() {
+    // Everything that holds event sources goes before the loop they belong to.
     prober_.reset();
     hooks_.reset();
-    for (auto* s : signal_sources_) sd_event_source_unref(s);
-    sd_event_source_unref(kernel_source_);
-    sd_event_source_unref(reconcile_source_);
-    sd_event_source_unref(verify_source_);
     control_.reset();
-    sd_event_unref(event_);
+    signal_sources_.clear();
+    kernel_source_.reset();
+    reconcile_source_.reset();
+    verify_source_.reset();
+    nft_monitor_source_.reset();
+    event_.reset();
 }
 
 int Manager::run() {
@@ -79,7 +53,7 @@ int Manager::run() {
         teardown();
         return rc;
     }
-    sd_event_loop(event_);
+    sd_event_loop(event_.get());
     sd_notify(0, "STOPPING=1\nSTATUS=Removing wanbalance's routes, rules and nftables table");
     log(Level::Info, "stopping: removing everything wanbalanced created");
     teardown();
@@ -93,10 +67,12 @@ int Manager::setup(const Config& config) {
     wans_.assign(config_.wans.size(), WanRuntime{});
     for (auto& w : wans_) w.since = std::chrono::system_clock::now();
 
-    if (int r = sd_event_default(&event_); r < 0) {
+    sd_event* loop = nullptr;
+    if (int r = sd_event_default(&loop); r < 0) {
         log(Level::Error, "Could not create the event loop: " + errno_text(-r));
         return 1;
     }
+    event_.reset(loop);
     sigset_t mask;
     sigemptyset(&mask);
     // SIGCHLD too: sd-event reaps hook processes through child sources.
@@ -105,18 +81,18 @@ int Manager::setup(const Config& config) {
     for (int s : {SIGTERM, SIGINT, SIGHUP}) {
         sd_event_source* src = nullptr;
         sd_event_add_signal(
-            event_, &src, s,
+            event_.get(), &src, s,
             [](sd_event_source*, const struct signalfd_siginfo* si, void* self) {
                 static_cast<Manager*>(self)->on_signal(int(si->ssi_signo));
                 return 0;
             },
             this);
-        signal_sources_.push_back(src);
+        signal_sources_.emplace_back(src);
     }
-    sd_event_set_watchdog(event_, true);
+    sd_event_set_watchdog(event_.get(), true);
 
     // The control socket first: it refuses to start a second daemon before either touches the kernel.
-    auto control = ControlServer::open(event_, options_.runtime_dir,
+    auto control = ControlServer::open(event_.get(), options_.runtime_dir,
                                        [this](const nlohmann::json& req) { return on_control(req); });
     if (!control) {
         log(Level::Error, control.error().message);
@@ -140,34 +116,56 @@ int Manager::setup(const Config& config) {
     rtnl_ = std::move(*rtnl);
     conntrack_ = std::move(*ct);
 
+    sd_event_source* kernel_source = nullptr;
     sd_event_add_io(
-        event_, &kernel_source_, watch_->fd(), EPOLLIN,
+        event_.get(), &kernel_source, watch_->fd(), EPOLLIN,
         [](sd_event_source*, int, uint32_t, void* self) {
             static_cast<Manager*>(self)->on_kernel_readable();
             return 0;
         },
         this);
+    kernel_source_.reset(kernel_source);
+    // Without it a foreign change to our table is still repaired, by the verify timer.
+    if (auto monitor = nft::NftMonitor::open(nft_->portid()); !monitor) {
+        log(Level::Warning, monitor.error().message + "; changes to the table are checked every " +
+                                std::to_string(kVerifyInterval.count()) + " s only");
+    } else {
+        nft_monitor_ = std::move(*monitor);
+        sd_event_source* nft_monitor_source = nullptr;
+        sd_event_add_io(
+            event_.get(), &nft_monitor_source, nft_monitor_->fd(), EPOLLIN,
+            [](sd_event_source*, int, uint32_t, void* self) {
+                static_cast<Manager*>(self)->on_nft_notification();
+                return 0;
+            },
+            this);
+        nft_monitor_source_.reset(nft_monitor_source);
+    }
+    sd_event_source* reconcile_source = nullptr;
     sd_event_add_defer(
-        event_, &reconcile_source_,
+        event_.get(), &reconcile_source,
         [](sd_event_source*, void* self) {
             static_cast<Manager*>(self)->reconcile();
             return 0;
         },
         this);
-    sd_event_source_set_enabled(reconcile_source_, SD_EVENT_OFF);
+    reconcile_source_.reset(reconcile_source);
+    sd_event_source_set_enabled(reconcile_source_.get(), SD_EVENT_OFF);
     uint64_t now = 0;
-    sd_event_now(event_, CLOCK_MONOTONIC, &now);
+    sd_event_now(event_.get(), CLOCK_MONOTONIC, &now);
+    sd_event_source* verify_source = nullptr;
     sd_event_add_time(
-        event_, &verify_source_, CLOCK_MONOTONIC,
+        event_.get(), &verify_source, CLOCK_MONOTONIC,
         now + std::chrono::duration_cast<std::chrono::microseconds>(kVerifyInterval).count(), 0,
         [](sd_event_source*, uint64_t, void* self) {
             static_cast<Manager*>(self)->on_verify_timer();
             return 0;
         },
         this);
+    verify_source_.reset(verify_source);
 
-    hooks_ = std::make_unique<HookRunner>(event_);
-    auto prober = Prober::create(event_, [this](const std::string& wan, const RoundOutcome& outcome) {
+    hooks_ = std::make_unique<HookRunner>(event_.get());
+    auto prober = Prober::create(event_.get(), [this](const std::string& wan, const RoundOutcome& outcome) {
         on_probe_round(wan, outcome);
     });
     if (!prober) {
@@ -210,7 +208,7 @@ void Manager::on_signal(int signo) {
         reload();
         return;
     }
-    sd_event_exit(event_, 0);
+    sd_event_exit(event_.get(), 0);
 }
 
 void Manager::on_kernel_readable() {
@@ -232,20 +230,47 @@ void Manager::on_verify_timer() {
     }
     reconcile();
     uint64_t now = 0;
-    sd_event_now(event_, CLOCK_MONOTONIC, &now);
-    sd_event_source_set_time(verify_source_,
+    sd_event_now(event_.get(), CLOCK_MONOTONIC, &now);
+    sd_event_source_set_time(verify_source_.get(),
                              now + std::chrono::duration_cast<std::chrono::microseconds>(kVerifyInterval).count());
-    sd_event_source_set_enabled(verify_source_, SD_EVENT_ONESHOT);
+    sd_event_source_set_enabled(verify_source_.get(), SD_EVENT_ONESHOT);
 }
 
-void Manager::request_reconcile() { sd_event_source_set_enabled(reconcile_source_, SD_EVENT_ONESHOT); }
+void Manager::on_nft_notification() {
+    // Someone else changed table inet wanbalance (a flushed ruleset, a deleted rule or element):
+    // our record of it is stale, so the next apply replaces it whole, in one transaction.
+    auto change = nft_monitor_->process();
+    if (!change) {
+        report("nftables notifications", change.error());
+        return;
+    }
+    if (!change->any()) return;
+    log(Level::Warning, change->describe() + "; reinstalling it");
+    applied_table_.reset();
+    request_reconcile();
+}
+
+void Manager::request_reconcile() { sd_event_source_set_enabled(reconcile_source_.get(), SD_EVENT_ONESHOT); }
 
 void Manager::reconcile() {
     update_inputs();
     update_health();
     apply_desired();
+    // Announced once the kernel has changed: when the journal says a WAN is down, or a hook
+    // runs, the failover is done. Then the dead WAN's connections go, onto the new paths.
+    announce_events();
+    flush_conntrack();
     apply_sysctls();
     notify_status();
+}
+
+void Manager::announce_events() {
+    std::vector<PendingEvent> events;
+    events.swap(pending_events_);
+    for (const auto& p : events) {
+        log_event(p.level, p.event, p.message);
+        if (hooks_) hooks_->run(config_.hooks_dir, {p.event.kind, p.event.wan, p.event.interface, p.event.state});
+    }
 }
 
 void Manager::update_inputs() {
@@ -356,11 +381,13 @@ void Manager::update_health() {
     }());
     if (active.all_down && !all_down_ && !config_.wans.empty()) {
         LogEvent e{kMessageAllDown, "all-down", "", "", "down", "no WAN is healthy", {}, {}};
-        std::string fallback = active.wans.empty() ? "no link is up either: LAN traffic has no way out"
-                                                   : "balancing over the " + std::to_string(active.wans.size()) +
-                                                         " WANs whose link is up";
-        log_event(Level::Critical, e, "every WAN is down; " + fallback);
-        if (hooks_) hooks_->run(config_.hooks_dir, {"all-down", "", "", "down"});
+        bool all_disabled = std::all_of(wans_.begin(), wans_.end(),
+                                        [](const WanRuntime& w) { return w.health == Health::Disabled; });
+        std::string fallback = !active.wans.empty() ? "balancing over the " + std::to_string(active.wans.size()) +
+                                                          " WANs whose link is up"
+                               : all_disabled ? "every WAN is disabled by the operator: LAN traffic has no way out"
+                                              : "no usable link either: LAN traffic has no way out";
+        pending_events_.push_back({Level::Critical, e, "every WAN is down; " + fallback});
     }
     all_down_ = active.all_down;
 }
@@ -388,9 +415,9 @@ void Manager::set_health(size_t i, Health health, const std::string& reason) {
     LogEvent e{up ? kMessageWanUp : kMessageWanDown, up ? "wan-up" : "wan-down", wan.name, wan.interface,
                std::string(health_name(health)), reason,
                st.rtt_ms ? std::optional<long>(long(*st.rtt_ms * 1000)) : std::nullopt, st.loss_pct};
-    if (hooks_) hooks_->run(config_.hooks_dir, {e.kind, wan.name, wan.interface, e.state});
-    log_event(up ? Level::Notice : Level::Warning, e,
-              "WAN " + wan.name + " (" + wan.interface + ") is " + std::string(health_name(health)) + ": " + reason);
+    pending_events_.push_back({up ? Level::Notice : Level::Warning, e,
+                               "WAN " + wan.name + " (" + wan.interface + ") is " +
+                                   std::string(health_name(health)) + ": " + reason});
     // Disabled from down too: with every WAN down it was still balanced over, and the
     // operator drains it of everything.
     if ((was_up || health == Health::Disabled) && !up && config_.flush_conntrack && conntrack_) {
@@ -436,7 +463,9 @@ void Manager::apply_desired() {
     report("rules", join(rules));
     last_changes_.routes += routes.added + routes.replaced + routes.deleted;
     last_changes_.rules += rules.added + rules.replaced + rules.deleted;
+}
 
+void Manager::flush_conntrack() {
     std::sort(pending_flush_.begin(), pending_flush_.end());
     pending_flush_.erase(std::unique(pending_flush_.begin(), pending_flush_.end()), pending_flush_.end());
     for (uint32_t mark : pending_flush_) {
@@ -509,158 +538,6 @@ void Manager::report(const std::string& key, const Status& status) {
     if (it != reported_.end() && it->second == status.message) return;  // already said
     log(Level::Error, status.message);
     reported_[key] = status.message;
-}
-
-nlohmann::json Manager::on_control(const nlohmann::json& request) {
-    std::string command = request.value("command", "");
-    if (command == "status") return {{"ok", true}, {"status", status_json()}};
-    if (command == "reload") return reload();
-    if (command == "set") {
-        if (!request.contains("wan") || !request["wan"].is_string() || !request.contains("mode") ||
-            !request["mode"].is_string())
-            return error_reply("set needs \"wan\" and \"mode\" strings");
-        return set_override(request["wan"].get<std::string>(), request["mode"].get<std::string>());
-    }
-    return error_reply("unknown command \"" + command + "\" (expected status, reload or set)");
-}
-
-nlohmann::json Manager::reload() {
-    sd_notify(0, "RELOADING=1\nSTATUS=Reloading configuration");
-    ConfigResult loaded = load_config(options_.config_path);
-    if (!loaded.config) {
-        std::string lines;
-        for (const auto& e : loaded.errors) {
-            log(Level::Error, "reload refused: " + e.format(options_.config_path));
-            lines += (lines.empty() ? "" : "\n") + e.format(options_.config_path);
-        }
-        log(Level::Warning, "the previous configuration keeps running");
-        sd_notify(0, "READY=1");
-        notify_status();
-        return error_reply(lines, 78);
-    }
-    Config old_config = config_;
-    std::vector<WanRuntime> old_wans = wans_;
-    config_ = *loaded.config;
-    wans_.assign(config_.wans.size(), WanRuntime{});
-    std::vector<std::string> notes;
-    for (size_t i = 0; i < config_.wans.size(); ++i) {
-        wans_[i].since = std::chrono::system_clock::now();
-        for (size_t j = 0; j < old_config.wans.size(); ++j) {
-            if (old_config.wans[j].name != config_.wans[i].name) continue;
-            // Health, override and history survive a reload: a reload never causes a flap.
-            wans_[i] = old_wans[j];
-            if (old_config.wans[j].interface != config_.wans[i].interface) wans_[i].src_valid_mark_ifindex = 0;
-        }
-    }
-    // Connections marked for a WAN that is gone, or whose mark changed, can no longer be routed
-    // the way they started: delete them so they re-establish.
-    for (size_t j = 0; j < old_config.wans.size(); ++j) {
-        const WanConfig& old = old_config.wans[j];
-        bool kept = false;
-        for (const auto& w : config_.wans) kept |= w.name == old.name && w.mark == old.mark && w.interface == old.interface;
-        if (kept) continue;
-        notes.push_back(old.name + " removed or renumbered");
-        if (old_config.flush_conntrack) pending_flush_.push_back(old.mark);
-    }
-    if (old_config.mark_mask != config_.mark_mask) applied_table_.reset();
-    last_changes_ = {};
-    reconcile();
-    std::string summary = last_changes_.nft_ops + last_changes_.routes + last_changes_.rules == 0
-                              ? "no kernel change"
-                              : std::to_string(last_changes_.nft_ops) + " nftables changes, " +
-                                    std::to_string(last_changes_.routes) + " route changes, " +
-                                    std::to_string(last_changes_.rules) + " rule changes";
-    for (const auto& n : notes) summary += "; " + n;
-    LogEvent e{kMessageConfigReloaded, "config-reloaded", "", "", "", summary, {}, {}};
-    log_event(Level::Notice, e, "configuration reloaded from " + config_.path + ": " + summary);
-    if (hooks_) hooks_->run(config_.hooks_dir, {"config-reloaded", "", "", ""});
-    sd_notify(0, "READY=1");
-    notify_status();
-    return {{"ok", true}, {"summary", summary}};
-}
-
-nlohmann::json Manager::set_override(const std::string& wan, const std::string& mode) {
-    Override o;
-    if (mode == "up")
-        o = Override::Up;
-    else if (mode == "down")
-        o = Override::Down;
-    else if (mode == "auto")
-        o = Override::Auto;
-    else
-        return error_reply("mode must be up, down or auto, not \"" + mode + "\"");
-    for (size_t i = 0; i < config_.wans.size(); ++i) {
-        if (config_.wans[i].name != wan) continue;
-        wans_[i].override_mode = o;
-        log(Level::Notice, "operator set " + wan + " to " + mode);
-        reconcile();
-        return {{"ok", true}, {"wan", wan}, {"state", std::string(health_name(wans_[i].health))}};
-    }
-    std::string names;
-    for (const auto& w : config_.wans) names += (names.empty() ? "" : ", ") + w.name;
-    return error_reply("no WAN named \"" + wan + "\" (configured: " + names + ")");
-}
-
-nlohmann::json Manager::status_json() {
-    watch_->refresh_counters();
-    std::map<uint32_t, unsigned> conns;
-    if (auto c = conntrack_->count_by_mark(config_.mark_mask)) conns = *c;
-    unsigned total = 0;
-    for (const auto& wan : config_.wans) total += conns[wan.mark];
-    std::vector<WanInputs> inputs;
-    for (const auto& w : wans_) inputs.push_back(w.inputs);
-    ActiveSet active = active_wans(config_, inputs);
-    nlohmann::json wans = nlohmann::json::array();
-    for (size_t i = 0; i < config_.wans.size(); ++i) {
-        const WanConfig& wan = config_.wans[i];
-        const WanRuntime& w = wans_[i];
-        const LinkState* link = watch_->snapshot().link(wan.interface);
-        ProbeStats st = prober_->stats(wan.name);
-        bool is_active = std::find(active.wans.begin(), active.wans.end(), i) != active.wans.end();
-        unsigned n = conns[wan.mark];
-        nlohmann::json j = {
-            {"name", wan.name},
-            {"interface", wan.interface},
-            {"state", std::string(health_name(w.health))},
-            {"since", iso8601(w.since)},
-            {"reason", w.reason},
-            {"link", link_word(w.inputs)},
-            {"active", is_active},
-            {"override", w.override_mode == Override::Auto ? "auto" : w.override_mode == Override::Up ? "up" : "down"},
-            {"gateway", w.inputs.gateway ? nlohmann::json(w.inputs.gateway->str()) : nlohmann::json(nullptr)},
-            {"gateway_auto", !wan.gateway.has_value()},
-            {"weight", wan.weight},
-            {"tier", wan.tier},
-            {"table", wan.table},
-            {"mark", hex_mark(wan.mark)},
-            {"rtt_ms", st.rtt_ms ? nlohmann::json(*st.rtt_ms) : nlohmann::json(nullptr)},
-            {"loss_pct", st.loss_pct},
-            {"probes_sent", st.sent},
-            {"probes_lost", st.lost},
-            {"connections", n},
-            {"share_pct", total ? double(n) * 100.0 / total : 0.0},
-            {"bytes", link ? link->rx_bytes + link->tx_bytes : 0},
-            {"rx_bytes", link ? link->rx_bytes : 0},
-            {"tx_bytes", link ? link->tx_bytes : 0},
-            {"transitions", w.transitions},
-        };
-        wans.push_back(j);
-    }
-    auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
-    return {{"version", WANBALANCE_VERSION}, {"config", config_.path}, {"uptime_s", uptime.count()},
-            {"pid", int(getpid())},          {"all_down", all_down_},  {"wans", wans}};
-}
-
-void Manager::notify_status() {
-    unsigned up = 0;
-    std::string names;
-    for (size_t i = 0; i < wans_.size(); ++i)
-        if (wans_[i].health == Health::Up) {
-            ++up;
-            names += (names.empty() ? ": " : ", ") + config_.wans[i].name;
-        }
-    std::string status = "STATUS=" + std::to_string(up) + "/" + std::to_string(wans_.size()) + " WANs up" + names;
-    sd_notify(0, status.c_str());
 }
 
 }  // namespace wb

@@ -12,16 +12,19 @@
 #include <string>
 #include <vector>
 
+#include "base/event_ptr.hpp"
 #include "config/config.hpp"
 #include "daemon/control.hpp"
 #include "daemon/hooks.hpp"
+#include "daemon/log.hpp"
 #include "netlink/conntrack.hpp"
 #include "netlink/kernel_watch.hpp"
 #include "netlink/nft_apply.hpp"
+#include "netlink/nft_monitor.hpp"
 #include "netlink/route_netlink.hpp"
 #include "probe/health.hpp"
-#include "probe/prober.hpp"
 #include "daemon/sysctl_state.hpp"
+#include "probe/prober.hpp"
 #include "rules/desired.hpp"
 
 namespace wb {
@@ -50,6 +53,13 @@ struct WanRuntime {
     std::string last_problem;        // the last round's send problem, if any
 };
 
+// A state change to log and hand to the hooks once the kernel reflects it.
+struct PendingEvent {
+    Level level;
+    LogEvent event;
+    std::string message;
+};
+
 // Kernel changes made by one reconcile (or accumulated over a reload), for reload's summary.
 struct ChangeCount {
     unsigned nft_ops = 0, routes = 0, rules = 0;
@@ -72,6 +82,7 @@ private:
     void on_kernel_readable();
     void on_signal(int signo);
     void on_verify_timer();
+    void on_nft_notification();
     void on_probe_round(const std::string& wan, const RoundOutcome& outcome);
     void configure_probes();
     nlohmann::json on_control(const nlohmann::json& request);
@@ -84,6 +95,8 @@ private:
     void update_health();
     void set_health(size_t i, Health health, const std::string& reason);
     void apply_desired();
+    void announce_events();
+    void flush_conntrack();
     void apply_sysctls();
     void restore_sysctls();
     void report(const std::string& key, const Status& status);
@@ -100,13 +113,15 @@ private:
     bool all_down_ = false;
     std::chrono::steady_clock::time_point started_;
 
-    sd_event* event_ = nullptr;
-    sd_event_source* kernel_source_ = nullptr;
-    sd_event_source* reconcile_source_ = nullptr;
-    sd_event_source* verify_source_ = nullptr;
-    std::vector<sd_event_source*> signal_sources_;
+    EventPtr event_;
+    SourcePtr kernel_source_;
+    SourcePtr reconcile_source_;
+    SourcePtr verify_source_;
+    SourcePtr nft_monitor_source_;
+    std::vector<SourcePtr> signal_sources_;
 
     std::unique_ptr<nft::NftSocket> nft_;
+    std::unique_ptr<nft::NftMonitor> nft_monitor_;  // others' changes to our table
     std::unique_ptr<RouteNetlink> rtnl_;
     std::unique_ptr<KernelWatch> watch_;
     std::unique_ptr<Conntrack> conntrack_;
@@ -116,6 +131,7 @@ private:
 
     std::optional<nft::Table> applied_table_;  // what the kernel holds, as far as we know
     std::map<std::string, std::string> reported_;  // failing thing -> its error, logged once until it clears
+    std::vector<PendingEvent> pending_events_;     // state changes, announced after the kernel changed
     std::vector<uint32_t> pending_flush_;          // marks whose conntrack entries go after the next apply
     ChangeCount last_changes_;
     SysctlRecord sysctls_;                         // originals of what we changed

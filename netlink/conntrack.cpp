@@ -1,6 +1,7 @@
 #include "netlink/conntrack.hpp"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <libmnl/libmnl.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
@@ -21,27 +22,63 @@ namespace {
 
 constexpr size_t kReceiveBufferBytes = 256 * 1024;  // ctnetlink dumps come in <= 32 KiB datagrams
 
-using EntryHandler = std::function<void(uint32_t mark)>;
+// What a dump hands over of one entry: its mark, and for an ICMP echo its identifier.
+struct Entry {
+    uint32_t mark = 0;
+    std::optional<uint16_t> icmp_id;
+};
+using EntryHandler = std::function<void(const Entry&)>;
 
 struct DumpContext {
     const EntryHandler* handler;
 };
 
-// One conntrack entry of a dump: hands its mark (0 when it has none) to the handler. Entries
-// of other families are skipped in case the kernel did not filter them.
+// mnl_attr_for_each() and mnl_attr_for_each_nested() assign from void*, which C++ refuses;
+// the same walk by hand over [first, tail).
+template <typename Visit>
+void each_attr(const void* first, const void* tail, Visit visit) {
+    for (auto* attr = static_cast<const nlattr*>(first);
+         mnl_attr_ok(attr, int(static_cast<const char*>(tail) - reinterpret_cast<const char*>(attr)));
+         attr = mnl_attr_next(attr))
+        visit(attr);
+}
+
+template <typename Visit>
+void each_nested(const nlattr* nest, Visit visit) {
+    each_attr(mnl_attr_get_payload(nest), reinterpret_cast<const char*>(nest) + mnl_attr_get_len(nest), visit);
+}
+
+// CTA_TUPLE_ORIG > CTA_TUPLE_PROTO: the ICMP identifier when the entry is an ICMP echo.
+std::optional<uint16_t> icmp_echo_id(const nlattr* tuple) {
+    std::optional<uint16_t> id;
+    bool icmp = false;
+    each_nested(tuple, [&](const nlattr* a) {
+        if (mnl_attr_get_type(a) != CTA_TUPLE_PROTO || mnl_attr_validate(a, MNL_TYPE_NESTED) != 0) return;
+        each_nested(a, [&](const nlattr* p) {
+            if (mnl_attr_get_type(p) == CTA_PROTO_NUM && mnl_attr_validate(p, MNL_TYPE_U8) == 0)
+                icmp = mnl_attr_get_u8(p) == IPPROTO_ICMP;
+            else if (mnl_attr_get_type(p) == CTA_PROTO_ICMP_ID && mnl_attr_validate(p, MNL_TYPE_U16) == 0)
+                id = ntohs(mnl_attr_get_u16(p));
+        });
+    });
+    return icmp ? id : std::nullopt;
+}
+
+// One conntrack entry of a dump, handed to the handler. Entries of other families are skipped
+// in case the kernel did not filter them.
 int on_entry(const nlmsghdr* nlh, void* data) {
     auto* ctx = static_cast<DumpContext*>(data);
     auto* nfg = static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh));
     if (nfg->nfgen_family != AF_INET) return MNL_CB_OK;
-    uint32_t mark = 0;
-    // mnl_attr_for_each() assigns from void*, which C++ refuses; the same walk by hand.
-    auto* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(nlh));
-    for (auto* attr = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(nlh, sizeof(nfgenmsg)));
-         mnl_attr_ok(attr, int(tail - reinterpret_cast<const char*>(attr))); attr = mnl_attr_next(attr)) {
-        if (mnl_attr_get_type(attr) == CTA_MARK && mnl_attr_validate(attr, MNL_TYPE_U32) == 0)
-            mark = ntohl(mnl_attr_get_u32(attr));
-    }
-    (*ctx->handler)(mark);
+    Entry entry;
+    each_attr(mnl_nlmsg_get_payload_offset(nlh, sizeof(nfgenmsg)), mnl_nlmsg_get_payload_tail(nlh),
+              [&](const nlattr* attr) {
+                  if (mnl_attr_get_type(attr) == CTA_MARK && mnl_attr_validate(attr, MNL_TYPE_U32) == 0)
+                      entry.mark = ntohl(mnl_attr_get_u32(attr));
+                  else if (mnl_attr_get_type(attr) == CTA_TUPLE_ORIG && mnl_attr_validate(attr, MNL_TYPE_NESTED) == 0)
+                      entry.icmp_id = icmp_echo_id(attr);
+              });
+    (*ctx->handler)(entry);
     return MNL_CB_OK;
 }
 
@@ -106,12 +143,14 @@ Expected<std::unique_ptr<Conntrack>> Conntrack::open() {
 
 Conntrack::~Conntrack() = default;
 
-Expected<std::map<uint32_t, unsigned>> Conntrack::count_by_mark(uint32_t mask) {
+Expected<std::map<uint32_t, unsigned>> Conntrack::count_by_mark(uint32_t mask,
+                                                                 const std::set<uint16_t>& skip_icmp_ids) {
     // No kernel filter says "masked mark != 0": every IPv4 entry is read once.
     std::map<uint32_t, unsigned> counts;
     nlmsghdr* nlh = impl_->build(IPCTNL_MSG_CT_GET, NLM_F_DUMP, std::nullopt);
-    EntryHandler count = [&](uint32_t mark) {
-        if (mark & mask) ++counts[mark & mask];
+    EntryHandler count = [&](const Entry& e) {
+        if (e.icmp_id && skip_icmp_ids.count(*e.icmp_id)) return;
+        if (e.mark & mask) ++counts[e.mark & mask];
     };
     if (int err = impl_->transact(nlh, count))
         return Status::fail(err, "Could not read the conntrack table: " + errno_text(err));
@@ -128,8 +167,8 @@ Expected<unsigned> Conntrack::delete_by_mark(uint32_t mark, uint32_t mask) {
     // below reports no number. Connections created in between are deleted but not counted.
     unsigned matching = 0;
     auto filter = std::make_pair(mark, mask);
-    EntryHandler count = [&](uint32_t m) {
-        if ((m & mask) == mark) ++matching;
+    EntryHandler count = [&](const Entry& e) {
+        if ((e.mark & mask) == mark) ++matching;
     };
     if (int err = impl_->transact(impl_->build(IPCTNL_MSG_CT_GET, NLM_F_DUMP, filter), count))
         return Status::fail(err, std::string(what) + errno_text(err));
@@ -137,7 +176,7 @@ Expected<unsigned> Conntrack::delete_by_mark(uint32_t mark, uint32_t mask) {
 
     // A delete without a tuple is a flush; with CTA_MARK/CTA_MARK_MASK and the family it only
     // takes the matching IPv4 entries (ctnetlink_flush_conntrack(), checked by the tests).
-    EntryHandler none = [](uint32_t) {};
+    EntryHandler none = [](const Entry&) {};
     if (int err = impl_->transact(impl_->build(IPCTNL_MSG_CT_DELETE, NLM_F_ACK, filter), none))
         return Status::fail(err, std::string(what) + errno_text(err));
     return matching;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 
 #include "base/status.hpp"
 
@@ -18,8 +19,9 @@ public:
     Conntrack& operator=(const Conntrack&) = delete;
 
     // Number of IPv4 entries per (ctmark & mask), over one dump. Entries whose masked mark is 0
-    // are not counted.
-    Expected<std::map<uint32_t, unsigned>> count_by_mark(uint32_t mask);
+    // are not counted, nor ICMP echoes whose identifier is in skip_icmp_ids (the daemon's own
+    // probes: the operator asks how many connections a WAN carries, not how many pings).
+    Expected<std::map<uint32_t, unsigned>> count_by_mark(uint32_t mask, const std::set<uint16_t>& skip_icmp_ids = {});
 
     // Deletes every IPv4 entry whose (ctmark & mask) == mark; returns how many were deleted.
     Expected<unsigned> delete_by_mark(uint32_t mark, uint32_t mask);

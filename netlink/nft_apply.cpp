@@ -361,6 +361,8 @@ Expected<std::unique_ptr<NftSocket>> NftSocket::open() {
 
 NftSocket::~NftSocket() = default;
 
+uint32_t NftSocket::portid() const { return mnl_socket_get_portid(impl_->nl.get()); }
+
 Status NftSocket::apply(const Plan& plan) {
     stats_ = {};
     if (plan.empty()) return Status::ok();

@@ -37,6 +37,9 @@ public:
 
     const ApplyStats& last_stats() const { return stats_; }
 
+    // The socket's netlink port id: the kernel stamps it on the notifications of our changes.
+    uint32_t portid() const;
+
 private:
     NftSocket() = default;
     struct Impl;

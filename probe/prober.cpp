@@ -20,6 +20,8 @@
 #include <set>
 #include <utility>
 
+#include "base/event_ptr.hpp"
+#include "base/fd.hpp"
 #include "probe/icmp.hpp"
 
 namespace wb {
@@ -41,36 +43,6 @@ Usec now_usec() {
 }
 
 Usec to_usec(std::chrono::milliseconds ms) { return static_cast<Usec>(ms.count()) * 1000u; }
-
-struct SourceUnref {
-    void operator()(sd_event_source* s) const { sd_event_source_disable_unref(s); }
-};
-using SourcePtr = std::unique_ptr<sd_event_source, SourceUnref>;
-
-struct EventUnref {
-    void operator()(sd_event* e) const { sd_event_unref(e); }
-};
-using EventPtr = std::unique_ptr<sd_event, EventUnref>;
-
-struct Fd {
-    int fd = -1;
-    Fd() = default;
-    explicit Fd(int f) : fd(f) {}
-    Fd(Fd&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
-    Fd& operator=(Fd&& o) noexcept {
-        if (this != &o) {
-            reset();
-            fd = std::exchange(o.fd, -1);
-        }
-        return *this;
-    }
-    ~Fd() { reset(); }
-    void reset() {
-        if (fd >= 0) close(fd);
-        fd = -1;
-    }
-    explicit operator bool() const { return fd >= 0; }
-};
 
 std::string hex(uint32_t v) {
     char buf[16];

@@ -42,37 +42,79 @@ std::vector<uint32_t> bucket_quotas(const std::vector<BalanceMember>& members, u
     return quotas;
 }
 
-std::vector<uint32_t> assign_buckets(const std::vector<BalanceMember>& members, uint32_t buckets) {
-    if (members.empty() || buckets == 0) return {};
-    std::vector<uint32_t> quotas = bucket_quotas(members, buckets);
-    struct Cursor {
-        uint64_t offset, skip, next = 0;
-    };
+namespace {
+
+// A member's preference order over the buckets (Maglev): offset + k*skip, a permutation
+// because the bucket count is prime.
+struct Cursor {
+    uint64_t offset, skip, next = 0;
+    Cursor(const std::string& name, uint32_t buckets)
+        : offset(fnv1a(name, 0x6f6666736574ull) % buckets),
+          skip(buckets > 1 ? fnv1a(name, 0x736b6970ull) % (buckets - 1) + 1 : 1) {}
+    uint32_t advance(uint32_t buckets) { return uint32_t((offset + next++ * skip) % buckets); }
+};
+
+constexpr uint32_t kFree = UINT32_MAX;
+
+// Members take turns claiming their next preferred free bucket until each has its quota or no
+// free bucket is left. `owner` holds kFree for free buckets; values written are member indices
+// mapped through `ids`.
+void populate(const std::vector<BalanceMember>& members, const std::vector<uint32_t>& ids,
+              std::vector<uint32_t> quotas, std::vector<uint32_t>& owner) {
+    const auto buckets = uint32_t(owner.size());
+    uint32_t free = uint32_t(std::count(owner.begin(), owner.end(), kFree));
     std::vector<Cursor> cursors;
-    for (const auto& m : members) {
-        uint64_t offset = fnv1a(m.name, 0x6f6666736574ull) % buckets;
-        uint64_t skip = buckets > 1 ? fnv1a(m.name, 0x736b6970ull) % (buckets - 1) + 1 : 1;
-        cursors.push_back({offset, skip});
-    }
-    constexpr uint32_t kFree = UINT32_MAX;
-    std::vector<uint32_t> owner(buckets, kFree);
-    std::vector<uint32_t> taken(members.size(), 0);
-    uint32_t filled = 0;
-    // Members take turns claiming their next preferred free bucket until each has its quota.
-    while (filled < buckets) {
-        for (size_t i = 0; i < members.size() && filled < buckets; ++i) {
-            if (taken[i] == quotas[i]) continue;
-            auto& c = cursors[i];
+    for (const auto& m : members) cursors.emplace_back(m.name, buckets);
+    bool progress = true;
+    while (free > 0 && progress) {
+        progress = false;
+        for (size_t i = 0; i < members.size() && free > 0; ++i) {
+            if (quotas[i] == 0) continue;
             uint32_t bucket;
-            do {
-                bucket = uint32_t((c.offset + c.next * c.skip) % buckets);
-                ++c.next;
-            } while (owner[bucket] != kFree);
-            owner[bucket] = uint32_t(i);
-            ++taken[i];
-            ++filled;
+            do bucket = cursors[i].advance(buckets);
+            while (owner[bucket] != kFree);
+            owner[bucket] = ids[i];
+            --quotas[i];
+            --free;
+            progress = true;
         }
     }
+}
+
+}  // namespace
+
+std::vector<uint32_t> assign_buckets(const std::vector<BalanceMember>& members, uint32_t buckets) {
+    if (members.empty() || buckets == 0) return {};
+    std::vector<uint32_t> owner(buckets, kFree);
+    std::vector<uint32_t> ids(members.size());
+    std::iota(ids.begin(), ids.end(), 0u);
+    populate(members, ids, bucket_quotas(members, buckets), owner);
+    return owner;
+}
+
+std::vector<uint32_t> assign_buckets(const std::vector<BalanceMember>& home, const std::vector<size_t>& active,
+                                     uint32_t buckets) {
+    if (active.empty() || buckets == 0) return {};
+    std::vector<uint32_t> owner = assign_buckets(home, buckets);
+    std::vector<bool> in_service(home.size(), false);
+    for (size_t i : active) in_service[i] = true;
+    for (auto& o : owner)
+        if (!in_service[o]) o = kFree;
+
+    std::vector<BalanceMember> members;
+    std::vector<uint32_t> ids;
+    for (size_t i : active) {
+        members.push_back(home[i]);
+        ids.push_back(uint32_t(i));
+    }
+    // Each active member's shortfall against its quota over the active set. The shortfalls add
+    // up to at least the free buckets (a member may hold one bucket over its new quota).
+    std::vector<uint32_t> quotas = bucket_quotas(members, buckets);
+    for (size_t k = 0; k < members.size(); ++k) {
+        auto held = uint32_t(std::count(owner.begin(), owner.end(), ids[k]));
+        quotas[k] = quotas[k] > held ? quotas[k] - held : 0;
+    }
+    populate(members, ids, quotas, owner);
     return owner;
 }
 

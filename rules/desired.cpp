@@ -75,11 +75,22 @@ Table build_table(const Config& config, const ActiveSet& active) {
         by_wan.elements.push_back({wan.interface, wan_chain_name(wan)});
     }
     Set balance{"balance", KeyType::HashBucket, kBalanceBuckets, true, {}};
-    std::vector<BalanceMember> members;
-    for (size_t i : active.wans) members.push_back({config.wans[i].name, config.wans[i].weight});
-    std::vector<uint32_t> owners = assign_buckets(members, kBalanceBuckets);
+    // Home: every WAN of the tiers in service, as if all were up. Buckets of the WANs out of
+    // service go to the others; everyone else's clients stay where they are.
+    std::vector<BalanceMember> home;
+    std::vector<size_t> home_wan, active_in_home;
+    for (size_t i = 0; i < config.wans.size(); ++i) {
+        bool tier_in_service = std::any_of(active.wans.begin(), active.wans.end(),
+                                           [&](size_t a) { return config.wans[a].tier == config.wans[i].tier; });
+        if (!tier_in_service) continue;
+        if (std::find(active.wans.begin(), active.wans.end(), i) != active.wans.end())
+            active_in_home.push_back(home.size());
+        home.push_back({config.wans[i].name, config.wans[i].weight});
+        home_wan.push_back(i);
+    }
+    std::vector<uint32_t> owners = assign_buckets(home, active_in_home, kBalanceBuckets);
     for (uint32_t bucket = 0; bucket < owners.size(); ++bucket)
-        balance.elements.push_back({bucket, wan_chain_name(config.wans[active.wans[owners[bucket]]])});
+        balance.elements.push_back({bucket, wan_chain_name(config.wans[home_wan[owners[bucket]]])});
     table.sets = {lans, by_mark, by_wan, balance};
 
     for (const auto& wan : config.wans) {

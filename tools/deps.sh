@@ -1,24 +1,32 @@
 #!/usr/bin/env bash
 # Installs what building, testing and the demo need (Debian 12). Fast when already installed.
-# Usage: tools/deps.sh [build|test|system|all]   (default: all)
+# Usage: tools/deps.sh [build|test|bench|system|fuzz|all]   (default: all)
+#   bench: what bench/run.sh needs on top of test (iperf3, iptables for the classic comparison)
 #   system: the unit checks, the .deb (debhelper, lintian, scdoc) and the real-systemd tests
 #   (debootstrap, systemd-nspawn)
+#   fuzz: clang 14 with libFuzzer and the sanitizer runtimes (libclang-rt-14-dev)
 set -euo pipefail
 
 build=(g++ meson ninja-build pkg-config libnftnl-dev libmnl-dev libnl-3-dev libnl-route-3-dev
        nlohmann-json3-dev libsystemd-dev doctest-dev)
 runtime=(nftables iproute2 conntrack iputils-ping procps kmod)
 test=(python3 python3-pytest socat)
+bench=(iperf3 iptables)
 system=(debhelper dpkg-dev lintian scdoc man-db systemd systemd-container debootstrap
         python3-jsonschema binutils)
+# libFuzzer ships in libclang-rt-14-dev on bookworm (clang-14 only recommends it). Sanitizer
+# stack traces use addr2line (binutils) when llvm-symbolizer is absent: llvm-14 is not needed.
+fuzz=(clang-14 libclang-rt-14-dev binutils)
 
 case "${1:-all}" in
   build) want=("${build[@]}") ;;
   test) want=("${build[@]}" "${runtime[@]}" "${test[@]}") ;;
+  bench) want=("${build[@]}" "${runtime[@]}" "${test[@]}" "${bench[@]}") ;;
   system) want=("${build[@]}" "${system[@]}") ;;
-  all) want=("${build[@]}" "${runtime[@]}" "${test[@]}" "${system[@]}") ;;
-  -h|--help) echo "Usage: tools/deps.sh [build|test|system|all]"; exit 0 ;;
-  *) echo "tools/deps.sh: unknown set '$1' (build, test, system or all)" >&2; exit 1 ;;
+  fuzz) want=("${build[@]}" "${fuzz[@]}") ;;
+  all) want=("${build[@]}" "${runtime[@]}" "${test[@]}" "${bench[@]}" "${system[@]}" "${fuzz[@]}") ;;
+  -h|--help) echo "Usage: tools/deps.sh [build|test|bench|system|fuzz|all]"; exit 0 ;;
+  *) echo "tools/deps.sh: unknown set '$1' (build, test, bench, system, fuzz or all)" >&2; exit 1 ;;
 esac
 
 missing=()

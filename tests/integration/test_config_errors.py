@@ -1,7 +1,5 @@
 # Issue 2, bad input: every malformed config in the corpus makes wanbalanced exit 78 with the
 # file, the JSON path and the problem, and leaves the kernel untouched; `check` agrees.
-import os
-from pathlib import Path
 
 import pytest
 

@@ -1,7 +1,6 @@
 # Issue 2, following the kernel: a WAN interface that appears after start, and a "gateway":
 # "auto" that follows what DHCP (or PPP) puts on the interface, are picked up without a restart.
 import re
-import time
 
 import labkit
 

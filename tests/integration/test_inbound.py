@@ -2,8 +2,6 @@
 # to the router itself and port-forwarded to a LAN host, also when the main default route
 # points at the other WAN. The lab's ISPs drop packets whose source is not their customer's
 # address (BCP38), so an answer through the wrong WAN fails these tests.
-import labkit
-
 
 def single_path_config(lab):
     # integra on tier 1: the main default route goes through charter only, so only marks can

@@ -53,6 +53,21 @@ TEST_CASE("count_by_mark counts IPv4 entries by their masked mark, skipping unma
     CHECK(*counts == std::map<uint32_t, unsigned>{{0x100, 5}, {0x200, 2}});
 }
 
+TEST_CASE("count_by_mark leaves out ICMP echoes with the given identifiers (the daemon's probes)") {
+    test::enter_fresh_netns();
+    insert(0x100);
+    for (int id : {4242, 4243, 77})
+        must("conntrack -I -s 203.0.113.2 -d 192.0.2.53 -p icmp --icmp-type 8 --icmp-code 0 --icmp-id " +
+             std::to_string(id) + " -t 30 -m " + std::to_string(0x100));
+    auto ct = open_ct();
+    auto all = ct->count_by_mark(0x3f00);
+    REQUIRE_MESSAGE(all.has_value(), all.error().message);
+    CHECK(*all == std::map<uint32_t, unsigned>{{0x100, 4}});
+    auto without = ct->count_by_mark(0x3f00, {4242, 4243});
+    REQUIRE_MESSAGE(without.has_value(), without.error().message);
+    CHECK(*without == std::map<uint32_t, unsigned>{{0x100, 2}});  // the TCP entry and id 77
+}
+
 TEST_CASE("delete_by_mark deletes exactly the matching IPv4 entries") {
     test::enter_fresh_netns();
     for (int i = 0; i < 3; ++i) insert(0x100);

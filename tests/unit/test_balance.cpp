@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <map>
+#include <string>
 
 #include "rules/balance.hpp"
 #include "rules/desired.hpp"
@@ -65,4 +66,53 @@ TEST_CASE("removing one WAN moves few buckets between the survivors") {
     CHECK(moved < survivors / 10);
     // And when it comes back, the original assignment returns exactly.
     CHECK(assign_buckets(four, kBalanceBuckets) == before);
+}
+
+TEST_CASE("with a WAN out of service only its buckets move, and the others stay within one of their quota") {
+    std::vector<BalanceMember> home;
+    for (int i = 0; i < 63; ++i) home.push_back({"wan" + std::to_string(i), unsigned(1 + i % 4)});
+    auto all_up = assign_buckets(home, kBalanceBuckets);
+    std::vector<size_t> everyone(home.size());
+    for (size_t i = 0; i < home.size(); ++i) everyone[i] = i;
+    CHECK(assign_buckets(home, everyone, kBalanceBuckets) == all_up);  // nothing out: plain Maglev
+
+    for (size_t down : {size_t(0), size_t(17), size_t(62)}) {
+        CAPTURE(down);
+        std::vector<size_t> active;
+        std::vector<BalanceMember> members;
+        for (size_t i = 0; i < home.size(); ++i)
+            if (i != down) {
+                active.push_back(i);
+                members.push_back(home[i]);
+            }
+        auto owners = assign_buckets(home, active, kBalanceBuckets);
+        REQUIRE(owners.size() == kBalanceBuckets);
+        unsigned moved_survivors = 0;
+        for (uint32_t b = 0; b < kBalanceBuckets; ++b) {
+            CHECK(owners[b] != down);
+            if (all_up[b] != down && owners[b] != all_up[b]) ++moved_survivors;
+        }
+        CHECK(moved_survivors == 0);
+        auto c = counts(owners);
+        auto q = bucket_quotas(members, kBalanceBuckets);
+        for (size_t k = 0; k < active.size(); ++k) {
+            CAPTURE(active[k]);
+            CHECK(c[uint32_t(active[k])] + 1 >= q[k]);
+            CHECK(c[uint32_t(active[k])] <= q[k] + 1);
+        }
+    }
+}
+
+TEST_CASE("two WANs out, then one back: it takes back exactly its own buckets") {
+    std::vector<BalanceMember> home{{"a", 3}, {"b", 1}, {"c", 2}, {"d", 1}, {"e", 1}};
+    auto all_up = assign_buckets(home, kBalanceBuckets);
+    auto two_down = assign_buckets(home, {0, 2, 4}, kBalanceBuckets);
+    auto one_back = assign_buckets(home, {0, 1, 2, 4}, kBalanceBuckets);
+    for (uint32_t b = 0; b < kBalanceBuckets; ++b) {
+        if (all_up[b] == 1) CHECK(one_back[b] == 1);                          // b's own buckets came back
+        if (all_up[b] != 1 && all_up[b] != 3) CHECK(one_back[b] == all_up[b]);  // the live ones never moved
+        if (all_up[b] != 1 && all_up[b] != 3) CHECK(two_down[b] == all_up[b]);
+        CHECK(one_back[b] != 3);
+    }
+    CHECK(assign_buckets(home, {}, kBalanceBuckets).empty());
 }
