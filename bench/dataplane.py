@@ -38,7 +38,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchkit import command_args, fail, finish, md_table, spread_text  # noqa: E402
 
 import labkit  # noqa: E402

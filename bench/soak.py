@@ -21,7 +21,6 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchkit import fail, problems_text  # noqa: E402
 
 import labkit  # noqa: E402

@@ -116,30 +116,22 @@ int Manager::setup(const Config& config) {
     rtnl_ = std::move(*rtnl);
     conntrack_ = std::move(*ct);
 
-    sd_event_source* kernel_source = nullptr;
-    sd_event_add_io(
-        event_.get(), &kernel_source, watch_->fd(), EPOLLIN,
-        [](sd_event_source*, int, uint32_t, void* self) {
-            static_cast<Manager*>(self)->on_kernel_readable();
-            return 0;
-        },
-        this);
-    kernel_source_.reset(kernel_source);
+    if (Status s = watch_readable(watch_->fd(), on_readable<&Manager::on_kernel_readable>, kernel_source_); !s) {
+        log(Level::Error, "Could not watch the kernel's link, address and route notifications: " + s.message);
+        return 1;
+    }
     // Without it a foreign change to our table is still repaired, by the verify timer.
     if (auto monitor = nft::NftMonitor::open(nft_->portid()); !monitor) {
         log(Level::Warning, monitor.error().message + "; changes to the table are checked every " +
                                 std::to_string(kVerifyInterval.count()) + " s only");
     } else {
         nft_monitor_ = std::move(*monitor);
-        sd_event_source* nft_monitor_source = nullptr;
-        sd_event_add_io(
-            event_.get(), &nft_monitor_source, nft_monitor_->fd(), EPOLLIN,
-            [](sd_event_source*, int, uint32_t, void* self) {
-                static_cast<Manager*>(self)->on_nft_notification();
-                return 0;
-            },
-            this);
-        nft_monitor_source_.reset(nft_monitor_source);
+        if (Status s = watch_readable(nft_monitor_->fd(), on_readable<&Manager::on_nft_notification>,
+                                      nft_monitor_source_);
+            !s)
+            log(Level::Warning, "Could not watch nftables notifications: " + s.message +
+                                    "; changes to the table are checked every " +
+                                    std::to_string(kVerifyInterval.count()) + " s only");
     }
     sd_event_source* reconcile_source = nullptr;
     sd_event_add_defer(
@@ -201,6 +193,14 @@ void Manager::teardown() {
         restore_sysctls();
     }
     applied_table_.reset();
+}
+
+Status Manager::watch_readable(int fd, sd_event_io_handler_t handler, SourcePtr& source) {
+    sd_event_source* raw = nullptr;
+    if (int r = sd_event_add_io(event_.get(), &raw, fd, EPOLLIN, handler, this); r < 0)
+        return Status::fail(-r, errno_text(-r));
+    source.reset(raw);
+    return Status::ok();
 }
 
 void Manager::on_signal(int signo) {

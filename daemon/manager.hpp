@@ -78,6 +78,14 @@ private:
     int setup(const Config& config);
     void teardown();
 
+    // sd-event callback for a readable fd: forwards to the member function H.
+    template <void (Manager::*H)()>
+    static int on_readable(sd_event_source*, int, uint32_t, void* self) {
+        (static_cast<Manager*>(self)->*H)();
+        return 0;
+    }
+    Status watch_readable(int fd, sd_event_io_handler_t handler, SourcePtr& source);
+
     // Event handlers (sd-event callbacks forward here).
     void on_kernel_readable();
     void on_signal(int signo);
