@@ -132,8 +132,14 @@ def main() -> int:
         took = wait_for_event(daemon, "wan-down", mark, 5, start)
         show(f"taken out of service within {took * 1000:.0f} ms of pulling it, including the time "
              f"`ip link set down` itself takes (a netlink link event, no probe rounds)")
+        show(daemon.ctl("status", check=True).stdout)
+
+        say("Integra's cable is plugged back in")
+        mark = len(daemon.log().splitlines())
+        start = time.monotonic()
         lab.carrier("isp2", True)
-        daemon.wait_state("integra", "up", timeout=15)
+        took = wait_for_event(daemon, "wan-up", mark, 15, start)
+        show(f"back in service {took:.2f} s later: carrier first, then 5 answered probe rounds")
         show(daemon.ctl("status", check=True).stdout)
 
         say("Stopping wanbalanced: it removes everything it created")
