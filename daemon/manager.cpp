@@ -15,17 +15,16 @@ namespace {
 
 constexpr auto kVerifyInterval = std::chrono::seconds(5);
 
-// Why a WAN's link cannot carry traffic, in the words an operator would use; "" when it can.
-std::string link_problem(const WanConfig& wan, const WanInputs& in) {
-    if (in.ifindex == 0) return "interface " + wan.interface + " does not exist";
-    if (!in.admin_up) return "interface " + wan.interface + " is administratively down";
-    if (!in.carrier) return "no carrier on " + wan.interface;
-    if (!in.has_address) return "no IPv4 address on " + wan.interface;
-    if (!in.gateway && !in.point_to_point) return "no gateway known on " + wan.interface + " (auto)";
-    return "";
-}
-
 }  // namespace
+
+LinkProblem link_problem(const WanConfig& wan, const WanInputs& in) {
+    if (in.ifindex == 0) return {"absent", "interface " + wan.interface + " does not exist"};
+    if (!in.admin_up) return {"admin-down", "interface " + wan.interface + " is administratively down"};
+    if (!in.carrier) return {"no-carrier", "no carrier on " + wan.interface};
+    if (!in.has_address) return {"no-address", "no IPv4 address on " + wan.interface};
+    if (!in.gateway && !in.point_to_point) return {"no-gateway", "no gateway known on " + wan.interface + " (auto)"};
+    return {"up", ""};
+}
 
 Manager::Manager(DaemonOptions options) : options_(std::move(options)) {}
 
@@ -362,7 +361,7 @@ void Manager::on_probe_round(const std::string& name, const RoundOutcome& outcom
 void Manager::update_health() {
     for (size_t i = 0; i < config_.wans.size(); ++i) {
         const WanRuntime& w = wans_[i];
-        std::string problem = link_problem(config_.wans[i], w.inputs);
+        std::string problem = link_problem(config_.wans[i], w.inputs).text;
         if (w.override_mode == Override::Down)
             set_health(i, Health::Disabled, "disabled by operator");
         else if (!problem.empty())

@@ -37,6 +37,13 @@ struct DaemonOptions {
 
 enum class Override { Auto, Up, Down };
 
+// Why a WAN's link cannot carry traffic: a status word ("no-carrier") and the words an operator
+// would use ("no carrier on ether1"); {"up", ""} when it can.
+struct LinkProblem {
+    std::string word, text;
+};
+LinkProblem link_problem(const WanConfig& wan, const WanInputs& in);
+
 // What the daemon knows about one WAN beyond its config.
 struct WanRuntime {
     Health health = Health::Down;

@@ -29,15 +29,6 @@ std::string hex_mark(uint32_t v) {
     return buf;
 }
 
-std::string link_word(const WanInputs& in) {
-    if (in.ifindex == 0) return "absent";
-    if (!in.admin_up) return "admin-down";
-    if (!in.carrier) return "no-carrier";
-    if (!in.has_address) return "no-address";
-    if (!in.gateway && !in.point_to_point) return "no-gateway";
-    return "up";
-}
-
 nlohmann::json error_reply(const std::string& message, int exit_code = 1) {
     return {{"ok", false}, {"error", message}, {"exit_code", exit_code}};
 }
@@ -161,7 +152,7 @@ nlohmann::json Manager::status_json() {
             {"state", std::string(health_name(w.health))},
             {"since", iso8601(w.since)},
             {"reason", w.reason},
-            {"link", link_word(w.inputs)},
+            {"link", link_problem(wan, w.inputs).word},
             {"active", is_active},
             {"override", w.override_mode == Override::Auto ? "auto" : w.override_mode == Override::Up ? "up" : "down"},
             {"gateway", w.inputs.gateway ? nlohmann::json(w.inputs.gateway->str()) : nlohmann::json(nullptr)},

@@ -1,12 +1,12 @@
 # pytest wiring for the integration tests: a fresh Lab per test (torn down even when the test
 # fails), stale labs from killed runs removed at session start, root-only tests skipped otherwise.
 
-import subprocess
 import sys
 
 import pytest
 
 import labkit
+from labhooks import _lab_gc, pytest_runtest_makereport  # noqa: F401
 
 LAB_OK, LAB_REASON = labkit.lab_available()
 
@@ -18,24 +18,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "lab" in getattr(item, "fixturenames", ()) or item.get_closest_marker("root"):
             item.add_marker(skip)
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    setattr(item, f"rep_{report.when}", report)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _lab_gc():
-    """Remove labs left by runs that were killed before they could clean up."""
-    if LAB_OK:
-        proc = subprocess.run([str(labkit.LAB_SH), "gc"], text=True, capture_output=True,
-                              timeout=120)
-        if proc.stdout.strip():
-            print(proc.stdout.strip(), file=sys.stderr)
-    yield
 
 
 @pytest.fixture

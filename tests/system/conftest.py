@@ -18,6 +18,7 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 sys.path.insert(0, str(HERE))
 
 import labkit  # noqa: E402
+from labhooks import _lab_gc, pytest_runtest_makereport  # noqa: E402,F401
 
 LAB_OK, LAB_REASON = labkit.lab_available()
 
@@ -26,21 +27,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("root") and os.geteuid() != 0:
             item.add_marker(pytest.mark.skip(reason="needs root"))
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    setattr(item, f"rep_{report.when}", report)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _lab_gc():
-    """Remove labs left by runs that were killed before they could clean up."""
-    if LAB_OK:
-        subprocess.run([str(labkit.LAB_SH), "gc"], capture_output=True, timeout=120)
-    yield
 
 
 @pytest.fixture(scope="session")
