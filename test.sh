@@ -60,6 +60,17 @@ sanitizer_check() {
 echo "==> unit tests"
 meson test -C "$build" --suite unit --print-errorlogs
 sanitizer_check "unit tests"
+# The core, the kernel sync and the protocol need no privilege: prove it as an unprivileged user
+# (copies, since the build dir may sit where that user cannot read).
+unprivileged=$(mktemp -d /tmp/wanbalance-unprivileged.XXXXXX)
+for t in wan_state reconcile kernel_sync protocol; do cp "$build/tests/test-$t" "$unprivileged/"; done
+chmod -R a+rX "$unprivileged"
+for t in wan_state reconcile kernel_sync protocol; do
+  (cd "$unprivileged" && ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 setpriv --reuid=nobody --regid=nogroup \
+     --clear-groups "./test-$t" --minimal) || { echo "test.sh: test-$t failed as user nobody" >&2; exit 1; }
+done
+rm -rf "$unprivileged"
+echo "unit tests of the core, kernel sync and protocol: passed as user nobody"
 [[ "${1:-}" == "--quick" ]] && exit 0
 
 echo "==> kernel tests (network namespaces)"

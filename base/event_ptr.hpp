@@ -4,18 +4,11 @@
 
 #include <systemd/sd-event.h>
 
-#include <memory>
+#include "base/handle.hpp"
 
 namespace wb {
 
-struct SourceUnref {
-    void operator()(sd_event_source* s) const { sd_event_source_disable_unref(s); }
-};
-using SourcePtr = std::unique_ptr<sd_event_source, SourceUnref>;
-
-struct EventUnref {
-    void operator()(sd_event* e) const { sd_event_unref(e); }
-};
-using EventPtr = std::unique_ptr<sd_event, EventUnref>;
+using SourcePtr = Handle<sd_event_source, sd_event_source_disable_unref>;
+using EventPtr = Handle<sd_event, sd_event_unref>;
 
 }  // namespace wb

@@ -11,7 +11,7 @@
      WAN; routes, rules and src_valid_mark exactly as wanbalance sets them
 
 Rounds interleave the configurations (a b c, b c a, c a b, ...) in ONE lab, because throughput in
-the lab swings 2.5x between runs (DESIGN section 7). Every configuration is removed after its
+the lab swings 2.5x between runs (docs/design.md, Kernel facts). Every configuration is removed after its
 measurement and the router is checked to be back to its initial state (nft ruleset, ip rules,
 routes, iptables, sysctls) before the next one; conntrack is flushed in between.
 

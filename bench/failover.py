@@ -228,7 +228,7 @@ def main() -> int:
     report = f"""{title}
 
 `{command}` on {time.strftime('%Y-%m-%d')}, kernel
-{os.uname().release}, {os.cpu_count()} CPUs. Lab of DESIGN §6; probes to 192.0.2.53/.54 beyond
+{os.uname().release}, {os.cpu_count()} CPUs. Lab of docs/design.md, The lab; probes to 192.0.2.53/.54 beyond
 the ISP every {args.interval_ms} ms, timeout {args.timeout_ms} ms, down_after {args.down_after},
 up_after {args.up_after}; default classifier (both-addresses-and-ports). A LAN client opens
 {args.rate:g} new TCP connections per second from 30 source addresses, each with a

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "base/handle.hpp"
 #include "config/json_reader.hpp"
 #include "config/validate.hpp"
 
@@ -28,10 +29,6 @@ constexpr std::array<std::pair<Classifier, std::string_view>, 8> kClassifierName
 }};
 
 ConfigResult failure(std::string message) { return {std::nullopt, {ConfigError{"", std::move(message)}}}; }
-
-struct FileCloser {
-    void operator()(std::FILE* f) const { std::fclose(f); }
-};
 
 }  // namespace
 
@@ -76,7 +73,7 @@ ConfigResult parse_config(std::string_view text, std::string_view file) {
 }
 
 ConfigResult load_config(const std::string& file) {
-    std::unique_ptr<std::FILE, FileCloser> f(std::fopen(file.c_str(), "re"));
+    Handle<std::FILE, std::fclose> f(std::fopen(file.c_str(), "re"));
     if (!f) return failure("cannot read: " + errno_text(errno));
     struct stat st {};
     if (fstat(fileno(f.get()), &st) != 0) return failure("cannot read: " + errno_text(errno));

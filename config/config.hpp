@@ -1,4 +1,4 @@
-// The configuration as one plain value (DESIGN.md §3) and the loader that validates it.
+// The configuration as one plain value (docs/design.md, Configuration) and the loader that validates it.
 // Loading never touches the kernel; every problem is reported with its JSON path, all in one run.
 #pragma once
 

@@ -2,10 +2,11 @@
 // marks inside the mask; LANs that are not WANs; room for the rules; probe targets after the
 // per-WAN merge), then the Config with every table, mark and probe setting resolved.
 #include <bit>
-#include <cstdio>
 #include <map>
 #include <set>
 
+#include "base/format.hpp"
+#include "base/route_tables.hpp"
 #include "config/validate.hpp"
 #include "config/wording.hpp"
 
@@ -26,14 +27,8 @@ uint64_t mark_capacity(uint32_t mask) { return (uint64_t{1} << std::popcount(mas
 namespace {
 
 constexpr uint32_t kMainRulePriority = 32766;
-constexpr uint32_t kFirstReservedTable = 253;  // 253 default, 254 main, 255 local
-constexpr uint32_t kLastReservedTable = 255;
-
-std::string hex(uint32_t value) {
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "0x%x", value);
-    return buf;
-}
+constexpr uint32_t kFirstReservedTable = kDefaultTable;  // 253 default, 254 main, 255 local
+constexpr uint32_t kLastReservedTable = kLocalTable;
 
 // The name of a WAN for messages about another key: its name when valid, else its path.
 std::string wan_label(const WanDraft& wan) { return wan.name.value ? "WAN " + quote(*wan.name.value) : wan.path; }

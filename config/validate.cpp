@@ -1,10 +1,11 @@
-// Pass 1 of validation: every key of the document checked on its own, against DESIGN.md §3.
+// Pass 1 of validation: every key of the document checked on its own, against docs/design.md, Configuration.
 // Each problem is one message that quotes the input; reading goes on after a problem so one
 // run reports everything.
 #include <algorithm>
 #include <cctype>
 #include <map>
 
+#include "base/route_tables.hpp"
 #include "config/validate.hpp"
 #include "config/wording.hpp"
 
@@ -202,29 +203,37 @@ void read_table(Field<uint32_t>& field, const Json& v, const std::string& path, 
     field.path = path;
     auto n = read_integer(v, path, 1, kMaxU32, report);
     if (!n) return;
-    // rt_tables(5): 253 default, 254 main, 255 local belong to the kernel.
-    if (*n >= 253 && *n <= 255) {
-        const char* name = *n == 253 ? "default" : *n == 254 ? "main" : "local";
-        report.fail(path, std::to_string(*n) + " is reserved for the kernel's " + name + " table");
+    if (auto name = reserved_table_name(uint32_t(*n))) {
+        report.fail(path, std::to_string(*n) + " is reserved for the kernel's " + *name + " table");
         return;
     }
     field.value = uint32_t(*n);
 }
 
-void read_mark(WanDraft& wan, const Json& v, const std::string& path, Reporter& report) {
-    wan.mark.path = path;
-    wan.mark_as_written = describe(v);
+// The keys that hold bits of the packet mark, a WAN's "mark" and "mark_mask": nonzero, 32 bits,
+// written as a hex string; a mark may also be a plain integer.
+struct MarkBitsKey {
+    bool integer_ok;
+    const char* expected;   // in "expected …, got X"
+    const char* zero_note;  // after "X must be nonzero"
+};
+constexpr MarkBitsKey kMarkKey{true, "a hex string like \"0x100\" or an integer", " (0 means unmarked)"};
+constexpr MarkBitsKey kMarkMaskKey{false, "a hex string like \"0x3f00\"", ""};
+
+void read_mark_bits(Field<uint32_t>& field, const Json& v, const std::string& path, const MarkBitsKey& key,
+                    Reporter& report) {
+    field.path = path;
     std::optional<uint64_t> value;
     if (v.is_string()) value = parse_hex(v.get_ref<const std::string&>());
-    if (v.is_number_unsigned()) value = std::min<uint64_t>(v.get<uint64_t>(), kMaxU32 + 1);
+    if (key.integer_ok && v.is_number_unsigned()) value = std::min<uint64_t>(v.get<uint64_t>(), kMaxU32 + 1);
     if (!value) {
-        report.fail(path, "expected a hex string like \"0x100\" or an integer, got " + describe(v));
+        report.fail(path, std::string("expected ") + key.expected + ", got " + describe(v));
     } else if (*value > kMaxU32) {
         report.fail(path, describe(v) + " is wider than 32 bits");
     } else if (*value == 0) {
-        report.fail(path, describe(v) + " must be nonzero (0 means unmarked)");
+        report.fail(path, describe(v) + " must be nonzero" + key.zero_note);
     } else {
-        wan.mark.value = uint32_t(*value);
+        field.value = uint32_t(*value);
     }
 }
 
@@ -266,7 +275,8 @@ WanDraft read_wan(const Json& v, const std::string& path, Reporter& report) {
         } else if (key == "table") {
             read_table(wan.table, value, at, report);
         } else if (key == "mark") {
-            read_mark(wan, value, at, report);
+            wan.mark_as_written = describe(value);
+            read_mark_bits(wan.mark, value, at, kMarkKey, report);
         } else if (key == "probe") {
             wan.probe = read_probe(value, at, report);
         }
@@ -329,21 +339,6 @@ void read_balance(ConfigDraft& draft, const Json& v, const std::string& path, Re
     report.fail(draft.classifier.path, message);
 }
 
-void read_mark_mask(Field<uint32_t>& field, const Json& v, const std::string& path, Reporter& report) {
-    field.path = path;
-    std::optional<uint64_t> mask;
-    if (v.is_string()) mask = parse_hex(v.get_ref<const std::string&>());
-    if (!mask) {
-        report.fail(path, "expected a hex string like \"0x3f00\", got " + describe(v));
-    } else if (*mask > kMaxU32) {
-        report.fail(path, describe(v) + " is wider than 32 bits");
-    } else if (*mask == 0) {
-        report.fail(path, describe(v) + " must be nonzero");
-    } else {
-        field.value = uint32_t(*mask);
-    }
-}
-
 void read_hooks_dir(Field<std::string>& field, const Json& v, const std::string& path, Reporter& report) {
     field.path = path;
     if (v.is_string()) {
@@ -377,7 +372,7 @@ ConfigDraft read_draft(const JsonDocument& doc, Reporter& report) {
         if (key == "probe") draft.probe = read_probe(value, at, report);
         if (key == "masquerade") read_bool(draft.masquerade, value, at, report);
         if (key == "flush_conntrack") read_bool(draft.flush_conntrack, value, at, report);
-        if (key == "mark_mask") read_mark_mask(draft.mark_mask, value, at, report);
+        if (key == "mark_mask") read_mark_bits(draft.mark_mask, value, at, kMarkMaskKey, report);
         if (key == "rule_priority") {
             draft.rule_priority.path = at;
             if (auto n = read_integer(value, at, 1, kMaxRulePriority, report)) draft.rule_priority.value = uint32_t(*n);

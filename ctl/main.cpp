@@ -1,4 +1,4 @@
-// wanbalancectl: the operator's tool (DESIGN.md §2). `check` and `ruleset` work offline on a
+// wanbalancectl: the operator's tool (docs/design.md, Programs). `check` and `ruleset` work offline on a
 // config file; `status`, `reload` and `set` talk to the running daemon over its control socket.
 #include <unistd.h>
 
@@ -9,20 +9,22 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
+#include "base/exit_codes.hpp"
+#include "base/format.hpp"
 #include "config/config.hpp"
+#include "control/client.hpp"
 #include "ctl/status_format.hpp"
-#include "daemon/control.hpp"
 #include "rules/desired.hpp"
 
 namespace {
 
 using json = nlohmann::json;
-
-constexpr int kExitOk = 0;
-constexpr int kExitFailure = 1;
-constexpr int kExitConfig = 78;  // EX_CONFIG
+using wb::kExitConfig;
+using wb::kExitFailure;
+using wb::kExitOk;
 
 constexpr const char* kUsage =
     "Usage: wanbalancectl [--runtime-dir DIR] COMMAND [ARGS]\n"
@@ -64,7 +66,7 @@ constexpr Command kCommands[] = {
      "Show each WAN of the running daemon: state and since when, gateway, probe round-trip time\n"
      "and loss, connections and share of them, bytes.\n"
      "\n"
-     "  --json        print the daemon's status object (DESIGN.md section 5) instead of a table\n"
+     "  --json        print the daemon's status object (JSON, see wanbalancectl(8)) instead of a table\n"
      "  --prometheus  print Prometheus metrics (text exposition format) instead of a table\n"},
     {"reload", "wanbalancectl [--runtime-dir DIR] reload",
      "Ask the running daemon to re-read its configuration and apply the difference. On an invalid\n"
@@ -149,39 +151,25 @@ int run_ruleset(const std::string& config_path) {
     return kExitOk;
 }
 
-int reply_exit_code(const json& reply) {
-    auto it = reply.find("exit_code");
-    if (it != reply.end() && it->is_number_integer()) {
-        int code = it->get<int>();
-        if (code > 0 && code < 256) return code;
-    }
-    return kExitFailure;
-}
-
-// Sends one request. On success returns the reply (ok true); otherwise prints the error and
-// sets `exit_code`.
-std::optional<json> ask_daemon(const std::string& runtime_dir, const json& request, int& exit_code) {
-    auto reply = wb::control_request(runtime_dir, request);
+// Sends one request and returns the reply of type R. An error reply, a failed call or another
+// kind of reply is printed and gives nullopt, with `exit_code` set.
+template <class R>
+std::optional<R> ask_daemon(const std::string& runtime_dir, const wb::Request& request, int& exit_code) {
+    auto reply = wb::control_call(runtime_dir, request);
     if (!reply) {
         std::cerr << "wanbalancectl: " << reply.error().message << "\n";
         exit_code = kExitFailure;
         return std::nullopt;
     }
-    auto ok = reply->find("ok");
-    if (ok != reply->end() && ok->is_boolean() && ok->get<bool>()) return std::move(*reply);
-
-    exit_code = reply_exit_code(*reply);
-    std::vector<std::string> lines;
-    if (auto errors = reply->find("errors"); errors != reply->end() && errors->is_array())
-        for (const auto& e : *errors)
-            if (e.is_string()) lines.push_back(e.get<std::string>());
-    if (lines.empty()) {
-        auto error = reply->find("error");
-        lines.push_back(error != reply->end() && error->is_string() ? error->get<std::string>()
-                                                                    : "the daemon refused the request");
+    if (auto* wanted = std::get_if<R>(&*reply)) return std::move(*wanted);
+    if (auto* error = std::get_if<wb::ErrorReply>(&*reply)) {
+        exit_code = error->exit_code;
+        // Config errors already name the file and the JSON path, as `check` prints them.
+        std::cerr << (exit_code == kExitConfig ? "" : "wanbalancectl: ") << error->message << "\n";
+        return std::nullopt;
     }
-    // Config errors already name the file and the JSON path, as `check` prints them.
-    for (const auto& line : lines) std::cerr << (exit_code == kExitConfig ? "" : "wanbalancectl: ") << line << "\n";
+    std::cerr << "wanbalancectl: wanbalanced gave a reply of another kind to " << wb::encode(request) << "\n";
+    exit_code = kExitFailure;
     return std::nullopt;
 }
 
@@ -197,47 +185,33 @@ enum class StatusView { Table, Json, Prometheus };
 
 int run_status(const std::string& runtime_dir, StatusView view) {
     int code = kExitOk;
-    auto reply = ask_daemon(runtime_dir, json{{"command", "status"}}, code);
+    auto reply = ask_daemon<wb::StatusReply>(runtime_dir, wb::StatusRequest{}, code);
     if (!reply) return code;
-    auto status = reply->find("status");
-    if (status == reply->end() || !status->is_object()) {
-        std::cerr << "wanbalancectl: the daemon's reply has no status object\n";
-        return kExitFailure;
-    }
+    const json& status = reply->status;
     if (view == StatusView::Json) {
-        std::cout << status->dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+        std::cout << status.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
     } else if (view == StatusView::Prometheus) {
-        std::cout << wb::format_prometheus(*status);
+        std::cout << wb::format_prometheus(status);
     } else {
-        std::cout << wb::format_status(*status, use_color(), std::chrono::system_clock::now());
+        std::cout << wb::format_status(status, use_color(), std::chrono::system_clock::now());
     }
     return kExitOk;
 }
 
-std::string reply_string(const json& reply, const char* key) {
-    auto it = reply.find(key);
-    return it != reply.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
 int run_reload(const std::string& runtime_dir) {
     int code = kExitOk;
-    auto reply = ask_daemon(runtime_dir, json{{"command", "reload"}}, code);
+    auto reply = ask_daemon<wb::ReloadReply>(runtime_dir, wb::ReloadRequest{}, code);
     if (!reply) return code;
-    std::string config = reply_string(*reply, "config");
-    std::string summary = reply_string(*reply, "summary");
-    std::cout << "reloaded" << (config.empty() ? "" : " " + config) << (summary.empty() ? "" : ": " + summary)
-              << "\n";
+    std::cout << "reloaded" << (reply->summary.empty() ? "" : ": " + reply->summary) << "\n";
     return kExitOk;
 }
 
 int run_set(const std::string& runtime_dir, const std::string& wan, const std::string& mode) {
     int code = kExitOk;
-    auto reply = ask_daemon(runtime_dir, json{{"command", "set"}, {"wan", wan}, {"mode", mode}}, code);
+    auto reply = ask_daemon<wb::SetReply>(runtime_dir, wb::SetRequest{wan, mode}, code);
     if (!reply) return code;
-    std::string message = reply_string(*reply, "message");
-    if (message.empty())
-        message = mode == "auto" ? wan + ": handed back to the prober" : wan + ": operator override " + mode;
-    std::cout << message << "\n";
+    std::cout << (mode == "auto" ? wan + ": handed back to the prober" : wan + ": operator override " + mode)
+              << "\n";
     return kExitOk;
 }
 
@@ -266,7 +240,7 @@ int run(const std::vector<std::string>& args) {
     if (i >= args.size()) return usage_error("no command given");
 
     const Command* command = find_command(args[i]);
-    if (!command) return usage_error("unknown command \"" + args[i] + "\"");
+    if (!command) return usage_error("unknown command " + wb::quoted(args[i]));
     const std::string name = command->name;
 
     std::string config_path = wb::kDefaultConfigPath;
@@ -304,7 +278,7 @@ int run(const std::vector<std::string>& args) {
     const size_t want_positional = name == "set" ? 2 : 0;
     if (positional.size() != want_positional) {
         if (positional.size() > want_positional)
-            return usage_error("unexpected argument \"" + positional[want_positional] + "\"", command);
+            return usage_error("unexpected argument " + wb::quoted(positional[want_positional]), command);
         return usage_error("set needs a WAN name and a mode", command);
     }
 
@@ -315,7 +289,7 @@ int run(const std::vector<std::string>& args) {
     if (name == "reload") return run_reload(runtime_dir);
     const std::string& mode = positional[1];
     if (mode != "up" && mode != "down" && mode != "auto")
-        return usage_error("mode must be up, down or auto, not \"" + mode + "\"", command);
+        return usage_error("mode must be up, down or auto, not " + wb::quoted(mode), command);
     return run_set(runtime_dir, positional[0], mode);
 }
 

@@ -1,4 +1,4 @@
-// The views of `wanbalancectl status`: the daemon's status object (DESIGN.md §5) as an aligned
+// The views of `wanbalancectl status`: the daemon's status object (docs/design.md, Status JSON) as an aligned
 // table for people or as Prometheus metrics. Pure functions of the JSON (and the time): unit-tested.
 #pragma once
 

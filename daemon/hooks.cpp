@@ -11,6 +11,8 @@
 #include <cstring>
 
 #include "base/event_ptr.hpp"
+#include "base/handle.hpp"
+#include "base/status.hpp"
 #include "base/ipv4.hpp"
 #include "daemon/log.hpp"
 
@@ -33,10 +35,13 @@ HookRunner::~HookRunner() {
     for (auto& [pid, child] : children_) kill(-pid, SIGKILL);
 }
 
-size_t HookRunner::run(const std::string& dir, const HookEvent& ev) {
-    std::unique_ptr<DIR, int (*)(DIR*)> d(opendir(dir.c_str()), closedir);
-    if (!d) return 0;
+namespace {
+
+// Executable regular files in `dir`, sorted by name; none when it does not exist.
+std::vector<std::string> hook_names(const std::string& dir) {
+    Handle<DIR, closedir> d(opendir(dir.c_str()));
     std::vector<std::string> names;
+    if (!d) return names;
     while (struct dirent* e = readdir(d.get())) {
         if (e->d_name[0] == '.') continue;
         std::string path = dir + "/" + e->d_name;
@@ -45,7 +50,31 @@ size_t HookRunner::run(const std::string& dir, const HookEvent& ev) {
             names.push_back(e->d_name);
     }
     std::sort(names.begin(), names.end());
+    return names;
+}
 
+// Starts `path` in its own process group (a timeout kills the hook's children too) with the
+// default signal mask (the daemon blocks the signals it handles through sd-event).
+Expected<pid_t> spawn_hook(std::string path, char** envp) {
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
+    char* argv[] = {path.data(), nullptr};
+    pid_t pid = 0;
+    int err = posix_spawn(&pid, path.c_str(), nullptr, &attr, argv, envp);
+    posix_spawnattr_destroy(&attr);
+    if (err != 0) return Status::fail(err, "Could not run hook " + path + ": " + errno_text(err));
+    return pid;
+}
+
+}  // namespace
+
+size_t HookRunner::run(const std::string& dir, const HookEvent& ev) {
+    std::vector<std::string> names = hook_names(dir);
     std::vector<std::string> env_strings = {
         "WANBALANCE_EVENT=" + ev.event, "WANBALANCE_WAN=" + ev.wan, "WANBALANCE_INTERFACE=" + ev.interface,
         "WANBALANCE_STATE=" + ev.state, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
@@ -61,61 +90,49 @@ size_t HookRunner::run(const std::string& dir, const HookEvent& ev) {
                                     " hooks are still running");
             continue;
         }
-        posix_spawnattr_t attr;
-        posix_spawnattr_init(&attr);
-        // Own process group, so a timeout kills the hook's children too; default signal mask,
-        // since the daemon blocks the signals it handles through sd-event.
-        sigset_t none;
-        sigemptyset(&none);
-        posix_spawnattr_setsigmask(&attr, &none);
-        posix_spawnattr_setpgroup(&attr, 0);
-        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK);
-        char* argv[] = {path.data(), nullptr};
-        pid_t pid = 0;
-        int err = posix_spawn(&pid, path.c_str(), nullptr, &attr, argv, envp.data());
-        posix_spawnattr_destroy(&attr);
-        if (err != 0) {
-            log(Level::Error, "Could not run hook " + path + ": " + errno_text(err));
+        auto pid = spawn_hook(path, envp.data());
+        if (!pid) {
+            log(Level::Error, pid.error().message);
             continue;
         }
         auto child = std::make_unique<Child>();
         child->runner = this;
-        child->pid = pid;
+        child->pid = *pid;
         child->path = path;
         child->event = ev.event + (ev.wan.empty() ? "" : " " + ev.wan);
-        sd_event_source* exit_source = nullptr;
-        int r = sd_event_add_child(
-            event_, &exit_source, pid, WEXITED,
-            [](sd_event_source*, const siginfo_t* si, void* c) {
-                static_cast<Child*>(c)->runner->on_exit(si->si_pid, si->si_code, si->si_status);
-                return 0;
-            },
-            child.get());
-        child->exit_source.reset(exit_source);
-        if (r < 0) {
+        if (Status s = watch(*child); !s) {
             // Nothing would reap it or enforce its timeout: better not to leave it running.
-            log(Level::Error, "Could not watch hook " + path + ": " + errno_text(-r) + "; killed it");
-            kill(-pid, SIGKILL);
-            waitpid(pid, nullptr, 0);
+            log(Level::Error, "Could not watch hook " + path + ": " + s.message + "; killed it");
+            kill(-*pid, SIGKILL);
+            waitpid(*pid, nullptr, 0);
             continue;
         }
-        uint64_t now = 0;
-        sd_event_now(event_, CLOCK_MONOTONIC, &now);
-        sd_event_source* timer_source = nullptr;
-        sd_event_add_time(
-            event_, &timer_source, CLOCK_MONOTONIC,
-            now + uint64_t(std::chrono::duration_cast<std::chrono::microseconds>(timeout_).count()), 0,
-            [](sd_event_source*, uint64_t, void* c) {
-                auto* child_ = static_cast<Child*>(c);
-                child_->runner->on_timeout(child_->pid);
-                return 0;
-            },
-            child.get());
-        child->timer_source.reset(timer_source);
-        children_[pid] = std::move(child);
+        children_[*pid] = std::move(child);
         ++started;
     }
     return started;
+}
+
+Status HookRunner::watch(Child& child) {
+    sd_event_source* exit_source = nullptr;
+    auto on_child = [](sd_event_source*, const siginfo_t* si, void* c) {
+        static_cast<Child*>(c)->runner->on_exit(si->si_pid, si->si_code, si->si_status);
+        return 0;
+    };
+    if (int r = sd_event_add_child(event_, &exit_source, child.pid, WEXITED, on_child, &child); r < 0)
+        return Status::fail(-r, errno_text(-r));
+    child.exit_source.reset(exit_source);
+    sd_event_source* timer_source = nullptr;
+    auto on_timer = [](sd_event_source*, uint64_t, void* c) {
+        auto* self = static_cast<Child*>(c);
+        self->runner->on_timeout(self->pid);
+        return 0;
+    };
+    auto usec = uint64_t(std::chrono::duration_cast<std::chrono::microseconds>(timeout_).count());
+    if (int r = sd_event_add_time_relative(event_, &timer_source, CLOCK_MONOTONIC, usec, 0, on_timer, &child); r < 0)
+        return Status::fail(-r, errno_text(-r));
+    child.timer_source.reset(timer_source);
+    return Status::ok();
 }
 
 void HookRunner::on_exit(pid_t pid, int code, int status) {

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "base/status.hpp"
+
 namespace wb {
 
 inline constexpr auto kHookTimeout = std::chrono::seconds(20);
@@ -36,6 +38,7 @@ public:
 
 private:
     struct Child;
+    Status watch(Child& child);  // reaps it and enforces the timeout
     void on_exit(pid_t pid, int code, int status);
     void on_timeout(pid_t pid);
 

@@ -1,14 +1,15 @@
-// wanbalanced: the multi-WAN load-balancing daemon (DESIGN.md §2). Parses its flags, then hands
-// over to the Manager, which owns everything else.
+// wanbalanced: the multi-WAN load-balancing daemon (docs/design.md, Programs). Parses its flags,
+// then hands over to the Daemon, which owns everything else.
 #include <getopt.h>
 
 #include <cstdio>
 #include <cstring>
 #include <string>
 
-#include "daemon/control.hpp"
+#include "base/exit_codes.hpp"
+#include "control/socket.hpp"
 #include "daemon/log.hpp"
-#include "daemon/manager.hpp"
+#include "daemon/daemon.hpp"
 
 namespace {
 
@@ -48,17 +49,17 @@ int main(int argc, char** argv) {
             case 'c': options.config_path = optarg; break;
             case 'r': runtime_flag = optarg; break;
             case 'v': options.verbose = true; break;
-            case 'h': std::fputs(kUsage, stdout); return 0;
-            case 'V': std::printf("wanbalanced %s\n", WANBALANCE_VERSION); return 0;
-            default: std::fputs(kUsage, stderr); return 1;
+            case 'h': std::fputs(kUsage, stdout); return wb::kExitOk;
+            case 'V': std::printf("wanbalanced %s\n", WANBALANCE_VERSION); return wb::kExitOk;
+            default: std::fputs(kUsage, stderr); return wb::kExitFailure;
         }
     }
     if (optind < argc) {
         std::fprintf(stderr, "wanbalanced: unexpected argument \"%s\"\n%s", argv[optind], kUsage);
-        return 1;
+        return wb::kExitFailure;
     }
     options.runtime_dir = wb::resolve_runtime_dir(runtime_flag);
     wb::log_init(options.verbose);
-    wb::Manager manager(options);
-    return manager.run();
+    wb::Daemon daemon(options);
+    return daemon.run();
 }

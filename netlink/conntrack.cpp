@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "base/ipv4.hpp"
+#include "netlink/answer.hpp"
+#include "netlink/handles.hpp"
 
 namespace wb {
 
@@ -85,7 +87,7 @@ int on_entry(const nlmsghdr* nlh, void* data) {
 }  // namespace
 
 struct Conntrack::Impl {
-    std::unique_ptr<mnl_socket, int (*)(mnl_socket*)> sock{nullptr, mnl_socket_close};
+    MnlSocketPtr sock;
     unsigned portid = 0;
     uint32_t seq = 0;
     std::vector<char> buf = std::vector<char>(kReceiveBufferBytes);
@@ -110,12 +112,16 @@ struct Conntrack::Impl {
         return nlh;
     }
 
-    // Sends the request and reads until the kernel's ACK, error or end of dump; 0 or an errno.
+    // Sends the request and reads until the kernel's ACK, error or end of dump; 0 or an errno
+    // (ETIMEDOUT when the kernel says nothing for kAnswerTimeout).
     int transact(nlmsghdr* nlh, const EntryHandler& handler) {
+        int fd = mnl_socket_get_fd(sock.get());
+        discard_pending(fd);
         if (mnl_socket_sendto(sock.get(), nlh, nlh->nlmsg_len) < 0) return errno;
         uint32_t want = nlh->nlmsg_seq;
         DumpContext ctx{&handler};
         for (;;) {
+            if (int err = wait_readable(fd, answer_deadline())) return err;
             ssize_t n = mnl_socket_recvfrom(sock.get(), buf.data(), buf.size());
             if (n < 0) {
                 if (errno == EINTR) continue;

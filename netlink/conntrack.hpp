@@ -7,16 +7,15 @@
 #include <memory>
 #include <set>
 
+#include "base/noncopyable.hpp"
 #include "base/status.hpp"
 
 namespace wb {
 
-class Conntrack {
+class Conntrack : NonCopyable {
 public:
     static Expected<std::unique_ptr<Conntrack>> open();  // NETLINK_NETFILTER, current netns
     ~Conntrack();
-    Conntrack(const Conntrack&) = delete;
-    Conntrack& operator=(const Conntrack&) = delete;
 
     // Number of IPv4 entries per (ctmark & mask), over one dump. Entries whose masked mark is 0
     // are not counted, nor ICMP echoes whose identifier is in skip_icmp_ids (the daemon's own

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/ipv4.hpp"
+#include "base/noncopyable.hpp"
 #include "base/status.hpp"
 
 namespace wb {
@@ -45,12 +46,10 @@ struct KernelChanges {
     bool any() const { return !links.empty() || auto_gateways || own_routes || resynced; }
 };
 
-class KernelWatch {
+class KernelWatch : NonCopyable {
 public:
     static Expected<std::unique_ptr<KernelWatch>> open();  // subscribes, then dumps everything
     ~KernelWatch();
-    KernelWatch(const KernelWatch&) = delete;
-    KernelWatch& operator=(const KernelWatch&) = delete;
 
     int fd() const;
     // Reads every pending notification without blocking; applies them to the snapshot.

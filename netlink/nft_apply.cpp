@@ -7,7 +7,6 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
-#include <poll.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -19,26 +18,18 @@
 #include <vector>
 
 #include "base/ipv4.hpp"
+#include "netlink/answer.hpp"
+#include "netlink/handles.hpp"
 #include "netlink/nft_encode.hpp"
 
 namespace wb::nft {
 namespace {
-
-struct MnlClose {
-    void operator()(mnl_socket* s) const { mnl_socket_close(s); }
-};
-using MnlSocketPtr = std::unique_ptr<mnl_socket, MnlClose>;
-struct GenFree {
-    void operator()(nftnl_gen* g) const { nftnl_gen_free(g); }
-};
-using GenPtr = std::unique_ptr<nftnl_gen, GenFree>;
 
 // NFTA_SET_ELEM_LIST_ELEMENTS is one attribute, and an attribute's length is 16 bits: longer
 // element lists are split over several NEWSETELEM messages of the same transaction.
 constexpr size_t kElementBytesPerMessage = 60000;
 constexpr size_t kSmallMessageRoom = 4096;
 constexpr size_t kReceiveBufferSize = 65536;
-constexpr int kReplyTimeoutMs = 10000;
 // Kernel memory per queued ack (skb truesize), generously: every message of a batch is
 // acknowledged and all acks are queued before we read the first one.
 constexpr int kAckRoom = 2048;
@@ -286,23 +277,18 @@ struct NftSocket::Impl {
 
     // Answers left over from an earlier call (acks that follow a refused batch) are dropped,
     // so they cannot fill the receive queue.
-    void drain() {
-        while (recv(mnl_socket_get_fd(nl.get()), rx.data(), rx.size(), MSG_DONTWAIT) > 0) {
-        }
-    }
+    void drain() { discard_pending(mnl_socket_get_fd(nl.get())); }
 
     // Reads answers; `handle` sees every message and returns false when it has what it waited for.
     Status receive(const std::function<bool(const nlmsghdr*)>& handle, const std::string& what) {
         int fd = mnl_socket_get_fd(nl.get());
         for (;;) {
-            pollfd p{fd, POLLIN, 0};
-            int ready = poll(&p, 1, kReplyTimeoutMs);
-            if (ready < 0 && errno == EINTR) continue;
-            if (ready == 0) return Status::fail(ETIMEDOUT, "No answer from the kernel to " + what);
-            ssize_t n = ready < 0 ? -1 : mnl_socket_recvfrom(nl.get(), rx.data(), rx.size());
+            int err = wait_readable(fd, answer_deadline());
+            if (err == ETIMEDOUT) return Status::fail(ETIMEDOUT, "No answer from the kernel to " + what);
+            ssize_t n = err ? -1 : mnl_socket_recvfrom(nl.get(), rx.data(), rx.size());
             if (n < 0) {
-                if (errno == EINTR) continue;
-                int err = errno;
+                if (!err) err = errno;
+                if (err == EINTR) continue;
                 return Status::fail(err, "Could not read the kernel's answer to " + what + ": " + errno_text(err));
             }
             const nlmsghdr* nlh = reinterpret_cast<const nlmsghdr*>(rx.data());

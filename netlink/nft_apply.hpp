@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "base/noncopyable.hpp"
 #include "base/status.hpp"
 #include "rules/nft_diff.hpp"
 
@@ -16,13 +17,11 @@ struct ApplyStats {
     unsigned bytes = 0;
 };
 
-class NftSocket {
+class NftSocket : NonCopyable {
 public:
     // Opens a NETLINK_NETFILTER socket in the current network namespace.
     static Expected<std::unique_ptr<NftSocket>> open();
     ~NftSocket();
-    NftSocket(const NftSocket&) = delete;
-    NftSocket& operator=(const NftSocket&) = delete;
 
     // Applies every op in order as ONE transaction. An empty plan sends nothing.
     // On failure nothing changed in the kernel; the Status names the op the kernel refused and

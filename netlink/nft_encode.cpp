@@ -18,35 +18,19 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <type_traits>
+#include <variant>
+
+#include "netlink/handles.hpp"
 
 namespace wb::nft {
 namespace {
 
-// Deleter calling a C library's free function.
-template <auto Free>
-struct CFree {
-    template <class T>
-    void operator()(T* p) const {
-        Free(p);
-    }
-};
-using TablePtr = std::unique_ptr<nftnl_table, CFree<nftnl_table_free>>;
-using ChainPtr = std::unique_ptr<nftnl_chain, CFree<nftnl_chain_free>>;
-using SetPtr = std::unique_ptr<nftnl_set, CFree<nftnl_set_free>>;
-using RulePtr = std::unique_ptr<nftnl_rule, CFree<nftnl_rule_free>>;
-using ExprPtr = std::unique_ptr<nftnl_expr, CFree<nftnl_expr_free>>;
-using ElemPtr = std::unique_ptr<nftnl_set_elem, CFree<nftnl_set_elem_free>>;
-using UdataPtr = std::unique_ptr<nftnl_udata_buf, CFree<nftnl_udata_buf_free>>;
-
 // Constants of nft 1.0.6 itself (not the kernel's) that end up in set user data, read back from
-// `nft --debug=mnl`: datatype ids (src/datatype.h), byte orders, and expression type ids.
-constexpr uint32_t kNftTypeInteger = 4;
-constexpr uint32_t kNftTypeMark = 19;
-constexpr uint32_t kNftTypeIfname = 41;
-constexpr uint32_t kNftByteorderInvalid = 0;
-constexpr uint32_t kNftByteorderHost = 1;
-constexpr uint32_t kNftExprVerdict = 1;
-constexpr uint32_t kNftExprNumgen = 0x17;
+// `nft --debug=mnl`, grouped by the nft enum they come from.
+enum : uint32_t { kNftTypeInteger = 4, kNftTypeMark = 19, kNftTypeIfname = 41 };  // datatypes (src/datatype.h)
+enum : uint32_t { kNftByteorderInvalid = 0, kNftByteorderHost = 1 };              // byteorder
+enum : uint32_t { kNftExprVerdict = 1, kNftExprNumgen = 0x17 };                   // expr_types
 // Attributes of the numgen typeof nest (nft src/numgen.c).
 enum : uint8_t { kNumgenUdataMode, kNumgenUdataModulus, kNumgenUdataOffset };
 
@@ -144,23 +128,8 @@ Expected<KeyBytes> key_bytes(const Set& set, const Key& key) {
     return k;
 }
 
-uint32_t hook_number(Hook h) {
-    switch (h) {
-        case Hook::Prerouting: return NF_INET_PRE_ROUTING;
-        case Hook::Output: return NF_INET_LOCAL_OUT;
-        case Hook::Postrouting: return NF_INET_POST_ROUTING;
-    }
-    return NF_INET_PRE_ROUTING;
-}
-
-const char* chain_type(ChainType t) {
-    switch (t) {
-        case ChainType::Filter: return "filter";
-        case ChainType::Route: return "route";
-        case ChainType::Nat: return "nat";
-    }
-    return "filter";
-}
+// The kernel's hook numbers, in the enumerator order of Hook.
+constexpr std::array<uint32_t, 3> kHookNumbers = {NF_INET_PRE_ROUTING, NF_INET_LOCAL_OUT, NF_INET_POST_ROUTING};
 
 bool is_address(HashField f) { return f == HashField::SrcAddr || f == HashField::DstAddr; }
 
@@ -170,49 +139,50 @@ class RuleEncoder {
 public:
     RuleEncoder(nftnl_rule* rule, const SetIds& ids) : rule_(rule), ids_(ids) {}
 
-    Status operator()(const CtStateNew&) {
+    // Most statements cannot fail; the few that can say why.
+    Status encode(const Statement& statement) {
+        return std::visit(
+            [this](const auto& s) {
+                if constexpr (std::is_void_v<decltype(emit(s))>) {
+                    emit(s);
+                    return Status::ok();
+                } else {
+                    return emit(s);
+                }
+            },
+            statement);
+    }
+
+private:
+    void emit(const CtStateNew&) {
         ct_load(NFT_CT_STATE);
         bitwise(NF_CT_STATE_BIT(IP_CT_NEW), 0, false);
         cmp_u32(NFT_CMP_NEQ, 0);
-        return Status::ok();
     }
-    Status operator()(const NfprotoIpv4&) {
-        nfproto_ipv4();
-        return Status::ok();
-    }
-    Status operator()(const IifnameInSet& s) {
-        meta_load(NFT_META_IIFNAME);
-        lookup(s.set, false);
-        return Status::ok();
-    }
-    Status operator()(const OifnameIs& s) {
+    void emit(const NfprotoIpv4&) { nfproto_ipv4(); }
+    void emit(const IifnameInSet& s) { iifname_lookup(s.set, false); }
+    Status emit(const OifnameIs& s) {
         auto name = ifname_bytes(s.name, "oifname");
         if (!name) return name.error();
         meta_load(NFT_META_OIFNAME);
         cmp(NFT_CMP_EQ, name->data.data(), name->len);
         return Status::ok();
     }
-    Status operator()(const FibDaddrNotLocal&) {
+    void emit(const FibDaddrNotLocal&) {
         ExprPtr e = expr("fib");
         nftnl_expr_set_u32(e.get(), NFTNL_EXPR_FIB_DREG, NFT_REG_1);
         nftnl_expr_set_u32(e.get(), NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
         nftnl_expr_set_u32(e.get(), NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
         add(std::move(e));
         cmp_u32(NFT_CMP_NEQ, kRtnLocal);
-        return Status::ok();
     }
-    Status operator()(const MarkVmap& s) {
+    void emit(const MarkVmap& s) {
         mark_load(s.kind);
         bitwise(s.mask, 0, true);
         lookup(s.map, true);
-        return Status::ok();
     }
-    Status operator()(const IifnameVmap& s) {
-        meta_load(NFT_META_IIFNAME);
-        lookup(s.map, true);
-        return Status::ok();
-    }
-    Status operator()(const HashVmap& s) {
+    void emit(const IifnameVmap& s) { iifname_lookup(s.map, true); }
+    Status emit(const HashVmap& s) {
         if (s.fields.empty() || s.fields.size() > 4)
             return Status::fail(EINVAL, "jhash over " + std::to_string(s.fields.size()) + " fields (1 to 4 allowed)");
         // An ip header field needs "meta nfproto ipv4" first in an inet table; nft inserts it
@@ -240,7 +210,7 @@ public:
         lookup(s.map, true);
         return Status::ok();
     }
-    Status operator()(const NumgenVmap& s) {
+    void emit(const NumgenVmap& s) {
         ExprPtr e = expr("numgen");
         nftnl_expr_set_u32(e.get(), NFTNL_EXPR_NG_DREG, NFT_REG_1);
         nftnl_expr_set_u32(e.get(), NFTNL_EXPR_NG_MODULUS, s.modulus);
@@ -248,9 +218,8 @@ public:
         nftnl_expr_set_u32(e.get(), NFTNL_EXPR_NG_OFFSET, 0);
         add(std::move(e));
         lookup(s.map, true);
-        return Status::ok();
     }
-    Status operator()(const SetMarkBits& s) {
+    void emit(const SetMarkBits& s) {
         mark_load(s.kind);
         bitwise(~s.mask, s.value, true);
         if (s.kind == MarkKind::Ct) {
@@ -264,14 +233,9 @@ public:
             nftnl_expr_set_u32(e.get(), NFTNL_EXPR_META_SREG, NFT_REG_1);
             add(std::move(e));
         }
-        return Status::ok();
     }
-    Status operator()(const Masquerade&) {
-        add(expr("masq"));
-        return Status::ok();
-    }
+    void emit(const Masquerade&) { add(expr("masq")); }
 
-private:
     static ExprPtr expr(const char* name) { return ExprPtr(must(nftnl_expr_alloc(name))); }
     void add(ExprPtr e) { nftnl_rule_add_expr(rule_, e.release()); }
 
@@ -322,6 +286,11 @@ private:
         if (auto it = ids_.find(set); it != ids_.end())
             nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LOOKUP_SET_ID, it->second);
         add(std::move(e));
+    }
+    // "iifname @SET" and "iifname vmap @MAP".
+    void iifname_lookup(const std::string& set, bool verdict) {
+        meta_load(NFT_META_IIFNAME);
+        lookup(set, verdict);
     }
     void payload(HashField field, uint32_t reg) {
         bool network = is_address(field);
@@ -383,10 +352,10 @@ void put_chain(nlmsghdr* nlh, const std::string& table, const Chain& chain, bool
     nftnl_chain_nlmsg_build_payload(nlh, c.get());
     if (!with_hook || !chain.base) return;
     // nft writes type, policy, hook (libnftnl would write hook, policy, type).
-    mnl_attr_put_strz(nlh, NFTA_CHAIN_TYPE, chain_type(chain.base->type));
+    mnl_attr_put_strz(nlh, NFTA_CHAIN_TYPE, chain_type_name(chain.base->type));
     mnl_attr_put_u32(nlh, NFTA_CHAIN_POLICY, htonl(NF_ACCEPT));
     nlattr* hook = mnl_attr_nest_start(nlh, NFTA_CHAIN_HOOK);
-    mnl_attr_put_u32(nlh, NFTA_HOOK_HOOKNUM, htonl(hook_number(chain.base->hook)));
+    mnl_attr_put_u32(nlh, NFTA_HOOK_HOOKNUM, htonl(kHookNumbers[size_t(chain.base->hook)]));
     mnl_attr_put_u32(nlh, NFTA_HOOK_PRIORITY, htonl(uint32_t(chain.base->priority)));
     mnl_attr_nest_end(nlh, hook);
 }
@@ -450,7 +419,7 @@ Status put_rule(nlmsghdr* nlh, const std::string& table, const std::string& chai
     nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, chain.c_str());
     RuleEncoder encoder(r.get(), ids);
     for (const Statement& st : rule.statements)
-        if (Status status = std::visit(encoder, st); !status) return status;
+        if (Status status = encoder.encode(st); !status) return status;
     if (rule.comment.size() > NFTNL_UDATA_COMMENT_MAXLEN) return comment_too_long(rule.comment);
     nftnl_rule_nlmsg_build_payload(nlh, r.get());
     // nft writes the user data after the expressions (libnftnl would put it before).

@@ -14,14 +14,10 @@
 #include <vector>
 
 #include "base/ipv4.hpp"
+#include "netlink/handles.hpp"
 
 namespace wb::nft {
 namespace {
-
-struct MnlClose {
-    void operator()(mnl_socket* s) const { mnl_socket_close(s); }
-};
-using MnlSocketPtr = std::unique_ptr<mnl_socket, MnlClose>;
 
 // A flushed ruleset or the daemon's own full table replacement sends one notification per
 // object (1021 map elements make ~100 KiB); the kernel coalesces them into skbs of up to

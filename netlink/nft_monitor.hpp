@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "base/noncopyable.hpp"
 #include "base/status.hpp"
 #include "rules/nft.hpp"
 
@@ -23,15 +24,13 @@ struct ForeignChange {
     std::string describe(const std::string& table = kTableName) const;
 };
 
-class NftMonitor {
+class NftMonitor : NonCopyable {
 public:
     // Subscribes to nftables notifications in the current network namespace. Changes sent from
     // the netlink socket with port id `own_portid` (the daemon's NftSocket) are its own and are
     // not reported.
     static Expected<std::unique_ptr<NftMonitor>> open(uint32_t own_portid, const std::string& table = kTableName);
     ~NftMonitor();
-    NftMonitor(const NftMonitor&) = delete;
-    NftMonitor& operator=(const NftMonitor&) = delete;
 
     int fd() const;
     // Reads every pending notification without blocking. A burst (a flushed ruleset sends one

@@ -10,8 +10,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <map>
-#include <set>
 
 #include "netlink/rtnl_socket.hpp"
 
@@ -19,15 +17,13 @@ namespace wb {
 
 using rtnl::MsgPtr;
 
-struct RouteNetlink::Impl {
-    rtnl::Socket sock;
-};
-
 namespace {
 
 constexpr unsigned kMaxWeight = 256;  // rtnh_hops is a byte holding weight - 1
 
 Status build_failed(const std::string& what) { return Status::fail(EMSGSIZE, what + errno_text(EMSGSIZE)); }
+
+void ignore_reply(const nlmsghdr*) {}
 
 // Tables above 255 only fit RTA_TABLE; rtm_table/frh->table then say RT_TABLE_UNSPEC.
 uint8_t header_table(uint32_t table) { return table < 256 ? uint8_t(table) : uint8_t(RT_TABLE_UNSPEC); }
@@ -136,6 +132,14 @@ MsgPtr route_dump_msg(uint8_t protocol, uint32_t table) {
 
 bool is_default(const rtnl::RouteMsg& r) { return r.dst_len == 0 && r.tos == 0; }
 
+// RTM_GETLINK or RTM_SETLINK for one interface.
+MsgPtr link_msg(int type, int ifindex) {
+    ifinfomsg ifi{};
+    ifi.ifi_family = AF_UNSPEC;
+    ifi.ifi_index = ifindex;
+    return rtnl::make_msg(type, 0, &ifi, sizeof ifi);
+}
+
 // IFLA_AF_SPEC -> AF_INET -> IFLA_INET_CONF: u32 per IPV4_DEVCONF_* (index = id - 1).
 std::optional<uint32_t> inet_conf(const nlmsghdr* nlh, int id) {
     if (nlh->nlmsg_type != RTM_NEWLINK || nlh->nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg))) return std::nullopt;
@@ -158,6 +162,21 @@ std::optional<uint32_t> inet_conf(const nlmsghdr* nlh, int id) {
 
 }  // namespace
 
+struct RouteNetlink::Impl {
+    rtnl::Socket sock;
+    unsigned messages = 0;
+
+    // Sends msg (null: it could not be built) and waits for the kernel's answer; a failure's
+    // text starts with `what` ("Could not delete …: ").
+    Status request(const MsgPtr& msg, const std::string& what, const rtnl::Handler& handler = ignore_reply) {
+        if (!msg) return build_failed(what);
+        ++messages;
+        Status st = sock.request(msg.get(), handler);
+        if (!st) return Status::fail(st.err, what + st.message);
+        return st;
+    }
+};
+
 Expected<std::unique_ptr<RouteNetlink>> RouteNetlink::open() {
     auto sock = rtnl::Socket::open();
     if (!sock) return sock.error();
@@ -168,14 +187,13 @@ Expected<std::unique_ptr<RouteNetlink>> RouteNetlink::open() {
 
 RouteNetlink::~RouteNetlink() = default;
 
+unsigned RouteNetlink::messages_sent() const { return impl_->messages; }
 unsigned RouteNetlink::replies_received() const { return impl_->sock.replies_received(); }
 
 Expected<std::vector<Route>> RouteNetlink::dump_own_routes() {
     MsgPtr msg = route_dump_msg(kRouteProtocol, 0);
-    if (!msg) return build_failed("Could not dump routes: ");
     std::vector<Route> routes;
-    ++messages_;
-    Status st = impl_->sock.request(msg.get(), [&](const nlmsghdr* nlh) {
+    Status st = impl_->request(msg, "Could not dump routes: ", [&](const nlmsghdr* nlh) {
         if (nlh->nlmsg_type != RTM_NEWROUTE) return;
         auto r = rtnl::parse_route(nlh);
         if (!r || r->protocol != kRouteProtocol || !is_default(*r) || r->type != RTN_UNICAST) return;
@@ -183,7 +201,7 @@ Expected<std::vector<Route>> RouteNetlink::dump_own_routes() {
         for (auto& nh : route.nexthops) nh.ifname = rtnl::interface_name(nh.ifindex);
         routes.push_back(std::move(route));
     });
-    if (!st) return Status::fail(st.err, "Could not dump routes: " + st.message);
+    if (!st) return st;
     return routes;
 }
 
@@ -192,13 +210,11 @@ Expected<std::vector<Rule>> RouteNetlink::dump_own_rules() {
     fib_rule_hdr frh{};
     frh.family = AF_INET;
     MsgPtr msg = rtnl::make_msg(RTM_GETRULE, NLM_F_DUMP, &frh, sizeof frh);
-    if (!msg) return build_failed("Could not dump rules: ");
     std::vector<Rule> rules;
-    ++messages_;
-    Status st = impl_->sock.request(msg.get(), [&](const nlmsghdr* nlh) {
+    Status st = impl_->request(msg, "Could not dump rules: ", [&](const nlmsghdr* nlh) {
         if (auto rule = parse_own_rule(nlh)) rules.push_back(*rule);
     });
-    if (!st) return Status::fail(st.err, "Could not dump rules: " + st.message);
+    if (!st) return st;
     return rules;
 }
 
@@ -206,8 +222,8 @@ Expected<std::string> RouteNetlink::foreign_default_route(uint32_t table, uint32
     MsgPtr msg = route_dump_msg(0, table);
     if (!msg) return build_failed("Could not dump routes: ");
     std::string found;
-    ++messages_;
-    Status st = impl_->sock.request(msg.get(), [&](const nlmsghdr* nlh) {
+    std::string what = "Could not dump routes of table " + table_name(table) + ": ";
+    Status st = impl_->request(msg, what, [&](const nlmsghdr* nlh) {
         if (nlh->nlmsg_type != RTM_NEWROUTE || !found.empty()) return;
         auto r = rtnl::parse_route(nlh);
         if (r && r->table == table && is_default(*r) && r->metric == metric && r->protocol != kRouteProtocol)
@@ -215,7 +231,7 @@ Expected<std::string> RouteNetlink::foreign_default_route(uint32_t table, uint32
     });
     // A table that does not exist yet holds nothing (inet_dump_fib() says ENOENT).
     if (st.err == ENOENT) return std::string();
-    if (!st) return Status::fail(st.err, "Could not dump routes of table " + table_name(table) + ": " + st.message);
+    if (!st) return st;
     return found;
 }
 
@@ -225,11 +241,7 @@ Status RouteNetlink::replace_route(const Route& route) {
     bool onlink = route.nexthops.size() == 1 && !route.nexthops[0].gateway;
     MsgPtr msg = route_msg(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, route,
                            onlink ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE, RTN_UNICAST);
-    if (!msg) return build_failed(what);
-    ++messages_;
-    Status st = impl_->sock.request(msg.get(), [](const nlmsghdr*) {});
-    if (!st) return Status::fail(st.err, what + st.message);
-    return st;
+    return impl_->request(msg, what);
 }
 
 Status RouteNetlink::delete_route(const Route& route) {
@@ -238,60 +250,37 @@ Status RouteNetlink::delete_route(const Route& route) {
     std::string what = "Could not delete " + describe(route) + ": ";
     if (route.nexthops.empty()) return Status::fail(EINVAL, what + "no nexthop");
     MsgPtr msg = route_msg(RTM_DELROUTE, 0, route, RT_SCOPE_NOWHERE, RTN_UNSPEC);
-    if (!msg) return build_failed(what);
-    ++messages_;
-    Status st = impl_->sock.request(msg.get(), [](const nlmsghdr*) {});
-    if (st.err == ESRCH || st.err == ENOENT) return Status::ok();
-    if (!st) return Status::fail(st.err, what + st.message);
-    return st;
+    return impl_->request(msg, what);
 }
 
 Status RouteNetlink::add_rule(const Rule& rule) {
     std::string what = "Could not add " + describe(rule) + ": ";
     // NLM_F_EXCL: without it the kernel happily adds a second identical rule.
     MsgPtr msg = rule_msg(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, rule);
-    if (!msg) return build_failed(what);
-    ++messages_;
-    Status st = impl_->sock.request(msg.get(), [](const nlmsghdr*) {});
-    if (st.err == EEXIST) return Status::ok();
-    if (!st) return Status::fail(st.err, what + st.message);
-    return st;
+    return impl_->request(msg, what);
 }
 
 Status RouteNetlink::delete_rule(const Rule& rule) {
     std::string what = "Could not delete " + describe(rule) + ": ";
     MsgPtr msg = rule_msg(RTM_DELRULE, 0, rule);
-    if (!msg) return build_failed(what);
-    ++messages_;
-    Status st = impl_->sock.request(msg.get(), [](const nlmsghdr*) {});
-    if (st.err == ENOENT || st.err == ESRCH) return Status::ok();
-    if (!st) return Status::fail(st.err, what + st.message);
-    return st;
+    return impl_->request(msg, what);
 }
 
 Expected<bool> RouteNetlink::get_src_valid_mark(int ifindex) {
     std::string what = "Could not read src_valid_mark of " + rtnl::interface_name(ifindex) + ": ";
-    ifinfomsg ifi{};
-    ifi.ifi_family = AF_UNSPEC;
-    ifi.ifi_index = ifindex;
-    MsgPtr msg = rtnl::make_msg(RTM_GETLINK, 0, &ifi, sizeof ifi);
-    if (!msg) return build_failed(what);
+    MsgPtr msg = link_msg(RTM_GETLINK, ifindex);
     std::optional<uint32_t> value;
-    ++messages_;
-    Status st = impl_->sock.request(msg.get(), [&](const nlmsghdr* nlh) {
+    Status st = impl_->request(msg, what, [&](const nlmsghdr* nlh) {
         if (auto v = inet_conf(nlh, IPV4_DEVCONF_SRC_VMARK)) value = v;
     });
-    if (!st) return Status::fail(st.err, what + st.message);
+    if (!st) return st;
     if (!value) return Status::fail(ENODATA, what + "no IFLA_INET_CONF in the kernel's answer");
     return *value != 0;
 }
 
 Status RouteNetlink::set_src_valid_mark(int ifindex, bool on) {
     std::string what = "Could not set src_valid_mark on " + rtnl::interface_name(ifindex) + ": ";
-    ifinfomsg ifi{};
-    ifi.ifi_family = AF_UNSPEC;
-    ifi.ifi_index = ifindex;
-    MsgPtr msg = rtnl::make_msg(RTM_SETLINK, 0, &ifi, sizeof ifi);
+    MsgPtr msg = link_msg(RTM_SETLINK, ifindex);
     if (!msg) return build_failed(what);
     nl_msg* m = msg.get();
     nlattr* spec = nla_nest_start(m, IFLA_AF_SPEC);
@@ -301,113 +290,7 @@ Status RouteNetlink::set_src_valid_mark(int ifindex, bool on) {
     if (!conf || nla_put_u32(m, IPV4_DEVCONF_SRC_VMARK, on ? 1 : 0) < 0 || nla_nest_end(m, conf) < 0 ||
         nla_nest_end(m, inet) < 0 || nla_nest_end(m, spec) < 0)
         return build_failed(what);
-    ++messages_;
-    Status st = impl_->sock.request(m, [](const nlmsghdr*) {});
-    if (!st) return Status::fail(st.err, what + st.message);
-    return st;
-}
-
-SyncReport sync_routes(RouteNetlink& nl, const std::vector<Route>& desired) {
-    SyncReport report;
-    auto own = nl.dump_own_routes();
-    if (!own) {
-        report.errors.push_back(own.error());
-        return report;
-    }
-    std::vector<bool> wanted(own->size(), false);
-    std::map<std::pair<uint32_t, uint32_t>, bool> slots_seen;
-    for (const auto& want : desired) {
-        auto slot = std::make_pair(want.table, want.metric);
-        if (slots_seen[slot]) {
-            report.errors.push_back(Status::fail(EINVAL, "Could not add " + describe(want) +
-                                                             ": another desired route has the same table and metric"));
-            continue;
-        }
-        slots_seen[slot] = true;
-        // (table, metric) is the kernel's identity of a default route: fib_table_insert()
-        // replaces the alias with the same (dst/len, tos, priority) in the table.
-        size_t i = 0;
-        while (i < own->size() && ((*own)[i].table != want.table || (*own)[i].metric != want.metric)) ++i;
-        if (i < own->size()) {
-            wanted[i] = true;
-            if (kernel_equal((*own)[i], want)) {
-                ++report.unchanged;
-                continue;
-            }
-            if (Status st = nl.replace_route(want); st) ++report.replaced;
-            else report.errors.push_back(st);
-            continue;
-        }
-        // A slot we do not own yet: a replace would silently take over someone else's route.
-        auto foreign = nl.foreign_default_route(want.table, want.metric);
-        if (!foreign) {
-            report.errors.push_back(foreign.error());
-        } else if (!foreign->empty()) {
-            report.errors.push_back(Status::fail(
-                EEXIST, "Could not add " + describe(want) + ": table " + table_name(want.table) + " metric " +
-                            std::to_string(want.metric) + " already holds \"" + *foreign +
-                            "\", which wanbalance does not own; left alone"));
-        } else if (Status st = nl.replace_route(want); st) {
-            ++report.added;
-        } else {
-            report.errors.push_back(st);
-        }
-    }
-    // Stale routes go last, so traffic always has a route while the new ones go in.
-    for (size_t i = 0; i < own->size(); ++i) {
-        if (wanted[i]) continue;
-        if (Status st = nl.delete_route((*own)[i]); st) ++report.deleted;
-        else report.errors.push_back(st);
-    }
-    return report;
-}
-
-SyncReport sync_rules(RouteNetlink& nl, const std::vector<Rule>& desired) {
-    SyncReport report;
-    auto own = nl.dump_own_rules();
-    if (!own) {
-        report.errors.push_back(own.error());
-        return report;
-    }
-    std::vector<bool> kept(own->size(), false);
-    std::vector<Rule> to_add;
-    for (const auto& want : desired) {
-        size_t i = 0;
-        while (i < own->size() && (kept[i] || !kernel_equal((*own)[i], want))) ++i;
-        if (i < own->size()) {
-            kept[i] = true;
-            ++report.unchanged;
-        } else {
-            to_add.push_back(want);
-        }
-    }
-    // Rules have no replace (fib_nl_newrule() only adds): add the new one first, then delete the
-    // stale one, so marked traffic always has a rule. The new rule goes after every rule of the
-    // same priority, so the delete (rule_find(): first match, unset attributes match anything,
-    // FRA_PROTOCOL always set) still finds the old one first.
-    std::multiset<uint32_t> added_priorities;
-    for (const auto& rule : to_add) {
-        if (Status st = nl.add_rule(rule); st) added_priorities.insert(rule.priority);
-        else report.errors.push_back(st);
-    }
-    report.added = unsigned(added_priorities.size());
-    for (size_t i = 0; i < own->size(); ++i) {
-        if (kept[i]) continue;
-        Status st = nl.delete_rule((*own)[i]);
-        if (!st) {
-            report.errors.push_back(st);
-            continue;
-        }
-        // A rule deleted where another was added at its priority was changed: count a replace.
-        if (auto it = added_priorities.find((*own)[i].priority); it != added_priorities.end()) {
-            added_priorities.erase(it);
-            --report.added;
-            ++report.replaced;
-        } else {
-            ++report.deleted;
-        }
-    }
-    return report;
+    return impl_->request(msg, what);
 }
 
 }  // namespace wb

@@ -7,12 +7,12 @@
 #include <netlink/msg.h>
 #include <netlink/netlink.h>
 #include <netlink/socket.h>
-#include <poll.h>
 #include <sys/socket.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstring>
+
+#include "netlink/answer.hpp"
 
 namespace wb::rtnl {
 namespace {
@@ -20,7 +20,6 @@ namespace {
 // Dump replies are at most 32 KiB per datagram (netlink_dump); a link with many VFs can send a
 // bigger single message, hence the margin.
 constexpr size_t kReceiveBufferBytes = 256 * 1024;
-constexpr auto kAnswerTimeout = std::chrono::seconds(10);
 
 void set_flag_option(int fd, int option, bool* result) {
     int one = 1;
@@ -68,14 +67,14 @@ std::optional<Ipv4> get_ipv4(nlattr* attr) {
 }  // namespace
 
 MsgPtr make_msg(int type, int flags, const void* header, size_t header_len) {
-    MsgPtr msg(nlmsg_alloc_simple(type, flags), nlmsg_free);
+    MsgPtr msg(nlmsg_alloc_simple(type, flags));
     if (msg && nlmsg_append(msg.get(), const_cast<void*>(header), header_len, NLMSG_ALIGNTO) < 0) msg.reset();
     return msg;
 }
 
 Expected<Socket> Socket::open(const std::vector<int>& groups, int rcvbuf) {
     Socket s;
-    s.sock_ = {nl_socket_alloc(), nl_socket_free};
+    s.sock_.reset(nl_socket_alloc());
     if (!s.sock_) return Status::fail(ENOMEM, "Could not allocate a netlink socket");
     // Replies are matched by hand (port and sequence), so libnl's own checks stay out of the way.
     nl_socket_disable_seq_check(s.sock_.get());
@@ -132,7 +131,7 @@ Status Socket::request(nl_msg* msg, const Handler& handler) {
     if (dump) last_dump_filtered_ = false;
 
     bool overflowed = false;
-    auto deadline = std::chrono::steady_clock::now() + kAnswerTimeout;
+    const Deadline deadline = answer_deadline();
     for (;;) {
         int err = read_once();
         if (err == EINTR) continue;
@@ -141,10 +140,8 @@ Status Socket::request(nl_msg* msg, const Handler& handler) {
             continue;
         }
         if (err == EAGAIN) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-            if (left.count() <= 0) return Status::fail(ETIMEDOUT, errno_text(ETIMEDOUT) + " (no answer from the kernel)");
-            pollfd p{fd(), POLLIN, 0};
-            poll(&p, 1, int(left.count()));
+            if (int w = wait_readable(fd(), deadline))
+                return Status::fail(w, errno_text(w) + (w == ETIMEDOUT ? " (no answer from the kernel)" : ""));
             continue;
         }
         if (err) return Status::fail(err, errno_text(err));

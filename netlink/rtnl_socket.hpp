@@ -3,6 +3,8 @@
 #pragma once
 
 #include <linux/netlink.h>
+#include <netlink/msg.h>
+#include <netlink/socket.h>
 
 #include <cstdint>
 #include <functional>
@@ -11,16 +13,14 @@
 #include <string>
 #include <vector>
 
+#include "base/handle.hpp"
 #include "base/ipv4.hpp"
 #include "base/status.hpp"
 #include "rules/routing.hpp"
 
-struct nl_sock;
-struct nl_msg;
-
 namespace wb::rtnl {
 
-using MsgPtr = std::unique_ptr<nl_msg, void (*)(nl_msg*)>;
+using MsgPtr = Handle<nl_msg, nlmsg_free>;
 
 // A new message with a fixed header (rtmsg, fib_rule_hdr, ifinfomsg …) already appended.
 // NLM_F_REQUEST is added on send; NLM_F_ACK too unless it is a dump.
@@ -52,11 +52,11 @@ public:
     bool last_dump_filtered() const { return last_dump_filtered_; }
 
 private:
-    Socket() : sock_(nullptr, nullptr) {}
+    Socket() = default;
     // Reads one datagram; 0 on success, else a positive errno (EAGAIN when nothing is pending).
     int read_once();
 
-    std::unique_ptr<nl_sock, void (*)(nl_sock*)> sock_;
+    Handle<nl_sock, nl_socket_free> sock_;
     std::vector<char> buf_;
     size_t len_ = 0;
     uint32_t port_ = 0;

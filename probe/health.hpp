@@ -30,6 +30,7 @@ public:
     ProbeState state() const { return state_; }
     unsigned consecutive_ok() const { return ok_; }
     unsigned consecutive_failed() const { return failed_; }
+    bool operator==(const HealthMachine&) const = default;
 
 private:
     ProbeState state_;

@@ -14,7 +14,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <deque>
 #include <random>
 #include <set>
@@ -22,6 +21,7 @@
 
 #include "base/event_ptr.hpp"
 #include "base/fd.hpp"
+#include "base/format.hpp"
 #include "probe/icmp.hpp"
 
 namespace wb {
@@ -43,12 +43,6 @@ Usec now_usec() {
 }
 
 Usec to_usec(std::chrono::milliseconds ms) { return static_cast<Usec>(ms.count()) * 1000u; }
-
-std::string hex(uint32_t v) {
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "0x%x", v);
-    return buf;
-}
 
 enum class Fate { Outstanding, Answered, Lost, NotSent };
 
@@ -103,8 +97,10 @@ struct Prober::Impl {
     std::map<std::string, std::unique_ptr<Wan>> wans;
     uint64_t next_serial = 1;
     uint16_t next_identifier = 0;
+    Status timer_status;  // the last failure to arm a timer (ok once one succeeds again)
 
     uint16_t allocate_identifier();
+    void arm(sd_event_source* timer, Usec at, bool enabled);
     Status open_socket(Wan& w);
     void close_socket(Wan& w);
     void start_round(Wan& w);
@@ -209,17 +205,15 @@ void Prober::Impl::arm_deadline(Wan& w) {
     std::optional<Usec> earliest;
     for (const Round& r : w.rounds)
         if (!r.finished() && (!earliest || r.deadline < *earliest)) earliest = r.deadline;
-    if (!earliest) {
-        sd_event_source_set_enabled(w.deadline_timer.get(), SD_EVENT_OFF);
-        return;
-    }
-    sd_event_source_set_time(w.deadline_timer.get(), *earliest);
-    sd_event_source_set_enabled(w.deadline_timer.get(), SD_EVENT_ONESHOT);
+    arm(w.deadline_timer.get(), earliest.value_or(0), earliest.has_value());
 }
 
-void Prober::Impl::schedule_next_round(Wan& w, Usec at) {
-    sd_event_source_set_time(w.round_timer.get(), at);
-    sd_event_source_set_enabled(w.round_timer.get(), w.paused ? SD_EVENT_OFF : SD_EVENT_ONESHOT);
+void Prober::Impl::schedule_next_round(Wan& w, Usec at) { arm(w.round_timer.get(), at, !w.paused); }
+
+void Prober::Impl::arm(sd_event_source* timer, Usec at, bool enabled) {
+    int r = enabled ? sd_event_source_set_time(timer, at) : 0;
+    if (r >= 0) r = sd_event_source_set_enabled(timer, enabled ? SD_EVENT_ONESHOT : SD_EVENT_OFF);
+    timer_status = r < 0 ? Status::fail(-r, "Could not arm a probe timer: " + errno_text(-r)) : Status::ok();
 }
 
 void Prober::Impl::account(Wan& w, const Round& r) {
@@ -395,7 +389,8 @@ Status Prober::configure(const std::string& wan, const ProbeSpec& spec) {
         r < 0)
         return Status::fail(-r, "Could not add the probe deadline timer for " + wan + ": " + errno_text(-r));
     w.deadline_timer.reset(source);
-    sd_event_source_set_enabled(source, SD_EVENT_OFF);
+    if (int r = sd_event_source_set_enabled(source, SD_EVENT_OFF); r < 0)
+        return Status::fail(-r, "Could not add the probe deadline timer for " + wan + ": " + errno_text(-r));
     impl.wans.emplace(wan, std::move(owned));
 
     // A missing interface is normal (PPP, USB modems): rounds fail with the reason and retry
@@ -420,6 +415,8 @@ void Prober::pause(const std::string& wan, bool paused) {
     // Resuming starts a round at once: the carrier just came back and the daemon wants to know.
     impl_->schedule_next_round(w, loop_now);
 }
+
+Status Prober::timer_status() const { return impl_->timer_status; }
 
 ProbeStats Prober::stats(const std::string& wan) const {
     auto it = impl_->wans.find(wan);

@@ -71,6 +71,8 @@ public:
     void pause(const std::string& wan, bool paused);
 
     ProbeStats stats(const std::string& wan) const;
+    // Whether the last timer could be armed: a failure means rounds may stop (the daemon logs it).
+    Status timer_status() const;
     // The ICMP identifier of the WAN's echo requests (for packet captures and tests).
     std::optional<uint16_t> identifier(const std::string& wan) const;
 

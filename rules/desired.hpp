@@ -19,7 +19,7 @@ inline constexpr uint32_t kBalanceBuckets = 1021;  // prime: the Maglev permutat
 inline constexpr uint32_t kHashSeed = 0x77616e62;   // "wanb"; pinned so reloads keep clients put
 inline constexpr uint32_t kMainRouteMetric = 0;
 
-enum class Health { Up, Down, Disabled };  // DESIGN.md §4 states
+enum class Health { Up, Down, Disabled };  // docs/design.md, States
 std::string_view health_name(Health h);
 
 // Everything the desired state depends on besides the config, per WAN (same order as

@@ -133,5 +133,7 @@ struct Table {
 std::string render(const Table& table);
 std::string render(const Rule& rule);           // one rule line, no indentation or newline
 std::string render_key(const Set& set, const Key& key);
+// "filter", "route" or "nat": the word in the text and on the wire (NFTA_CHAIN_TYPE).
+const char* chain_type_name(ChainType type);
 
 }  // namespace wb::nft

@@ -1,26 +1,19 @@
 #include <algorithm>
-#include <cstdio>
+#include <array>
 #include <cstdlib>
 #include <string>
 
+#include "base/format.hpp"
 #include "rules/nft.hpp"
 
 namespace wb::nft {
 namespace {
 
-std::string hex32(uint32_t v) {
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "0x%08x", v);
-    return buf;
-}
+std::string hex32(uint32_t v) { return hex_padded(v, 8); }
 
-std::string hex(uint32_t v) {
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "0x%x", v);
-    return buf;
-}
-
-std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+// nft's words for the enums of rules/nft.hpp, in enumerator order.
+constexpr std::array<const char*, 3> kChainTypeNames = {"filter", "route", "nat"};
+constexpr std::array<const char*, 3> kHookNames = {"prerouting", "output", "postrouting"};
 
 const char* mark_name(MarkKind kind) { return kind == MarkKind::Ct ? "ct mark" : "meta mark"; }
 
@@ -95,24 +88,6 @@ std::string priority_text(ChainType type, int priority) {
     return out;
 }
 
-const char* chain_type_name(ChainType t) {
-    switch (t) {
-        case ChainType::Filter: return "filter";
-        case ChainType::Route: return "route";
-        case ChainType::Nat: return "nat";
-    }
-    return "?";
-}
-
-const char* hook_name(Hook h) {
-    switch (h) {
-        case Hook::Prerouting: return "prerouting";
-        case Hook::Output: return "output";
-        case Hook::Postrouting: return "postrouting";
-    }
-    return "?";
-}
-
 std::string key_type_text(const Set& set) {
     switch (set.key_type) {
         case KeyType::Ifname: return "type ifname";
@@ -158,15 +133,17 @@ std::string render_set(const Set& set) {
 
 std::string render_chain(const Chain& chain) {
     std::string out = "\tchain " + chain.name + " {\n";
-    if (chain.base) {
-        out += std::string("\t\ttype ") + chain_type_name(chain.base->type) + " hook " + hook_name(chain.base->hook) +
-               " priority " + priority_text(chain.base->type, chain.base->priority) + "; policy accept;\n";
+    if (const auto& base = chain.base) {
+        out += std::string("\t\ttype ") + chain_type_name(base->type) + " hook " + kHookNames[size_t(base->hook)] +
+               " priority " + priority_text(base->type, base->priority) + "; policy accept;\n";
     }
     for (const auto& rule : chain.rules) out += "\t\t" + render(rule) + "\n";
     return out + "\t}\n";
 }
 
 }  // namespace
+
+const char* chain_type_name(ChainType type) { return kChainTypeNames[size_t(type)]; }
 
 const Set* Table::find_set(const std::string& set_name) const {
     for (const auto& s : sets)

@@ -1,15 +1,9 @@
 #include "rules/routing.hpp"
 
-#include <cstdio>
+#include "base/format.hpp"
 
 namespace wb {
 namespace {
-
-std::string hex(uint32_t v) {
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "0x%x", v);
-    return buf;
-}
 
 std::string dev_name(const Nexthop& nh) {
     return nh.ifname.empty() ? "ifindex:" + std::to_string(nh.ifindex) : nh.ifname;
@@ -37,12 +31,7 @@ bool same_nexthop(const Nexthop& a, const Nexthop& b, bool with_weight) {
 }  // namespace
 
 std::string table_name(uint32_t table) {
-    switch (table) {
-        case 253: return "default";
-        case kMainTable: return "main";
-        case 255: return "local";
-        default: return std::to_string(table);
-    }
+    return reserved_table_name(table).value_or(std::to_string(table));
 }
 
 // The metric is printed in the main table, where it is what sets our default route apart from

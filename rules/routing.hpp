@@ -8,12 +8,12 @@
 #include <vector>
 
 #include "base/ipv4.hpp"
+#include "base/route_tables.hpp"
 
 namespace wb {
 
 // Route/rule protocol number, named "wanbalance" by packaging/rt_protos.d/wanbalance.conf.
 inline constexpr uint8_t kRouteProtocol = 87;
-inline constexpr uint32_t kMainTable = 254;  // RT_TABLE_MAIN
 
 struct Nexthop {
     std::optional<Ipv4> gateway;  // nullopt: on-link (point-to-point interface)

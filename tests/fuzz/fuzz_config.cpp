@@ -27,7 +27,7 @@ bool one_line(std::string_view s) { return s.find_first_of("\n\r") == std::strin
 void check_errors(const wb::ConfigResult& result) {
     for (const wb::ConfigError& e : result.errors) {
         expect(!e.message.empty(), "every error has a message");
-        expect(one_line(e.message) && one_line(e.path), "errors are one line (DESIGN: FILE: /path: problem)");
+        expect(one_line(e.message) && one_line(e.path), "errors are one line (docs/design.md: FILE: /path: problem)");
         expect(e.path.empty() || e.path.front() == '/', "error paths are JSON pointers");
     }
 }

@@ -424,7 +424,7 @@ table ip portfwd {
     # -- the daemon -------------------------------------------------------------------------
 
     def article_config(self, **overrides: Any) -> dict:
-        """The article's two-WAN config (DESIGN §3) for this lab, hooks in an empty private dir.
+        """The article's two-WAN config (docs/design.md, Configuration) for this lab, hooks in an empty private dir.
         Top-level keys in overrides replace the defaults."""
         assert self.workdir is not None, "lab is not up"
         hooks = self.workdir / "hooks.d"

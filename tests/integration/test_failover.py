@@ -9,7 +9,7 @@ from collections import Counter
 import labkit
 from labwatch import EventWatch, balance_map, conntrack_entries, main_default, own_objects
 
-# DESIGN §3 example with a faster interval: 200 ms × 3 rounds + the 600 ms default timeout.
+# docs/design.md, Configuration example with a faster interval: 200 ms × 3 rounds + the 600 ms default timeout.
 FAST_PROBE = {"interval_ms": 200, "down_after": 3}
 UPSTREAM_LIMIT_S = 1.5
 CARRIER_LIMIT_S = 0.3
@@ -281,7 +281,7 @@ table ip targets_down {
 
 
 def test_dead_probe_targets_leave_lan_traffic_on_every_live_link(lab, need_build):
-    # DESIGN §4: every WAN down keeps balancing over the WANs whose link is up, because the
+    # docs/design.md, Health and failover: every WAN down keeps balancing over the WANs whose link is up, because the
     # probe targets may be what died. A WAN whose link then goes has its connections flushed
     # like any dead WAN, so they re-establish on the link that is left.
     d, watch = start(lab, probe=FAST_PROBE)

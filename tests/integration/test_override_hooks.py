@@ -121,7 +121,7 @@ def test_forced_up_wan_that_recovered_is_handed_back_without_a_flap(lab, need_bu
 
 
 def test_set_down_drains_a_wan_while_every_wan_is_down(lab, need_build):
-    # Probe targets dead, internet fine: all-down balances over both links (DESIGN §4). The
+    # Probe targets dead, internet fine: all-down balances over both links (docs/design.md, Health and failover). The
     # operator drains integra: its connections must go like those of any WAN taken out.
     d, watch = start(lab, lab.article_config(probe=FAST_PROBE))
     mark = time.monotonic()

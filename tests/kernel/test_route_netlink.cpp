@@ -1,11 +1,14 @@
-// RouteNetlink against the real kernel, in a fresh network namespace per test case; `ip` is the
-// independent witness of what the kernel holds.
+// RouteNetlink and the route/rule sync over NetlinkKernel against the real kernel, in a fresh
+// network namespace per test case; `ip` is the independent witness of what the kernel holds.
 #include <doctest/doctest.h>
 #include <net/if.h>
 
 #include <fstream>
 
-#include "netlink/route_netlink.hpp"
+#include "netlink/kernel_sync.hpp"
+#include "netlink/netlink_kernel.hpp"
+#include "rules/desired.hpp"
+#include "tests/unit/rules_fixtures.hpp"
 #include "tests/kernel/netns.hpp"
 
 using namespace wb;
@@ -49,8 +52,8 @@ std::vector<Rule> desired_rules() {
             Rule{20002, 0x200u, 0x3f00, 102, std::nullopt}};
 }
 
-std::unique_ptr<RouteNetlink> open_nl() {
-    auto nl = RouteNetlink::open();
+std::unique_ptr<NetlinkKernel> open_nl() {
+    auto nl = NetlinkKernel::open();
     REQUIRE_MESSAGE(nl.has_value(), nl.error().message);
     return std::move(*nl);
 }
@@ -109,7 +112,7 @@ TEST_CASE("sync installs exactly the desired routes and rules; a second sync cha
     REQUIRE(own_rules.has_value());
     CHECK(*own_rules == desired_rules());
 
-    unsigned before = nl->messages_sent();
+    unsigned before = nl->route_netlink().messages_sent();
     SyncReport again = sync_routes(*nl, desired_routes());
     require_clean(again);
     CHECK_FALSE(again.changed());
@@ -118,7 +121,7 @@ TEST_CASE("sync installs exactly the desired routes and rules; a second sync cha
     require_clean(again_rules);
     CHECK_FALSE(again_rules.changed());
     CHECK(again_rules.unchanged == 3);
-    CHECK(nl->messages_sent() - before == 2);  // the two dumps, nothing else
+    CHECK(nl->route_netlink().messages_sent() - before == 2);  // the two dumps, nothing else
 }
 
 TEST_CASE("a changed weight is one replace; a dropped WAN loses its route and rule") {
@@ -127,12 +130,12 @@ TEST_CASE("a changed weight is one replace; a dropped WAN loses its route and ru
     require_clean(sync_routes(*nl, desired_routes()));
     require_clean(sync_rules(*nl, desired_rules()));
 
-    unsigned before = nl->messages_sent();
+    unsigned before = nl->route_netlink().messages_sent();
     SyncReport changed = sync_routes(*nl, desired_routes(5));
     require_clean(changed);
     CHECK(changed.replaced == 1);
     CHECK(changed.added + changed.deleted == 0);
-    CHECK(nl->messages_sent() - before == 2);  // dump + one replace
+    CHECK(nl->route_netlink().messages_sent() - before == 2);  // dump + one replace
     CHECK(must("ip -4 route show default table main").find("via 198.51.100.1 dev ether2 weight 5") != std::string::npos);
 
     // Charter (ether1) leaves the config: its table route and rule go, the main route loses it.
@@ -280,16 +283,20 @@ TEST_CASE("EEXIST on add and ESRCH/ENOENT on delete count as success") {
     auto nl = open_nl();
     Rule rule{20001, 0x100u, 0x3f00, 101, std::nullopt};
     CHECK(nl->add_rule(rule).is_ok());
+    CHECK(nl->route_netlink().add_rule(rule).err == EEXIST);  // the kernel's word, as the fake gives it
     CHECK(nl->add_rule(rule).is_ok());
     CHECK(must("ip -4 rule show | grep -c '^20001:'") == "1\n");  // NLM_F_EXCL: no duplicate
     CHECK(nl->delete_rule(rule).is_ok());
+    CHECK(nl->route_netlink().delete_rule(rule).err == ENOENT);
     CHECK(nl->delete_rule(rule).is_ok());
     CHECK(must("ip -4 rule show | grep -c '^20001:' || true") == "0\n");
 
     Route route{101, 0, {nh("203.0.113.1", "ether1")}};
     CHECK(nl->replace_route(route).is_ok());
     CHECK(nl->delete_route(route).is_ok());
-    CHECK(nl->delete_route(route).is_ok());  // ESRCH
+    CHECK(nl->route_netlink().delete_route(route).err == ESRCH);
+    CHECK(nl->delete_route(route).is_ok());
+    CHECK(nl->route_netlink().delete_route(Route{4242, 0, {nh("203.0.113.1", "ether1")}}).err == ESRCH);
     CHECK(nl->delete_route(Route{4242, 0, {nh("203.0.113.1", "ether1")}}).is_ok());  // no such table
 }
 
@@ -329,11 +336,11 @@ TEST_CASE("the route dump is filtered in the kernel: a big foreign table is not 
          "done | ip -batch -");
     auto nl = open_nl();
     require_clean(sync_routes(*nl, desired_routes()));
-    unsigned before = nl->replies_received();
+    unsigned before = nl->route_netlink().replies_received();
     auto own = nl->dump_own_routes();
     REQUIRE(own.has_value());
     CHECK(own->size() == 3);
-    CHECK(nl->replies_received() - before == 3);  // without the filter: > 2000
+    CHECK(nl->route_netlink().replies_received() - before == 3);  // without the filter: > 2000
 }
 
 TEST_CASE("src_valid_mark is set and read over netlink, as /proc shows it") {
@@ -358,4 +365,34 @@ TEST_CASE("src_valid_mark is set and read over netlink, as /proc shows it") {
     Status missing = nl->set_src_valid_mark(9999, true);
     CHECK(missing.err == ENODEV);
     CHECK(missing.message == "Could not set src_valid_mark on ifindex 9999: No such device");
+}
+
+TEST_CASE("KernelSync over NetlinkKernel: the article's router installed, kept, and removed") {
+    make_router();
+    auto nl = open_nl();
+    KernelSync sync(*nl);
+    auto config = test::article_config();
+    auto inputs = test::healthy(config);
+    inputs[0].ifindex = ifindex("ether1");
+    inputs[1].ifindex = ifindex("ether2");
+    Desired desired = build_desired(config, inputs);
+
+    ApplyReport first = sync.apply(desired);
+    for (const auto& [part, status] : first.results) CHECK_MESSAGE(status.is_ok(), part, ": ", status.message);
+    CHECK(first.nft_ops == 1);
+    CHECK(first.routes.added == 3);
+    CHECK(first.rules.added == 3);
+    CHECK(nl->table_exists().value());
+    CHECK(must("ip -4 rule show") == kExpectedRules);
+
+    unsigned before = nl->route_netlink().messages_sent();
+    ApplyReport again = sync.apply(desired);
+    CHECK(again.ok());
+    CHECK(again.nft_ops + again.routes_changed() + again.rules_changed() == 0);
+    CHECK(nl->route_netlink().messages_sent() - before == 2);  // the two dumps
+
+    CHECK(sync.teardown().empty());
+    CHECK_FALSE(nl->table_exists().value());
+    CHECK(must("ip -4 route show table all proto 87") == "");
+    CHECK(must("ip -4 rule show | grep -c 'proto 87' || true") == "0\n");
 }

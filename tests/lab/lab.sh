@@ -1,5 +1,5 @@
 #!/bin/bash
-# The article's network (DESIGN §6) in network namespaces: a router, two ISPs, a LAN and "the internet".
+# The article's network (docs/design.md, The lab) in network namespaces: a router, two ISPs, a LAN and "the internet".
 # Everything lives inside namespaces named PREFIX-*; nothing is ever created in the caller's namespace.
 set -eEuo pipefail
 

@@ -1,5 +1,5 @@
 # Harness for the system tests: a cached Debian rootfs (debootstrap) and a Machine booted from
-# it with systemd-nspawn inside a lab namespace, driven through nsenter (DESIGN.md §7).
+# it with systemd-nspawn inside a lab namespace, driven through nsenter (docs/design.md, Kernel facts).
 """systemkit — a real systemd for tests.
 
     root = ensure_rootfs()                          # cached under /var/cache/wanbalance-test/

@@ -401,7 +401,7 @@ def test_example_is_the_article(programs):
 # ---- the journal catalog ---------------------------------------------------------------------
 
 def message_ids() -> dict[str, str]:
-    text = (REPO / "daemon" / "log.hpp").read_text()
+    text = (REPO / "base" / "log_event.hpp").read_text()
     return dict(re.findall(r'(kMessage\w+) = "([0-9a-f]{32})"', text))
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+import labkit
+
 REPO = Path(__file__).resolve().parents[2]
 CONTROL = REPO / "packaging" / "debian" / "control"
 
@@ -93,6 +95,30 @@ def test_depends_are_the_linked_libraries(deb, unpacked):
         assert owner.returncode == 0, lib
         packages = {line.split(":")[0] for line in owner.stdout.splitlines()}
         assert packages & depends, f"{lib} ({packages}) is not in Depends: {depends}"
+
+
+# libnftnl.so.11 in ldd, /usr/lib/.../libnl-route-3.so or -lmnl on a link line.
+KERNEL_LIBRARIES = re.compile(r"(?:\blib|-l)(?:nftnl|mnl|nl-[\w-]+)\b")
+
+
+def test_wanbalancectl_links_no_kernel_library(programs):
+    """`check` and `ruleset` need only config/ and rules/, the rest is the control client:
+    libnftnl, libmnl and libnl are the daemon's alone. ldd alone cannot tell (--as-needed drops
+    a library nothing calls), so the link line meson wrote is checked as well."""
+    def loaded(program: Path) -> set[str]:
+        out = subprocess.run(["ldd", str(program)], capture_output=True, text=True, check=True).stdout
+        return set(KERNEL_LIBRARIES.findall(out))
+    assert loaded(programs["wanbalanced"]), "ldd shows no kernel library even for wanbalanced"
+    assert not loaded(programs["wanbalancectl"])
+
+    ninja = labkit.build_dir() / "build.ninja"
+    if not ninja.is_file():
+        pytest.skip(f"{ninja} does not exist")
+    link = re.search(r"^build ctl/wanbalancectl: \S+_LINKER (.*)\n LINK_ARGS = (.*)$", ninja.read_text(), re.M)
+    assert link, f"no link rule for ctl/wanbalancectl in {ninja}"
+    inputs = " ".join(link.groups())
+    assert not KERNEL_LIBRARIES.search(inputs), inputs
+    assert not re.search(r"lib(wbcore|wb_netlink|wb_daemon)\.a", inputs), inputs
 
 
 def test_build_depends_are_what_tools_deps_installs():

@@ -26,6 +26,15 @@ inline Config article_config() {
     return c;
 }
 
+inline Nexthop nh(const char* gateway, int ifindex, const char* ifname, unsigned weight = 1) {
+    Nexthop n;
+    if (gateway) n.gateway = *Ipv4::parse(gateway);
+    n.ifindex = ifindex;
+    n.ifname = ifname;
+    n.weight = weight;
+    return n;
+}
+
 inline std::vector<WanInputs> healthy(const Config& c) {
     std::vector<WanInputs> out;
     for (size_t i = 0; i < c.wans.size(); ++i) {

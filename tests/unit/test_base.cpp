@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <iomanip>  // std::quoted, which must not be picked for wb::quoted
+
+#include "base/format.hpp"
 #include "base/ipv4.hpp"
 
 using wb::Ipv4;
@@ -20,4 +23,24 @@ TEST_CASE("Ipv4 round-trips through str() and network order") {
     CHECK(a.str() == "192.168.88.1");
     CHECK(Ipv4::from_network(a.network()) == a);
     CHECK(wb::errno_text(101) == "Network is unreachable");
+}
+
+TEST_CASE("hex, hex_padded and quoted format as printf and the golden files do") {
+    CHECK(wb::hex(0x3f00) == "0x3f00");
+    CHECK(wb::hex(0) == "0x0");
+    CHECK(wb::hex(0xffffffffu) == "0xffffffff");
+    CHECK(wb::hex_padded(0x100, 8) == "0x00000100");
+    CHECK(wb::hex_padded(0xffffffffu, 8) == "0xffffffff");
+    CHECK(wb::quoted("charter") == "\"charter\"");
+    CHECK(wb::quoted("") == "\"\"");
+}
+
+TEST_CASE("quoted is ours, not std::quoted, for every kind of string") {
+    std::string name = "charter";
+    std::string_view view = name;
+    CHECK("WAN " + wb::quoted(name) == "WAN \"charter\"");
+    CHECK("WAN " + wb::quoted(view) == "WAN \"charter\"");
+    CHECK("WAN " + wb::quoted("charter") == "WAN \"charter\"");
+    using namespace wb;
+    CHECK(quoted(name + "2") == "\"charter2\"");  // unqualified, as the modules call it: no ADL surprise
 }

@@ -1,4 +1,4 @@
-// The config loader against DESIGN.md §3: defaults and allocation, one failing case per rule
+// The config loader against docs/design.md, Configuration: defaults and allocation, one failing case per rule
 // with its exact path and message, and all problems of a file in document order.
 #include "config/validate.hpp"
 #include "tests/unit/config_fixtures.hpp"
@@ -22,7 +22,7 @@ constexpr const char* kDesignExample = R"({
 
 }  // namespace
 
-TEST_CASE("the DESIGN.md example loads with the documented defaults and allocations") {
+TEST_CASE("the docs/design.md example loads with the documented defaults and allocations") {
     ConfigResult r = wb::parse_config(kDesignExample, "/etc/wanbalance.json");
     REQUIRE(r.errors == Errors{});
     REQUIRE(r.config);

@@ -15,9 +15,12 @@
 #include <thread>
 #include <vector>
 
-#include "daemon/control.hpp"
+#include "control/client.hpp"
+#include "control/server.hpp"
 
 using nlohmann::json;
+using wb::Reply;
+using wb::Request;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
@@ -60,13 +63,28 @@ void serve_for(sd_event* e, std::chrono::milliseconds d) {
     while (Clock::now() < until) sd_event_run(e, 10'000);
 }
 
+sockaddr_un raw_address(const std::string& path) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+    return addr;
+}
+
+// A listening socket at `path` made by hand, as another program (or a crashed run) leaves one.
+int listen_raw(const std::string& path) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_un addr = raw_address(path);
+    REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(listen(fd, 1) == 0);
+    return fd;
+}
+
 // A hand-made client: sends raw bytes, optionally half-closes, reads until EOF (or reset).
 int connect_raw(const std::string& path) {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     REQUIRE(fd >= 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+    sockaddr_un addr = raw_address(path);
     REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
     timeval tv{5, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -104,13 +122,27 @@ json status_object() {
                 {"wans", json::array({{{"name", "charter"}, {"state", "up"}}})}};
 }
 
-// Answers status with status_object(), echoes anything else, throws on "boom".
-nlohmann::json test_handler(const json& request) {
-    std::string command = request["command"];
-    if (command == "status") return json{{"ok", true}, {"status", status_object()}};
-    if (command == "boom") throw std::runtime_error("handler exploded");
-    if (command == "big") return json{{"ok", true}, {"blob", std::string(4 << 20, 'x')}};
-    return json{{"ok", true}, {"echo", request}};
+// Answers status with status_object() and reload with a summary; set echoes wan and mode as
+// wan and state, except for the WANs "boom" (throws) and "big" (a 4 MiB reply).
+Reply test_handler(const Request& request) {
+    if (std::holds_alternative<wb::StatusRequest>(request)) return wb::StatusReply{status_object()};
+    if (std::holds_alternative<wb::ReloadRequest>(request)) return wb::ReloadReply{"no kernel change"};
+    const auto& set = std::get<wb::SetRequest>(request);
+    if (set.wan == "boom") throw std::runtime_error("handler exploded");
+    if (set.wan == "big") return wb::StatusReply{json{{"blob", std::string(4 << 20, 'x')}}};
+    return wb::SetReply{set.wan, set.mode};
+}
+
+// A set request whose WAN name makes the request line about `bytes` long.
+Request padded_request(size_t bytes) { return wb::SetRequest{std::string(bytes, 'y'), "down"}; }
+
+// The reply as type T; fails the test for an error or another kind.
+template <class T>
+T expect(const wb::Expected<Reply>& reply) {
+    REQUIRE_MESSAGE(reply.has_value(), reply.error().message);
+    const T* typed = std::get_if<T>(&*reply);
+    REQUIRE_MESSAGE(typed != nullptr, wb::encode(*reply));
+    return *typed;
 }
 
 std::unique_ptr<wb::ControlServer> open_server(sd_event* e, const std::string& dir,
@@ -144,16 +176,14 @@ TEST_CASE("status round trip, and the socket file is ours: mode 0600 in a 0755 d
     CHECK(S_ISSOCK(st.st_mode));
     CHECK((st.st_mode & 07777) == 0600);
 
-    auto reply = serve_while(ev.e, [&] { return wb::control_request(dir, json{{"command", "status"}}); });
-    REQUIRE_MESSAGE(reply.has_value(), reply.error().message);
-    CHECK((*reply)["ok"] == true);
-    CHECK((*reply)["status"] == status_object());
+    auto reply = serve_while(ev.e, [&] { return wb::control_call(dir, wb::StatusRequest{}); });
+    CHECK(expect<wb::StatusReply>(reply).status == status_object());
 
-    auto echo = serve_while(ev.e, [&] {
-        return wb::control_request(dir, json{{"command", "set"}, {"wan", "charter"}, {"mode", "down"}});
-    });
-    REQUIRE(echo.has_value());
-    CHECK((*echo)["echo"] == json{{"command", "set"}, {"wan", "charter"}, {"mode", "down"}});
+    auto reload = serve_while(ev.e, [&] { return wb::control_call(dir, wb::ReloadRequest{}); });
+    CHECK(expect<wb::ReloadReply>(reload).summary == "no kernel change");
+
+    auto echo = serve_while(ev.e, [&] { return wb::control_call(dir, wb::SetRequest{"charter", "down"}); });
+    CHECK(expect<wb::SetReply>(echo) == wb::SetReply{"charter", "down"});
 
     std::string path = server->path();
     server.reset();
@@ -186,30 +216,28 @@ TEST_CASE("bad requests get one error reply each and the server keeps serving") 
     expect_error(exchange("[1, 2]\n"), "request is not a JSON object");
     expect_error(exchange("{\"wan\": \"charter\"}\n"), "request has no \"command\" string");
     expect_error(exchange("{\"command\": 5}\n"), "request has no \"command\" string");
-    expect_error(exchange("{\"command\": \"boom\"}\n"), "internal error: handler exploded");
+    expect_error(exchange("{\"command\": \"boom\"}\n"), "unknown command \"boom\" (expected status, reload or set)");
+    expect_error(exchange("{\"command\": \"set\", \"wan\": \"charter\"}\n"), "set needs \"wan\" and \"mode\" strings");
+    expect_error(exchange("{\"command\": \"set\", \"wan\": \"boom\", \"mode\": \"down\"}\n"),
+                 "internal error: handler exploded");
 
     SUBCASE("larger than the cap, with no newline in sight") {
         // Far more than the cap: the server answers early, stops reading, and the client
-        // still receives the reply (then ECONNRESET, which control_request treats as the end).
+        // still receives the reply (then ECONNRESET, which control_call treats as the end).
         std::string huge = "{\"command\": \"status\", \"pad\": \"" + std::string(4 * wb::kMaxControlRequestBytes, 'x');
         expect_error(exchange(huge), "request is larger than 65536 bytes");
-        auto reply = serve_while(ev.e, [&] {
-            return wb::control_request(tmp.path, json{{"command", "status"}, {"pad", std::string(1 << 20, 'y')}});
-        });
-        REQUIRE_MESSAGE(reply.has_value(), reply.error().message);
-        expect_error(*reply, "request is larger than 65536 bytes");
+        auto reply = serve_while(ev.e, [&] { return wb::control_call(tmp.path, padded_request(1 << 20)); });
+        CHECK(expect<wb::ErrorReply>(reply) == wb::error_reply("request is larger than 65536 bytes"));
     }
     SUBCASE("just under the cap is fine") {
-        json request{{"command", "echo"}, {"pad", std::string(wb::kMaxControlRequestBytes - 100, 'x')}};
-        REQUIRE(request.dump().size() < wb::kMaxControlRequestBytes);
-        auto reply = serve_while(ev.e, [&] { return wb::control_request(tmp.path, request); });
-        REQUIRE(reply.has_value());
-        CHECK((*reply)["ok"] == true);
+        Request request = padded_request(wb::kMaxControlRequestBytes - 100);
+        REQUIRE(wb::encode(request).size() < wb::kMaxControlRequestBytes);
+        auto reply = serve_while(ev.e, [&] { return wb::control_call(tmp.path, request); });
+        CHECK(expect<wb::SetReply>(reply).state == "down");
     }
 
-    auto reply = serve_while(ev.e, [&] { return wb::control_request(tmp.path, json{{"command", "status"}}); });
-    REQUIRE(reply.has_value());
-    CHECK((*reply)["ok"] == true);
+    auto reply = serve_while(ev.e, [&] { return wb::control_call(tmp.path, wb::StatusRequest{}); });
+    CHECK(expect<wb::StatusReply>(reply).status == status_object());
 }
 
 TEST_CASE("a client that never sends does not hold up others and is dropped after the timeout") {
@@ -234,10 +262,9 @@ TEST_CASE("a client that never sends does not hold up others and is dropped afte
     serve_for(ev.e, 50ms);  // the silent connection is accepted and pending now
 
     auto start = Clock::now();
-    auto reply = serve_while(ev.e, [&] { return wb::control_request(tmp.path, json{{"command", "status"}}); });
+    auto reply = serve_while(ev.e, [&] { return wb::control_call(tmp.path, wb::StatusRequest{}); });
     auto took = Clock::now() - start;
-    REQUIRE(reply.has_value());
-    CHECK((*reply)["ok"] == true);
+    expect<wb::StatusReply>(reply);
     CHECK(took < 500ms);  // not held up by the silent client's 1 s
     CHECK(silent_waited_ms == -1);  // still connected while the other client was served
 
@@ -256,14 +283,13 @@ TEST_CASE("a client that does not read its reply does not block the loop") {
 
     // 4 MiB is far beyond a Unix socket's buffer, so the server's write would block.
     int lazy = connect_raw(path);
-    std::string request = "{\"command\": \"big\"}\n";
+    std::string request = "{\"command\": \"set\", \"wan\": \"big\", \"mode\": \"down\"}\n";
     REQUIRE(send(lazy, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
     serve_for(ev.e, 50ms);
 
     auto start = Clock::now();
-    auto reply = serve_while(ev.e, [&] { return wb::control_request(tmp.path, json{{"command", "status"}}); });
-    REQUIRE(reply.has_value());
-    CHECK((*reply)["ok"] == true);
+    auto reply = serve_while(ev.e, [&] { return wb::control_call(tmp.path, wb::StatusRequest{}); });
+    expect<wb::StatusReply>(reply);
     CHECK(Clock::now() - start < 500ms);
 
     // After the timeout the server gives up: the lazy client gets part of the reply, then EOF.
@@ -317,19 +343,12 @@ TEST_CASE("startup: stale socket replaced, live daemon refused, foreign file kep
     const std::string path = tmp.path + "/control.sock";
 
     SUBCASE("a stale socket from a crashed run is replaced") {
-        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-        sockaddr_un addr{};
-        addr.sun_family = AF_UNIX;
-        snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
-        REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-        REQUIRE(listen(fd, 1) == 0);
-        close(fd);  // what kill -9 leaves behind: the file, nobody listening
+        close(listen_raw(path));  // what kill -9 leaves behind: the file, nobody listening
         REQUIRE(access(path.c_str(), F_OK) == 0);
 
         auto server = open_server(ev.e, tmp.path);
-        auto reply = serve_while(ev.e, [&] { return wb::control_request(tmp.path, json{{"command", "status"}}); });
-        REQUIRE(reply.has_value());
-        CHECK((*reply)["ok"] == true);
+        auto reply = serve_while(ev.e, [&] { return wb::control_call(tmp.path, wb::StatusRequest{}); });
+        expect<wb::StatusReply>(reply);
     }
     SUBCASE("a second daemon on the same runtime dir is refused and leaves the first alone") {
         auto first = open_server(ev.e, tmp.path);
@@ -343,9 +362,8 @@ TEST_CASE("startup: stale socket replaced, live daemon refused, foreign file kep
         struct stat after {};
         REQUIRE(lstat(path.c_str(), &after) == 0);
         CHECK(after.st_ino == before.st_ino);
-        auto reply = serve_while(ev.e, [&] { return wb::control_request(tmp.path, json{{"command", "status"}}); });
-        REQUIRE(reply.has_value());
-        CHECK((*reply)["ok"] == true);
+        auto reply = serve_while(ev.e, [&] { return wb::control_call(tmp.path, wb::StatusRequest{}); });
+        expect<wb::StatusReply>(reply);
     }
     SUBCASE("a file that is not a socket is not deleted") {
         FILE* f = fopen(path.c_str(), "w");
@@ -373,7 +391,7 @@ TEST_CASE("startup: stale socket replaced, live daemon refused, foreign file kep
 TEST_CASE("client errors name the socket") {
     TempDir tmp;
     SUBCASE("nothing there") {
-        auto reply = wb::control_request(tmp.path, json{{"command", "status"}});
+        auto reply = wb::control_call(tmp.path, wb::StatusRequest{});
         REQUIRE_FALSE(reply.has_value());
         CHECK(reply.error().message == "cannot connect to " + tmp.path +
                                            "/control.sock: No such file or directory (is wanbalanced running?)");
@@ -382,12 +400,56 @@ TEST_CASE("client errors name the socket") {
         Event ev;
         auto server = open_server(ev.e, tmp.path);  // listening, but the loop never runs
         auto start = Clock::now();
-        auto reply = wb::control_request(tmp.path, json{{"command", "status"}}, 200ms);
+        auto reply = wb::control_call(tmp.path, wb::StatusRequest{}, 200ms);
         auto took = Clock::now() - start;
         REQUIRE_FALSE(reply.has_value());
         CHECK(reply.error().message == "no reply from wanbalanced on " + tmp.path + "/control.sock within 200ms");
         CHECK(took >= 190ms);
         CHECK(took < 1s);
+    }
+}
+
+// A stand-in daemon on `dir`: answers one connection with `reply` verbatim once the request
+// line is in, then closes.
+std::thread fake_daemon(const std::string& dir, std::string reply) {
+    int listener = listen_raw(dir + "/control.sock");
+    return std::thread([listener, reply = std::move(reply)] {
+        int fd = accept(listener, nullptr, nullptr);
+        close(listener);
+        if (fd < 0) return;
+        std::string in;
+        char buf[4096];
+        for (ssize_t n; in.find('\n') == std::string::npos && (n = read(fd, buf, sizeof buf)) > 0;)
+            in.append(buf, static_cast<size_t>(n));
+        if (!reply.empty()) send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);  // the client checks what came
+        close(fd);
+    });
+}
+
+TEST_CASE("client: replies that do not decode are errors naming the socket") {
+    TempDir tmp;
+    const std::string path = tmp.path + "/control.sock";
+    SUBCASE("a reply of no known kind") {
+        std::thread daemon = fake_daemon(tmp.path, "{\"ok\": true}\n");
+        auto reply = wb::control_call(tmp.path, wb::StatusRequest{}, 2s);
+        daemon.join();
+        REQUIRE_FALSE(reply.has_value());
+        CHECK(reply.error().message == "malformed reply from wanbalanced on " + path +
+                                           ": reply has none of \"status\", \"summary\" or \"wan\" and \"state\"");
+    }
+    SUBCASE("not JSON") {
+        std::thread daemon = fake_daemon(tmp.path, "hello\n");
+        auto reply = wb::control_call(tmp.path, wb::ReloadRequest{}, 2s);
+        daemon.join();
+        REQUIRE_FALSE(reply.has_value());
+        CHECK(reply.error().message == "malformed reply from wanbalanced on " + path + ": reply is not valid JSON");
+    }
+    SUBCASE("no reply at all") {
+        std::thread daemon = fake_daemon(tmp.path, "");
+        auto reply = wb::control_call(tmp.path, wb::SetRequest{"charter", "down"}, 2s);
+        daemon.join();
+        REQUIRE_FALSE(reply.has_value());
+        CHECK(reply.error().message == "wanbalanced closed " + path + " without replying");
     }
 }
 
@@ -416,7 +478,7 @@ TEST_CASE("only root may control the daemon") {
     Event ev;
     auto server = open_server(ev.e, tmp.path);
 
-    // The child reports control_request's outcome as one line through a pipe.
+    // The child reports control_call's outcome as one line through a pipe.
     auto ask_as_nobody = [&] {
         int pipefd[2];
         REQUIRE(pipe(pipefd) == 0);
@@ -425,8 +487,8 @@ TEST_CASE("only root may control the daemon") {
         if (pid == 0) {
             close(pipefd[0]);
             if (setgid(65534) != 0 || setuid(65534) != 0) _exit(3);
-            auto reply = wb::control_request(tmp.path, json{{"command", "status"}}, 2s);
-            std::string line = reply ? reply->dump() : "error: " + reply.error().message;
+            auto reply = wb::control_call(tmp.path, wb::StatusRequest{}, 2s);
+            std::string line = reply ? wb::encode(*reply) : "error: " + reply.error().message;
             ssize_t n = write(pipefd[1], line.data(), line.size());
             _exit(n == static_cast<ssize_t>(line.size()) ? 0 : 4);
         }
@@ -452,8 +514,7 @@ TEST_CASE("only root may control the daemon") {
 
     // With the file opened up, SO_PEERCRED is what refuses them.
     REQUIRE(chmod(server->path().c_str(), 0666) == 0);
-    json refused = json::parse(ask_as_nobody());
-    CHECK(refused == json{{"ok", false},
-                          {"error", "permission denied: only root may control wanbalanced"},
-                          {"exit_code", 1}});
+    auto refused = wb::decode_reply(ask_as_nobody());
+    REQUIRE(refused.has_value());
+    CHECK(*refused == Reply{wb::error_reply("permission denied: only root may control wanbalanced")});
 }

@@ -1,21 +1,10 @@
 #include <doctest/doctest.h>
 
 #include "rules/routing.hpp"
+#include "tests/unit/rules_fixtures.hpp"
 
 using namespace wb;
-
-namespace {
-
-Nexthop nh(const char* gw, int ifindex, const char* ifname, unsigned weight = 1) {
-    Nexthop n;
-    if (gw) n.gateway = *Ipv4::parse(gw);
-    n.ifindex = ifindex;
-    n.ifname = ifname;
-    n.weight = weight;
-    return n;
-}
-
-}  // namespace
+using wb::test::nh;
 
 TEST_CASE("ip_command for a per-WAN table route") {
     Route r{101, 0, {nh("203.0.113.1", 3, "ether1")}};

@@ -1,17 +1,13 @@
-// The control socket: a non-blocking Unix stream server on the daemon's sd-event loop, and the
-// blocking client wanbalancectl uses. One request line in, one reply line out, then close.
-#include "daemon/control.hpp"
+// The control socket's server: non-blocking, on the daemon's sd-event loop. A connection is read
+// until its newline (or EOF), answered, and closed; slow or silent clients are dropped after the
+// client timeout without holding up anyone else.
+#include "control/server.hpp"
 
-#include <fcntl.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
-#include <cstring>
 #include <map>
 
 #include "base/event_ptr.hpp"
@@ -21,30 +17,17 @@
 namespace wb {
 namespace {
 
-using json = nlohmann::json;
-using Clock = std::chrono::steady_clock;
-
 // Control connections are short; a pile of idle ones means something is wrong. Beyond this,
 // new connections are closed at once so the daemon keeps its file descriptors.
 constexpr size_t kMaxControlConnections = 64;
 constexpr int kListenBacklog = 16;
 constexpr auto kAcceptPause = std::chrono::milliseconds(500);
 
-std::string socket_path(const std::string& runtime_dir) {
-    std::string dir = runtime_dir;
-    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-    return dir + "/" + kControlSocketName;
+uint64_t to_usec(std::chrono::milliseconds d) {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
 }
 
-Expected<sockaddr_un> unix_address(const std::string& path) {
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (path.size() >= sizeof addr.sun_path)
-        return Status::fail(ENAMETOOLONG, "control socket path " + path + " is longer than " +
-                                              std::to_string(sizeof addr.sun_path - 1) + " bytes");
-    memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    return addr;
-}
+std::string too_large() { return "request is larger than " + std::to_string(kMaxControlRequestBytes) + " bytes"; }
 
 // mkdir -p, giving directories it creates mode 0755 whatever the umask.
 Status make_dirs(const std::string& dir) {
@@ -88,27 +71,7 @@ Status clear_stale_socket(const std::string& path, const sockaddr_un& addr, cons
     return Status::ok();
 }
 
-std::string serialize_reply(const json& reply) {
-    // Handlers may put interface names or file contents into replies: never let invalid UTF-8
-    // turn a reply into an exception.
-    return reply.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
-}
-
 }  // namespace
-
-json control_error(const std::string& message, int exit_code) {
-    return json{{"ok", false}, {"error", message}, {"exit_code", exit_code}};
-}
-
-std::string resolve_runtime_dir(const std::string& from_flag) {
-    if (!from_flag.empty()) return from_flag;
-    if (const char* env = getenv("RUNTIME_DIRECTORY"); env && *env) {
-        // systemd joins several RuntimeDirectory= entries with ':'; ours is the first.
-        std::string dirs = env;
-        return dirs.substr(0, dirs.find(':'));
-    }
-    return kDefaultRuntimeDir;
-}
 
 struct ControlServer::Impl {
     struct Connection {
@@ -165,17 +128,20 @@ struct ControlServer::Impl {
         }
     }
 
+    // When the pause cannot be armed, or the listener cannot be switched off, the listener stays
+    // on: a busy loop until descriptors free up beats a socket that never answers again (and the
+    // resume timer's re-enabling of a source that is on is a no-op).
     void pause_accepting() {
-        auto usec = std::chrono::duration_cast<std::chrono::microseconds>(kAcceptPause).count();
-        if (sd_event_source_set_time_relative(accept_pause.get(), static_cast<uint64_t>(usec)) < 0 ||
+        if (sd_event_source_set_time_relative(accept_pause.get(), to_usec(kAcceptPause)) < 0 ||
             sd_event_source_set_enabled(accept_pause.get(), SD_EVENT_ONESHOT) < 0)
             return;
-        sd_event_source_set_enabled(listen_source.get(), SD_EVENT_OFF);
+        (void)sd_event_source_set_enabled(listen_source.get(), SD_EVENT_OFF);
     }
 
     static int on_accept_resume(sd_event_source*, uint64_t, void* userdata) {
         auto* self = static_cast<Impl*>(userdata);
-        sd_event_source_set_enabled(self->listen_source.get(), SD_EVENT_ON);
+        // Could not listen again: try once more after another pause rather than stay deaf.
+        if (sd_event_source_set_enabled(self->listen_source.get(), SD_EVENT_ON) < 0) self->pause_accepting();
         return 0;
     }
 
@@ -187,13 +153,13 @@ struct ControlServer::Impl {
         ucred cred{};
         socklen_t len = sizeof cred;
         if (getsockopt(c->fd.fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) c->uid = cred.uid;
+        // Without its sources the connection cannot be served: it closes here, the client sees EOF.
         sd_event_source* io = nullptr;
         if (sd_event_add_io(event.get(), &io, c->fd.fd, EPOLLIN, on_io, c.get()) < 0) return;
         c->io.reset(io);
         sd_event_source* timer = nullptr;
-        auto usec = std::chrono::duration_cast<std::chrono::microseconds>(client_timeout).count();
-        if (sd_event_add_time_relative(event.get(), &timer, CLOCK_MONOTONIC, static_cast<uint64_t>(usec), 0,
-                                       on_timeout, c.get()) < 0)
+        if (sd_event_add_time_relative(event.get(), &timer, CLOCK_MONOTONIC, to_usec(client_timeout), 0, on_timeout,
+                                       c.get()) < 0)
             return;
         c->timer.reset(timer);
         Connection* key = c.get();
@@ -243,8 +209,7 @@ struct ControlServer::Impl {
                 return;
             }
             if (c->in.size() > kMaxControlRequestBytes) {
-                reply(c, control_error("request is larger than " + std::to_string(kMaxControlRequestBytes) +
-                                       " bytes"));
+                reply(c, error_reply(too_large()));
                 return;
             }
         }
@@ -252,30 +217,22 @@ struct ControlServer::Impl {
 
     // Permission is checked after the request is read: closing a Unix socket with unread data
     // makes the client's next read fail with ECONNRESET instead of returning our reply.
-    json answer(uid_t uid, const std::string& text) {
-        if (uid != 0 && uid != geteuid())
-            return control_error("permission denied: only root may control wanbalanced");
-        if (text.size() > kMaxControlRequestBytes)
-            return control_error("request is larger than " + std::to_string(kMaxControlRequestBytes) + " bytes");
-        json request = json::parse(text, nullptr, false);
-        if (request.is_discarded()) return control_error("request is not valid JSON");
-        if (!request.is_object()) return control_error("request is not a JSON object");
-        auto command = request.find("command");
-        if (command == request.end() || !command->is_string())
-            return control_error("request has no \"command\" string");
+    Reply answer(uid_t uid, const std::string& text) {
+        if (uid != 0 && uid != geteuid()) return error_reply("permission denied: only root may control wanbalanced");
+        if (text.size() > kMaxControlRequestBytes) return error_reply(too_large());
+        auto request = decode_request(text);
+        if (!request) return error_reply(request.error().message);
         try {
-            json result = handler(request);
-            if (!result.is_object()) return control_error("internal error: handler reply is not an object");
-            return result;
+            return handler(*request);
         } catch (const std::exception& e) {
-            return control_error(std::string("internal error: ") + e.what());
+            return error_reply(std::string("internal error: ") + e.what());
         } catch (...) {
-            return control_error("internal error: unknown exception");
+            return error_reply("internal error: unknown exception");
         }
     }
 
-    void reply(Connection* c, const json& reply_json) {
-        c->out = serialize_reply(reply_json);
+    void reply(Connection* c, const Reply& r) {
+        c->out = encode(r) + "\n";
         c->written = 0;
         c->replying = true;
         if (sd_event_source_set_io_events(c->io.get(), EPOLLOUT) < 0) {
@@ -314,7 +271,7 @@ Expected<std::unique_ptr<ControlServer>> ControlServer::open(sd_event* event, co
     impl->handler = std::move(handler);
     impl->client_timeout = client_timeout;
 
-    std::string path = socket_path(runtime_dir);
+    std::string path = control_socket_path(runtime_dir);
     auto addr = unix_address(path);
     if (!addr) return addr.error();
     if (Status s = make_dirs(runtime_dir); !s) return s;
@@ -347,7 +304,8 @@ Expected<std::unique_ptr<ControlServer>> ControlServer::open(sd_event* event, co
         r < 0)
         return Status::fail(-r, "Could not create a timer for " + path + ": " + errno_text(-r));
     impl->accept_pause.reset(pause);
-    sd_event_source_set_enabled(pause, SD_EVENT_OFF);
+    if (int r = sd_event_source_set_enabled(pause, SD_EVENT_OFF); r < 0)
+        return Status::fail(-r, "Could not set up the timer for " + path + ": " + errno_text(-r));
 
     std::unique_ptr<ControlServer> server(new ControlServer());
     server->impl_ = std::move(impl);
@@ -357,86 +315,5 @@ Expected<std::unique_ptr<ControlServer>> ControlServer::open(sd_event* event, co
 ControlServer::~ControlServer() = default;
 
 const std::string& ControlServer::path() const { return impl_->path; }
-
-// ---- client ----
-
-namespace {
-
-int remaining_ms(Clock::time_point deadline) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    return left < 0 ? 0 : static_cast<int>(left);
-}
-
-std::string seconds_text(std::chrono::milliseconds timeout) {
-    if (timeout.count() % 1000 == 0) return std::to_string(timeout.count() / 1000) + "s";
-    return std::to_string(timeout.count()) + "ms";
-}
-
-}  // namespace
-
-Expected<json> control_request(const std::string& runtime_dir, const json& request,
-                               std::chrono::milliseconds timeout) {
-    const std::string path = socket_path(runtime_dir);
-    const auto deadline = Clock::now() + timeout;
-    const std::string no_reply =
-        "no reply from wanbalanced on " + path + " within " + seconds_text(timeout);
-    auto addr = unix_address(path);
-    if (!addr) return addr.error();
-
-    Fd fd{socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)};
-    if (fd.fd < 0) return Status::fail(errno, "Could not create a Unix socket: " + errno_text(errno));
-    // A blocking connect to a Unix socket waits only while the listener's backlog is full,
-    // bounded by SO_SNDTIMEO.
-    auto ms = timeout.count();
-    timeval tv{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
-    setsockopt(fd.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (connect(fd.fd, reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr) != 0) {
-        int err = errno;
-        if (err == EAGAIN || err == EINPROGRESS) return Status::fail(ETIMEDOUT, no_reply);
-        std::string hint;
-        if (err == ENOENT || err == ECONNREFUSED) hint = " (is wanbalanced running?)";
-        if (err == EACCES || err == EPERM) hint = " (only root may control wanbalanced)";
-        return Status::fail(err, "cannot connect to " + path + ": " + errno_text(err) + hint);
-    }
-    fcntl(fd.fd, F_SETFL, fcntl(fd.fd, F_GETFL) | O_NONBLOCK);
-
-    std::string out = request.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
-    size_t sent = 0;
-    while (sent < out.size()) {
-        ssize_t n = send(fd.fd, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
-        if (n >= 0) {
-            sent += static_cast<size_t>(n);
-            continue;
-        }
-        if (errno == EINTR) continue;
-        if (errno == EPIPE || errno == ECONNRESET) break;  // the server gave up on us: read why
-        if (errno != EAGAIN) return Status::fail(errno, "Could not send to " + path + ": " + errno_text(errno));
-        pollfd p{fd.fd, POLLOUT, 0};
-        if (poll(&p, 1, remaining_ms(deadline)) == 0) return Status::fail(ETIMEDOUT, no_reply);
-    }
-
-    std::string in;
-    char buf[4096];
-    for (;;) {
-        ssize_t n = read(fd.fd, buf, sizeof buf);
-        if (n > 0) {
-            in.append(buf, static_cast<size_t>(n));
-            continue;
-        }
-        if (n == 0) break;
-        if (errno == EINTR) continue;
-        // The server closes with our unread request bytes in its queue when it rejects a
-        // request early; Linux then reports ECONNRESET after the reply it did send.
-        if (errno == ECONNRESET) break;
-        if (errno != EAGAIN) return Status::fail(errno, "Could not read from " + path + ": " + errno_text(errno));
-        pollfd p{fd.fd, POLLIN, 0};
-        if (poll(&p, 1, remaining_ms(deadline)) == 0) return Status::fail(ETIMEDOUT, no_reply);
-    }
-    if (in.empty()) return Status::fail(EPROTO, "wanbalanced closed " + path + " without replying");
-    json reply = json::parse(in, nullptr, false);
-    if (reply.is_discarded() || !reply.is_object())
-        return Status::fail(EPROTO, "malformed reply from wanbalanced on " + path);
-    return reply;
-}
 
 }  // namespace wb

@@ -1,0 +1,97 @@
+// Requests and replies to and from their JSON lines. Decoding never throws: every lookup is
+// checked first, and parsing runs without exceptions.
+#include "control/protocol.hpp"
+
+#include <cerrno>
+
+#include "base/format.hpp"
+#include "base/overloaded.hpp"
+
+namespace wb {
+namespace {
+
+using json = nlohmann::json;
+
+std::string dump(const json& j) {
+    // Interface names or file contents may reach a message: invalid UTF-8 must not throw.
+    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+Status malformed(std::string message) { return Status::fail(EPROTO, std::move(message)); }
+
+// The string at `key`, or nullptr when it is missing or not a string.
+const std::string* string_at(const json& object, const char* key) {
+    auto it = object.find(key);
+    return it != object.end() && it->is_string() ? it->get_ptr<const std::string*>() : nullptr;
+}
+
+}  // namespace
+
+ErrorReply error_reply(std::string message, int exit_code) { return ErrorReply{std::move(message), exit_code}; }
+
+std::string encode(const Request& request) {
+    return dump(std::visit(Overloaded{
+                               [](const StatusRequest&) { return json{{"command", "status"}}; },
+                               [](const ReloadRequest&) { return json{{"command", "reload"}}; },
+                               [](const SetRequest& r) {
+                                   return json{{"command", "set"}, {"wan", r.wan}, {"mode", r.mode}};
+                               },
+                           },
+                           request));
+}
+
+std::string encode(const Reply& reply) {
+    return dump(std::visit(Overloaded{
+                               [](const StatusReply& r) { return json{{"ok", true}, {"status", r.status}}; },
+                               [](const ReloadReply& r) { return json{{"ok", true}, {"summary", r.summary}}; },
+                               [](const SetReply& r) {
+                                   return json{{"ok", true}, {"wan", r.wan}, {"state", r.state}};
+                               },
+                               [](const ErrorReply& r) {
+                                   return json{{"ok", false}, {"error", r.message}, {"exit_code", r.exit_code}};
+                               },
+                           },
+                           reply));
+}
+
+Expected<Request> decode_request(std::string_view text) {
+    json j = json::parse(text, nullptr, false);
+    if (j.is_discarded()) return malformed("request is not valid JSON");
+    if (!j.is_object()) return malformed("request is not a JSON object");
+    const std::string* command = string_at(j, "command");
+    if (!command) return malformed("request has no \"command\" string");
+    if (*command == "status") return Request{StatusRequest{}};
+    if (*command == "reload") return Request{ReloadRequest{}};
+    if (*command == "set") {
+        const std::string* wan = string_at(j, "wan");
+        const std::string* mode = string_at(j, "mode");
+        if (!wan || !mode) return malformed("set needs \"wan\" and \"mode\" strings");
+        return Request{SetRequest{*wan, *mode}};
+    }
+    return malformed("unknown command " + quoted(*command) + " (expected status, reload or set)");
+}
+
+Expected<Reply> decode_reply(std::string_view text) {
+    json j = json::parse(text, nullptr, false);
+    if (j.is_discarded()) return malformed("reply is not valid JSON");
+    if (!j.is_object()) return malformed("reply is not a JSON object");
+    auto ok = j.find("ok");
+    if (ok == j.end() || !ok->is_boolean()) return malformed("reply has no \"ok\" boolean");
+    if (!ok->get<bool>()) {
+        const std::string* message = string_at(j, "error");
+        int exit_code = kExitFailure;
+        if (auto code = j.find("exit_code"); code != j.end() && code->is_number_integer()) {
+            auto value = code->get<int64_t>();
+            if (value > 0 && value < 256) exit_code = static_cast<int>(value);
+        }
+        return Reply{error_reply(message ? *message : "the daemon refused the request", exit_code)};
+    }
+    if (auto status = j.find("status"); status != j.end() && status->is_object()) return Reply{StatusReply{*status}};
+    if (const std::string* summary = string_at(j, "summary")) return Reply{ReloadReply{*summary}};
+    const std::string* wan = string_at(j, "wan");
+    const std::string* state = string_at(j, "state");
+    if (wan && state) return Reply{SetReply{*wan, *state}};
+    return malformed("reply has none of \"status\", \"summary\" or \"wan\" and \"state\"");
+}
+
+}  // namespace wb

@@ -1,0 +1,76 @@
+// The control protocol between wanbalancectl and wanbalanced as types: the requests, the replies,
+// and the one encoder and decoder of each that both sides use. No I/O here.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "base/exit_codes.hpp"
+#include "base/status.hpp"
+
+namespace wb {
+
+// On the wire, one JSON object per line (the socket adds the newline):
+//   {"command": "status"}
+//   {"command": "reload"}
+//   {"command": "set", "wan": "charter", "mode": "down"}        mode: up, down or auto
+// Unknown keys are ignored, so a newer client can add some without breaking an older daemon.
+struct StatusRequest {
+    bool operator==(const StatusRequest&) const = default;
+};
+struct ReloadRequest {
+    bool operator==(const ReloadRequest&) const = default;
+};
+struct SetRequest {
+    std::string wan;
+    std::string mode;  // checked by the daemon, which also names the WANs it knows
+    bool operator==(const SetRequest&) const = default;
+};
+using Request = std::variant<StatusRequest, ReloadRequest, SetRequest>;
+
+// Replies:
+//   {"ok": true, "status": {the status object of docs/design.md}}
+//   {"ok": true, "summary": "no kernel change"}
+//   {"ok": true, "wan": "charter", "state": "disabled"}
+//   {"ok": false, "error": "one line (config errors: one line each)", "exit_code": 78}
+// exit_code is what wanbalancectl exits with: kExitConfig for configuration errors, else kExitFailure.
+struct StatusReply {
+    nlohmann::json status;  // an object; its fields are docs/design.md's (Status JSON) and ctl/status_format's business
+    bool operator==(const StatusReply&) const = default;
+};
+struct ReloadReply {
+    std::string summary;
+    bool operator==(const ReloadReply&) const = default;
+};
+struct SetReply {
+    std::string wan;
+    std::string state;  // the WAN's health after the override: up, down or disabled
+    bool operator==(const SetReply&) const = default;
+};
+struct ErrorReply {
+    std::string message;
+    int exit_code = kExitFailure;  // 1..255
+    bool operator==(const ErrorReply&) const = default;
+};
+using Reply = std::variant<StatusReply, ReloadReply, SetReply, ErrorReply>;
+
+// The one way to build an error reply, for the server and the daemon's handler alike.
+ErrorReply error_reply(std::string message, int exit_code = kExitFailure);
+
+// One line of JSON (no newline). Invalid UTF-8 in strings is replaced, never thrown.
+std::string encode(const Request& request);
+std::string encode(const Reply& reply);
+
+// Errors, one line each: "request is not valid JSON", "request is not a JSON object",
+// "request has no \"command\" string", "unknown command \"x\" (expected status, reload or set)",
+// "set needs \"wan\" and \"mode\" strings".
+Expected<Request> decode_request(std::string_view text);
+
+// The reply's kind follows from its fields: "ok": false is an error (an exit_code outside
+// 1..255 or missing becomes kExitFailure: an error never exits 0), else "status", "summary", or
+// "wan" and "state". Anything else is an error ("reply is not valid JSON", ...).
+Expected<Reply> decode_reply(std::string_view text);
+
+}  // namespace wb

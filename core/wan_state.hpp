@@ -1,0 +1,162 @@
+// The WAN-state core: every rule about what state a WAN is in, as a value and a step function
+// (State, Event) -> (State, Effects). No I/O, no sd-event, no netlink: the daemon feeds it what
+// happened and performs what it returns (journal entries, hooks, conntrack flushes, reconciles).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "base/ipv4.hpp"
+#include "base/log_event.hpp"
+#include "config/config.hpp"
+#include "probe/health.hpp"
+#include "rules/desired.hpp"
+
+namespace wb {
+
+using WallTime = std::chrono::system_clock::time_point;
+
+// The operator's word on a WAN (`wanbalancectl set WAN up|down|auto`).
+enum class Override { Auto, Up, Down };
+std::string_view override_name(Override o);
+std::optional<Override> parse_override(std::string_view name);
+
+// What the kernel says about one interface.
+struct LinkFacts {
+    int ifindex = 0;
+    bool admin_up = false;
+    bool carrier = false;
+    bool has_address = false;  // an IPv4 address on it
+    bool point_to_point = false;
+    std::optional<Ipv4> auto_gateway;  // the default route's gateway others put on it (DHCP, PPP)
+    bool operator==(const LinkFacts&) const = default;
+};
+using KernelFacts = std::map<std::string, LinkFacts>;  // by interface name; absent: no such interface
+
+// A probe round's figures as the prober keeps them (smoothed RTT, loss over its window).
+struct ProbeFigures {
+    std::optional<double> rtt_ms;
+    double loss_pct = 0;
+    bool operator==(const ProbeFigures&) const = default;
+};
+
+// Why a WAN's link cannot carry traffic: a status word ("no-carrier") and the words an operator
+// would use ("no carrier on ether1"); {"up", ""} when it can.
+struct LinkProblem {
+    std::string word, text;
+};
+LinkProblem link_problem(const WanConfig& wan, const WanInputs& in);
+
+struct WanState {
+    Health health = Health::Down;
+    WallTime since;
+    std::string reason;
+    Override override_mode = Override::Auto;
+    unsigned transitions = 0;
+    WanInputs inputs;               // what build_desired() needs: link facts, gateway, health
+    bool decided = false;           // health decided at least once (the first is logged, not announced)
+    bool seen = false;              // link facts known at least once (health machine initialised)
+    HealthMachine machine{ProbeState::Up};
+    std::string probe_reason;       // why the machine is in its state
+    ProbeFigures figures;           // as of the last probe round
+    bool operator==(const WanState&) const = default;
+};
+
+// A state change to log and hand to the hooks once the kernel reflects it.
+struct Announcement {
+    Level level = Level::Info;
+    LogEvent event;
+    std::string message;
+    bool operator==(const Announcement&) const = default;
+};
+
+// Connections of one WAN to delete once the kernel no longer sends new ones there.
+struct Flush {
+    uint32_t mark = 0;
+    std::string wan;
+    bool operator==(const Flush&) const = default;
+};
+
+struct LogLine {
+    Level level = Level::Info;
+    std::string message;
+    bool operator==(const LogLine&) const = default;
+};
+
+struct State {
+    Config config;
+    std::vector<WanState> wans;  // same order as config.wans
+    bool all_down = false;
+    bool ready = false;          // the first ruleset is in the kernel
+    // Decided, not yet performed: they wait for the kernel to change (KernelApplied).
+    std::vector<Announcement> pending_announcements;
+    std::vector<Flush> pending_flushes;
+};
+
+// ---- events ----
+
+// The kernel's links, addresses or default routes changed (or a reconcile is about to run).
+struct KernelChanged {
+    KernelFacts links;
+};
+// One finished probe round of a WAN.
+struct ProbeRound {
+    std::string wan;
+    bool success = false;
+    std::string problem;  // why nothing could be sent, if so
+    ProbeFigures figures;
+};
+struct OverrideRequested {
+    std::string wan;
+    Override mode = Override::Auto;
+};
+// A new, valid configuration replaces the running one.
+struct Reloaded {
+    Config config;
+};
+// The periodic check that the kernel still holds what we put there.
+struct Timer {};
+// The desired state of the current State has been applied to the kernel (as far as it could be).
+struct KernelApplied {};
+
+using Event = std::variant<KernelChanged, ProbeRound, OverrideRequested, Reloaded, Timer, KernelApplied>;
+
+// ---- effects ----
+
+struct Effects {
+    std::vector<LogLine> logs;                // to log now
+    std::vector<Announcement> announcements;  // journal events and hooks: only after the kernel changed
+    std::vector<Flush> flushes;               // conntrack deletions: only after the kernel changed
+    bool reconcile = false;                   // the desired kernel state may differ: apply it
+    bool replace_table = false;               // the table must be replaced whole (mark mask changed)
+    std::vector<std::string> notes;           // for a reload's summary ("dsl removed or renumbered")
+    std::optional<std::string> error;         // the event was refused (an override of an unknown WAN)
+};
+
+struct Step {
+    State state;
+    Effects effects;
+};
+
+// A fresh state for `config`: every WAN down and undecided, since `now`.
+State initial_state(Config config, WallTime now);
+
+// The one way the state changes.
+Step step(State state, const Event& event, WallTime now);
+
+// Per WAN, the inputs build_desired() takes (same order as config.wans).
+std::vector<WanInputs> desired_inputs(const State& state);
+
+// The index of the WAN called `name`, if any.
+std::optional<size_t> find_wan(const State& state, std::string_view name);
+
+// systemd's STATUS= text: "2/3 WANs up: charter, integra".
+std::string status_line(const State& state);
+
+}  // namespace wb

@@ -1,0 +1,235 @@
+// The daemon's life: load the config, open the loop and the kernel, apply the first ruleset,
+// serve events until SIGTERM, then remove everything it made. Event sources forward to the core.
+#include "daemon/daemon.hpp"
+
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+
+#include "base/exit_codes.hpp"
+#include "daemon/log.hpp"
+
+namespace wb {
+namespace {
+
+constexpr auto kVerifyInterval = std::chrono::seconds(5);
+
+uint64_t usec(std::chrono::microseconds d) { return uint64_t(d.count()); }
+
+Status sd_check(int r, const std::string& what) {
+    if (r >= 0) return Status::ok();
+    return Status::fail(-r, what + ": " + errno_text(-r));
+}
+
+}  // namespace
+
+Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {}
+
+Daemon::~Daemon() {
+    // Everything that holds event sources goes before the loop they belong to.
+    prober_.reset();
+    hooks_.reset();
+    control_.reset();
+    signal_sources_.clear();
+    kernel_source_.reset();
+    reconcile_source_.reset();
+    verify_source_.reset();
+    nft_monitor_source_.reset();
+    event_.reset();
+}
+
+int Daemon::run() {
+    ConfigResult loaded = load_config(options_.config_path);
+    if (!loaded.config) {
+        for (const auto& e : loaded.errors) log(Level::Error, e.format(options_.config_path));
+        return kExitConfig;
+    }
+    if (int rc = setup(*loaded.config); rc != kExitOk) {
+        teardown();
+        return rc;
+    }
+    int r = sd_event_loop(event_.get());
+    sd_notify(0, "STOPPING=1\nSTATUS=Removing wanbalance's routes, rules and nftables table");
+    if (r < 0) log(Level::Error, "the event loop failed: " + errno_text(-r));
+    log(Level::Info, "stopping: removing everything wanbalanced created");
+    teardown();
+    log(Level::Info, "stopped");
+    return r < 0 ? kExitFailure : kExitOk;
+}
+
+int Daemon::setup(const Config& config) {
+    started_ = std::chrono::steady_clock::now();
+    state_ = initial_state(config, std::chrono::system_clock::now());
+    for (auto step : {&Daemon::open_loop, &Daemon::open_kernel, &Daemon::open_sources}) {
+        if (Status s = (this->*step)(); !s) {
+            log(Level::Error, s.message);
+            return kExitFailure;
+        }
+    }
+    sysctls_ = load_sysctl_record(options_.runtime_dir);  // a crashed run's originals win
+    log(Level::Info, "starting with " + config.path + ": " + std::to_string(config.wans.size()) + " WANs, " +
+                         std::to_string(config.lans.size()) + " LANs");
+    // Adopt or replace whatever a previous run left: nothing is recorded as applied yet, so the
+    // first apply replaces the table atomically, and route/rule sync reads back what we own.
+    reconcile();
+    if (!sync_->table_applied()) {
+        log(Level::Error, "giving up: the nftables ruleset could not be installed");
+        return kExitFailure;
+    }
+    sd_notify(0, "READY=1");
+    notify_status();
+    return kExitOk;
+}
+
+Status Daemon::open_loop() {
+    sd_event* loop = nullptr;
+    if (Status s = sd_check(sd_event_default(&loop), "Could not create the event loop"); !s) return s;
+    event_.reset(loop);
+    sigset_t mask;
+    sigemptyset(&mask);
+    // SIGCHLD too: sd-event reaps hook processes through child sources.
+    for (int s : {SIGTERM, SIGINT, SIGHUP, SIGCHLD}) sigaddset(&mask, s);
+    sigprocmask(SIG_BLOCK, &mask, nullptr);
+    for (int signo : {SIGTERM, SIGINT, SIGHUP}) {
+        sd_event_source* src = nullptr;
+        auto handler = [](sd_event_source*, const struct signalfd_siginfo* si, void* self) {
+            static_cast<Daemon*>(self)->on_signal(int(si->ssi_signo));
+            return 0;
+        };
+        int r = sd_event_add_signal(event_.get(), &src, signo, handler, this);
+        if (Status s = sd_check(r, "Could not watch signals"); !s) return s;
+        signal_sources_.emplace_back(src);
+    }
+    if (Status s = sd_check(sd_event_set_watchdog(event_.get(), true), "Could not arm the watchdog"); !s) return s;
+    // The control socket first: it refuses to start a second daemon before either touches the kernel.
+    auto control = ControlServer::open(event_.get(), options_.runtime_dir,
+                                       [this](const Request& request) { return on_control(request); });
+    if (!control) return control.error();
+    control_ = std::move(*control);
+    return Status::ok();
+}
+
+Status Daemon::open_kernel() {
+    auto watch = KernelWatch::open();
+    if (!watch) return watch.error();
+    watch_ = std::move(*watch);
+    auto kernel = NetlinkKernel::open();
+    if (!kernel) return kernel.error();
+    kernel_ = std::move(*kernel);
+    sync_ = std::make_unique<KernelSync>(*kernel_);
+    if (Status s = watch_readable(watch_->fd(), on_readable<&Daemon::on_kernel_readable>, kernel_source_); !s)
+        return Status::fail(s.err, "Could not watch the kernel's link, address and route notifications: " + s.message);
+    // Without it a foreign change to our table is still repaired, by the verify timer.
+    std::string fallback =
+        "; changes to the table are checked every " + std::to_string(kVerifyInterval.count()) + " s only";
+    if (auto monitor = nft::NftMonitor::open(kernel_->nft().portid()); !monitor) {
+        log(Level::Warning, monitor.error().message + fallback);
+    } else {
+        nft_monitor_ = std::move(*monitor);
+        Status s = watch_readable(nft_monitor_->fd(), on_readable<&Daemon::on_nft_notification>, nft_monitor_source_);
+        if (!s) log(Level::Warning, "Could not watch nftables notifications: " + s.message + fallback);
+    }
+    return Status::ok();
+}
+
+Status Daemon::open_sources() {
+    sd_event_source* reconcile_source = nullptr;
+    auto on_defer = [](sd_event_source*, void* self) {
+        static_cast<Daemon*>(self)->reconcile();
+        return 0;
+    };
+    int r = sd_event_add_defer(event_.get(), &reconcile_source, on_defer, this);
+    if (Status s = sd_check(r, "Could not add the reconcile source"); !s) return s;
+    reconcile_source_.reset(reconcile_source);
+    r = sd_event_source_set_enabled(reconcile_source, SD_EVENT_OFF);
+    if (Status s = sd_check(r, "Could not add the reconcile source"); !s) return s;
+    sd_event_source* verify_source = nullptr;
+    auto on_timer = [](sd_event_source*, uint64_t, void* self) {
+        static_cast<Daemon*>(self)->on_verify_timer();
+        return 0;
+    };
+    r = sd_event_add_time_relative(event_.get(), &verify_source, CLOCK_MONOTONIC, usec(kVerifyInterval), 0, on_timer,
+                                   this);
+    if (Status s = sd_check(r, "Could not add the verify timer"); !s) return s;
+    verify_source_.reset(verify_source);
+
+    hooks_ = std::make_unique<HookRunner>(event_.get());
+    auto prober = Prober::create(event_.get(), [this](const std::string& wan, const RoundOutcome& outcome) {
+        on_probe_round(wan, outcome);
+    });
+    if (!prober)
+        return Status::fail(prober.error().err, prober.error().message + (prober.error().err == EPERM
+                                                                               ? " (wanbalanced needs CAP_NET_RAW)"
+                                                                               : ""));
+    prober_ = std::move(*prober);
+    return Status::ok();
+}
+
+void Daemon::teardown() {
+    if (sync_)
+        for (const Status& s : sync_->teardown()) log(Level::Error, s.message);
+    if (kernel_) restore_sysctls();
+}
+
+Status Daemon::watch_readable(int fd, sd_event_io_handler_t handler, SourcePtr& source) {
+    sd_event_source* raw = nullptr;
+    if (Status s = sd_check(sd_event_add_io(event_.get(), &raw, fd, EPOLLIN, handler, this), "Could not watch fd"); !s)
+        return s;
+    source.reset(raw);
+    return Status::ok();
+}
+
+void Daemon::on_signal(int signo) {
+    if (signo == SIGHUP) {
+        reload();
+        return;
+    }
+    sd_event_exit(event_.get(), 0);
+}
+
+void Daemon::on_kernel_readable() {
+    auto changes = watch_->process();
+    if (!changes) {
+        report("kernel notifications", changes.error());
+        return;
+    }
+    report("kernel notifications", Status::ok());
+    if (changes->resynced) log(Level::Warning, "kernel notifications were lost; re-read links, addresses and routes");
+    if (changes->any()) request_reconcile();
+}
+
+void Daemon::on_verify_timer() {
+    // Repairs what someone changed behind our back: a flushed ruleset, deleted routes or rules.
+    auto exists = kernel_->table_exists();
+    if (exists && !*exists && sync_->table_applied()) {
+        log(Level::Warning, "table inet wanbalance disappeared (nft flush ruleset?); reinstalling it");
+        sync_->forget_table();
+    }
+    perform(dispatch(Timer{}));
+    report("verify timer", sd_check(sd_event_source_set_time_relative(verify_source_.get(), usec(kVerifyInterval)),
+                                    "Could not re-arm the verify timer"));
+    report("verify timer", sd_check(sd_event_source_set_enabled(verify_source_.get(), SD_EVENT_ONESHOT),
+                                    "Could not re-arm the verify timer"));
+}
+
+void Daemon::on_nft_notification() {
+    // Someone else changed table inet wanbalance (a flushed ruleset, a deleted rule or element):
+    // our record of it is stale, so the next apply replaces it whole, in one transaction.
+    auto change = nft_monitor_->process();
+    if (!change) {
+        report("nftables notifications", change.error());
+        return;
+    }
+    if (!change->any()) return;
+    log(Level::Warning, change->describe() + "; reinstalling it");
+    sync_->forget_table();
+    request_reconcile();
+}
+
+void Daemon::on_probe_round(const std::string& wan, const RoundOutcome& outcome) {
+    // Only the core runs here: a failover's reconcile (which reconfigures the prober) is deferred
+    // to the loop, so the prober is never re-entered from its own callback.
+    ProbeStats st = prober_->stats(wan);
+    perform(dispatch(ProbeRound{wan, outcome.success, outcome.problem, {st.rtt_ms, st.loss_pct}}));
+}
+
+}  // namespace wb

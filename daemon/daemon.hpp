@@ -1,0 +1,115 @@
+// wanbalanced's shell around the pure core: owns the event loop, the kernel port, the prober and
+// the control socket; turns what happens into core events and performs the effects it returns.
+#pragma once
+
+#include <systemd/sd-event.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "base/event_ptr.hpp"
+#include "config/config.hpp"
+#include "control/protocol.hpp"
+#include "control/server.hpp"
+#include "core/wan_state.hpp"
+#include "daemon/hooks.hpp"
+#include "daemon/sysctl_state.hpp"
+#include "netlink/kernel_sync.hpp"
+#include "netlink/kernel_watch.hpp"
+#include "netlink/netlink_kernel.hpp"
+#include "netlink/nft_monitor.hpp"
+#include "probe/prober.hpp"
+
+namespace wb {
+
+struct DaemonOptions {
+    std::string config_path = kDefaultConfigPath;
+    std::string runtime_dir;  // resolved
+    bool verbose = false;
+};
+
+// Kernel changes made by the reconciles of one reload, for its summary.
+struct ChangeCount {
+    unsigned nft_ops = 0, routes = 0, rules = 0;
+    unsigned total() const { return nft_ops + routes + rules; }
+};
+
+class Daemon {
+public:
+    explicit Daemon(DaemonOptions options);
+    ~Daemon();
+    Daemon(const Daemon&) = delete;
+    Daemon& operator=(const Daemon&) = delete;
+
+    // Loads the config (exit 78 on errors, kernel untouched), opens the kernel sockets, applies
+    // the first ruleset, then runs the loop until SIGTERM/SIGINT; cleans up; returns the exit code.
+    int run();
+
+private:
+    // daemon.cpp: life cycle and event sources.
+    int setup(const Config& config);
+    Status open_loop();
+    Status open_kernel();
+    Status open_sources();
+    void teardown();
+    template <void (Daemon::*H)()>
+    static int on_readable(sd_event_source*, int, uint32_t, void* self) {
+        (static_cast<Daemon*>(self)->*H)();
+        return 0;
+    }
+    Status watch_readable(int fd, sd_event_io_handler_t handler, SourcePtr& source);
+    void on_signal(int signo);
+    void on_kernel_readable();
+    void on_nft_notification();
+    void on_verify_timer();
+    void on_probe_round(const std::string& wan, const RoundOutcome& outcome);
+
+    // reconcile.cpp: the core's events in, its effects out, the kernel kept equal to the desire.
+    Effects dispatch(const Event& event);
+    void perform(const Effects& effects);
+    void request_reconcile();
+    void reconcile();
+    KernelFacts kernel_facts() const;
+    void configure_probes();
+    void flush(const Flush& f);
+    void apply_sysctls();
+    void restore_sysctls();
+    void report(const std::string& key, const Status& status);
+
+    // control_handler.cpp: the control socket's commands and systemd's STATUS=.
+    Reply on_control(const Request& request);
+    Reply reload();
+    Reply set_override(const SetRequest& request);
+    nlohmann::json status_json();
+    void notify_status();
+
+    DaemonOptions options_;
+    State state_;
+    std::chrono::steady_clock::time_point started_;
+
+    EventPtr event_;
+    SourcePtr kernel_source_;
+    SourcePtr reconcile_source_;
+    SourcePtr verify_source_;
+    SourcePtr nft_monitor_source_;
+    std::vector<SourcePtr> signal_sources_;
+
+    std::unique_ptr<NetlinkKernel> kernel_;
+    std::unique_ptr<KernelSync> sync_;
+    std::unique_ptr<nft::NftMonitor> nft_monitor_;  // others' changes to our table
+    std::unique_ptr<KernelWatch> watch_;
+    std::unique_ptr<ControlServer> control_;
+    std::unique_ptr<Prober> prober_;
+    std::unique_ptr<HookRunner> hooks_;
+
+    std::map<std::string, std::string> reported_;  // failing thing -> its error, logged once until it clears
+    std::map<std::string, int> src_valid_mark_set_;  // interface -> the ifindex on which we set it
+    ChangeCount changes_;                          // since the last reload started
+    SysctlRecord sysctls_;                         // originals of what we changed
+};
+
+}  // namespace wb

@@ -1,0 +1,154 @@
+// The core's events in and its effects out: what happened becomes an Event, the core decides,
+// and the daemon performs — log lines at once, the kernel through KernelSync, and only then the
+// journal events, hooks and conntrack flushes. One deferred reconcile per loop turn.
+#include "daemon/daemon.hpp"
+#include "daemon/log.hpp"
+#include "daemon/reconcile_step.hpp"
+
+namespace wb {
+
+Effects Daemon::dispatch(const Event& event) {
+    Step s = step(std::move(state_), event, std::chrono::system_clock::now());
+    state_ = std::move(s.state);
+    return std::move(s.effects);
+}
+
+void Daemon::perform(const Effects& fx) {
+    for (const LogLine& l : fx.logs) log(l.level, l.message);
+    if (fx.replace_table) sync_->forget_table();
+    // Announced once the kernel has changed: when the journal says a WAN is down, or a hook
+    // runs, the failover is done. Then the dead WAN's connections go, onto the new paths.
+    for (const Announcement& a : fx.announcements) {
+        log_event(a.level, a.event, a.message);
+        hooks_->run(state_.config.hooks_dir, {a.event.kind, a.event.wan, a.event.interface, a.event.state});
+    }
+    for (const Flush& f : fx.flushes) flush(f);
+    if (fx.reconcile) request_reconcile();
+}
+
+void Daemon::request_reconcile() {
+    int r = sd_event_source_set_enabled(reconcile_source_.get(), SD_EVENT_ONESHOT);
+    report("reconcile", r < 0 ? Status::fail(-r, "Could not schedule a reconcile: " + errno_text(-r)) : Status::ok());
+}
+
+void Daemon::reconcile() {
+    // Whatever asked for a reconcile is served by this one.
+    sd_event_source_set_enabled(reconcile_source_.get(), SD_EVENT_OFF);
+    Reconciled r = reconcile_step(state_, *sync_, kernel_facts(), std::chrono::system_clock::now());
+    for (const LogLine& l : r.seen.logs) log(l.level, l.message);
+    for (const auto& [key, status] : r.applied.results) report(key, status);
+    changes_.nft_ops += r.applied.nft_ops;
+    changes_.routes += r.applied.routes_changed();
+    changes_.rules += r.applied.rules_changed();
+    perform(r.released);
+    configure_probes();
+    apply_sysctls();
+    notify_status();
+}
+
+KernelFacts Daemon::kernel_facts() const {
+    const KernelSnapshot& snap = watch_->snapshot();
+    KernelFacts facts;
+    for (const WanConfig& wan : state_.config.wans) {
+        const LinkState* link = snap.link(wan.interface);
+        if (!link) continue;
+        LinkFacts f{link->ifindex, link->admin_up, link->carrier, !link->addresses.empty(), link->point_to_point, {}};
+        auto gateway = snap.auto_gateways.find(link->ifindex);
+        if (gateway != snap.auto_gateways.end()) f.auto_gateway = gateway->second;
+        facts[wan.interface] = f;
+    }
+    return facts;
+}
+
+void Daemon::configure_probes() {
+    std::vector<std::string> names;
+    for (size_t i = 0; i < state_.config.wans.size(); ++i) {
+        const WanConfig& wan = state_.config.wans[i];
+        const WanState& w = state_.wans[i];
+        names.push_back(wan.name);
+        ProbeSpec spec;
+        spec.interface = wan.interface;
+        spec.mark = wan.mark;
+        spec.targets = wan.probe.targets;
+        if (spec.targets.empty() && w.inputs.gateway) spec.targets.push_back(*w.inputs.gateway);
+        spec.interval = wan.probe.interval;
+        spec.timeout = wan.probe.timeout;
+        spec.min_targets_up = wan.probe.min_targets_up;
+        // An override does not pause probing: `set WAN auto` must hand back to a machine that
+        // knows the WAN's health now, not as it was before the override.
+        bool can_probe = w.inputs.link_usable() && !spec.targets.empty();
+        if (!spec.targets.empty()) report("probe " + wan.name, prober_->configure(wan.name, spec));
+        prober_->pause(wan.name, !can_probe);
+    }
+    prober_->retain(names);
+    report("probe timers", prober_->timer_status());
+}
+
+void Daemon::flush(const Flush& f) {
+    auto n = kernel_->delete_by_mark(f.mark, state_.config.mark_mask);
+    if (n)
+        log(Level::Info, f.wan + ": flushed " + std::to_string(*n) + " connections so they re-establish on a live WAN");
+    else
+        log(Level::Error, f.wan + ": " + n.error().message);
+}
+
+void Daemon::apply_sysctls() {
+    // Replies that arrive on a WAN whose nexthop is withdrawn pass strict rp_filter only when
+    // the reverse-path lookup sees the restored mark (docs/design.md, kernel facts): src_valid_mark=1.
+    bool changed = false;
+    for (size_t i = 0; i < state_.config.wans.size(); ++i) {
+        const std::string& iface = state_.config.wans[i].interface;
+        int ifindex = state_.wans[i].inputs.ifindex;
+        auto done = src_valid_mark_set_.find(iface);
+        if (ifindex == 0) {
+            if (done != src_valid_mark_set_.end()) src_valid_mark_set_.erase(done);
+            continue;
+        }
+        if (done != src_valid_mark_set_.end() && done->second == ifindex) continue;
+        auto current = kernel_->get_src_valid_mark(ifindex);
+        if (!current) {
+            report("src_valid_mark " + iface, current.error());
+            continue;
+        }
+        auto it = sysctls_.find(iface);
+        if (it == sysctls_.end() || it->second.ifindex != ifindex) {
+            sysctls_[iface] = {ifindex, *current};
+            changed = true;
+        }
+        if (!*current) {
+            Status s = kernel_->set_src_valid_mark(ifindex, true);
+            report("src_valid_mark " + iface, s);
+            if (!s) continue;
+        }
+        src_valid_mark_set_[iface] = ifindex;
+    }
+    if (changed) save_sysctl_record(options_.runtime_dir, sysctls_);
+}
+
+void Daemon::restore_sysctls() {
+    for (const auto& [iface, original] : sysctls_) {
+        if (original.src_valid_mark) continue;
+        Status s = kernel_->set_src_valid_mark(original.ifindex, false);
+        // The interface may be gone (its sysctls went with it) or re-created with a new index.
+        if (!s && s.err != ENODEV) log(Level::Error, s.message);
+    }
+    sysctls_.clear();
+    src_valid_mark_set_.clear();
+    remove_sysctl_record(options_.runtime_dir);
+}
+
+void Daemon::report(const std::string& key, const Status& status) {
+    auto it = reported_.find(key);
+    if (status) {
+        if (it != reported_.end()) {
+            log(Level::Notice, key + ": recovered (was: " + it->second + ")");
+            reported_.erase(it);
+        }
+        return;
+    }
+    if (it != reported_.end() && it->second == status.message) return;  // already said
+    log(Level::Error, status.message);
+    reported_[key] = status.message;
+}
+
+}  // namespace wb

@@ -1,0 +1,170 @@
+#include "netlink/kernel_sync.hpp"
+
+#include <cerrno>
+#include <set>
+#include <utility>
+
+namespace wb {
+
+namespace {
+
+// Whether the dump of what we own came back; if not, its error is the report's.
+template <class T>
+bool dumped(const Expected<std::vector<T>>& own, SyncReport& report) {
+    if (!own) report.errors.push_back(own.error());
+    return own.has_value();
+}
+
+// A slot we do not own yet: a replace would silently take over someone else's route there.
+void add_route(KernelPort& kernel, const Route& want, SyncReport& report) {
+    auto foreign = kernel.foreign_default_route(want.table, want.metric);
+    if (!foreign) {
+        report.errors.push_back(foreign.error());
+    } else if (!foreign->empty()) {
+        report.errors.push_back(Status::fail(
+            EEXIST, "Could not add " + describe(want) + ": table " + table_name(want.table) + " metric " +
+                        std::to_string(want.metric) + " already holds \"" + *foreign +
+                        "\", which wanbalance does not own; left alone"));
+    } else if (Status st = kernel.replace_route(want); st) {
+        ++report.added;
+    } else {
+        report.errors.push_back(st);
+    }
+}
+
+}  // namespace
+
+SyncReport sync_routes(KernelPort& kernel, const std::vector<Route>& desired) {
+    SyncReport report;
+    auto own = kernel.dump_own_routes();
+    if (!dumped(own, report)) return report;
+    std::vector<bool> wanted(own->size(), false);
+    std::set<std::pair<uint32_t, uint32_t>> slots_seen;
+    for (const auto& want : desired) {
+        if (!slots_seen.insert({want.table, want.metric}).second) {
+            report.errors.push_back(Status::fail(EINVAL, "Could not add " + describe(want) +
+                                                             ": another desired route has the same table and metric"));
+            continue;
+        }
+        // (table, metric) is the kernel's identity of a default route: fib_table_insert()
+        // replaces the alias with the same (dst/len, tos, priority) in the table.
+        size_t i = 0;
+        while (i < own->size() && ((*own)[i].table != want.table || (*own)[i].metric != want.metric)) ++i;
+        if (i == own->size()) {
+            add_route(kernel, want, report);
+            continue;
+        }
+        wanted[i] = true;
+        if (kernel_equal((*own)[i], want)) ++report.unchanged;
+        else if (Status st = kernel.replace_route(want); st) ++report.replaced;
+        else report.errors.push_back(st);
+    }
+    // Stale routes go last, so traffic always has a route while the new ones go in.
+    for (size_t i = 0; i < own->size(); ++i) {
+        if (wanted[i]) continue;
+        if (Status st = kernel.delete_route((*own)[i]); st) ++report.deleted;
+        else report.errors.push_back(st);
+    }
+    return report;
+}
+
+SyncReport sync_rules(KernelPort& kernel, const std::vector<Rule>& desired) {
+    SyncReport report;
+    auto own = kernel.dump_own_rules();
+    if (!dumped(own, report)) return report;
+    std::vector<bool> kept(own->size(), false);
+    std::vector<Rule> to_add;
+    for (const auto& want : desired) {
+        size_t i = 0;
+        while (i < own->size() && (kept[i] || !kernel_equal((*own)[i], want))) ++i;
+        if (i < own->size()) {
+            kept[i] = true;
+            ++report.unchanged;
+        } else {
+            to_add.push_back(want);
+        }
+    }
+    // Rules have no replace (fib_nl_newrule() only adds): add the new one first, then delete the
+    // stale one, so marked traffic always has a rule. The new rule goes after every rule of the
+    // same priority, so the delete (rule_find(): first match, unset attributes match anything,
+    // FRA_PROTOCOL always set) still finds the old one first.
+    std::multiset<uint32_t> added_priorities;
+    for (const auto& rule : to_add) {
+        if (Status st = kernel.add_rule(rule); st) added_priorities.insert(rule.priority);
+        else report.errors.push_back(st);
+    }
+    report.added = unsigned(added_priorities.size());
+    for (size_t i = 0; i < own->size(); ++i) {
+        if (kept[i]) continue;
+        Status st = kernel.delete_rule((*own)[i]);
+        if (!st) {
+            report.errors.push_back(st);
+            continue;
+        }
+        // A rule deleted where another was added at its priority was changed: count a replace.
+        if (auto it = added_priorities.find((*own)[i].priority); it != added_priorities.end()) {
+            added_priorities.erase(it);
+            --report.added;
+            ++report.replaced;
+        } else {
+            ++report.deleted;
+        }
+    }
+    return report;
+}
+
+Status join(const std::vector<Status>& errors) {
+    Status joined;
+    for (const auto& e : errors) {
+        joined.err = e.err;
+        joined.message += (joined.message.empty() ? "" : "; ") + e.message;
+    }
+    return joined;
+}
+
+bool ApplyReport::ok() const {
+    for (const auto& [part, status] : results)
+        if (!status) return false;
+    return true;
+}
+
+ApplyReport KernelSync::apply(const Desired& desired) {
+    ApplyReport report;
+    report.results["nftables"] = apply_table(desired.table, report.nft_ops);
+    report.routes = sync_routes(kernel_, desired.routes);
+    report.results["routes"] = join(report.routes.errors);
+    report.rules = sync_rules(kernel_, desired.rules);
+    report.results["rules"] = join(report.rules.errors);
+    return report;
+}
+
+Status KernelSync::apply_table(const nft::Table& table, unsigned& ops) {
+    nft::Plan plan = nft::diff(applied_table_, table);
+    if (plan.empty()) return Status::ok();
+    Status s = kernel_.apply(plan);
+    if (!s && applied_table_) {
+        // Our record may be stale (someone edited the table): replace it whole.
+        applied_table_.reset();
+        plan = nft::diff(applied_table_, table);
+        s = kernel_.apply(plan);
+    }
+    if (!s) {
+        applied_table_.reset();
+        return s;
+    }
+    ops = unsigned(plan.ops.size());
+    applied_table_ = table;
+    return s;
+}
+
+std::vector<Status> KernelSync::teardown() {
+    std::vector<Status> errors;
+    applied_table_.reset();
+    if (Status s = kernel_.apply(nft::Plan{{nft::OpDeleteTable{}}}); !s) errors.push_back(s);
+    SyncReport routes = sync_routes(kernel_, {});
+    SyncReport rules = sync_rules(kernel_, {});
+    for (const SyncReport* r : {&routes, &rules}) errors.insert(errors.end(), r->errors.begin(), r->errors.end());
+    return errors;
+}
+
+}  // namespace wb

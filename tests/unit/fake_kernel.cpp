@@ -1,0 +1,349 @@
+#include "tests/unit/fake_kernel.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <variant>
+
+#include "base/ipv4.hpp"
+
+namespace wb::test {
+namespace {
+
+const char* const kOurProtocol = "wanbalance";
+
+// `ip route` style, as the real port describes a foreign route.
+std::string describe_foreign(const Route& route, const std::string& protocol) {
+    auto hop = [](const Nexthop& nh) {
+        return (nh.gateway ? " via " + nh.gateway->str() : std::string()) + " dev " + nh.ifname;
+    };
+    std::string out = "default";
+    if (route.nexthops.size() == 1) out += hop(route.nexthops[0]);
+    out += " proto " + protocol;
+    if (route.metric) out += " metric " + std::to_string(route.metric);
+    if (route.nexthops.size() > 1)
+        for (const auto& nh : route.nexthops) out += " nexthop" + hop(nh) + " weight " + std::to_string(nh.weight);
+    return out;
+}
+
+// The set or map a statement looks up, if any.
+std::optional<std::string> referenced_set(const nft::Statement& statement) {
+    return std::visit(
+        [](const auto& s) -> std::optional<std::string> {
+            if constexpr (requires { s.map; })
+                return s.map;
+            else if constexpr (requires { s.set; })
+                return s.set;
+            else
+                return std::nullopt;
+        },
+        statement);
+}
+
+// One nftables transaction on a copy of the table: each op as the kernel takes the messages
+// netlink/nft_apply.cpp encodes it into; the first refusal (an errno) aborts the whole plan.
+class Transaction {
+public:
+    explicit Transaction(std::optional<nft::Table> table) : t_(std::move(table)) {}
+    std::optional<nft::Table>& table() { return t_; }
+
+    int operator()(const nft::OpReplaceTable& op) {  // add table, delete table, add it whole
+        t_ = op.table;
+        return 0;
+    }
+    int operator()(const nft::OpDeleteTable& op) {  // add table, delete table: never refused
+        if (t_ && t_->name == op.name) t_.reset();
+        return 0;
+    }
+    int operator()(const nft::OpAddChain& op) {
+        if (!t_) return ENOENT;
+        nft::Chain* chain = find_chain(op.chain.name);
+        if (!chain) {
+            t_->chains.push_back(nft::Chain{op.chain.name, op.chain.base, {}});
+            chain = &t_->chains.back();
+        } else if (chain->base != op.chain.base) {
+            return EEXIST;  // a hook cannot change (nf_tables_updchain())
+        }
+        return append_rules(*chain, op.chain.rules);
+    }
+    int operator()(const nft::OpDeleteChain& op) {
+        if (!t_ || !find_chain(op.name)) return ENOENT;
+        for (const auto& set : t_->sets)
+            for (const auto& e : set.elements)
+                if (e.goto_chain == op.name) return EBUSY;  // still the target of a map element
+        std::erase_if(t_->chains, [&](const nft::Chain& c) { return c.name == op.name; });
+        return 0;
+    }
+    int operator()(const nft::OpReplaceRules& op) {
+        nft::Chain* chain = t_ ? find_chain(op.chain) : nullptr;
+        if (!chain) return ENOENT;
+        chain->rules.clear();
+        return append_rules(*chain, op.rules);
+    }
+    int operator()(const nft::OpAddSet& op) {
+        if (!t_) return ENOENT;
+        nft::Set* set = find_set(op.set.name);
+        if (!set) {
+            nft::Set empty = op.set;
+            empty.elements.clear();
+            t_->sets.push_back(empty);
+        } else if (set->key_type != op.set.key_type || set->verdict_map != op.set.verdict_map ||
+                   set->bucket_modulus != op.set.bucket_modulus) {
+            return EEXIST;
+        }
+        return (*this)(nft::OpAddElements{op.set});
+    }
+    int operator()(const nft::OpDeleteSet& op) {
+        if (!t_ || !find_set(op.name)) return ENOENT;
+        for (const auto& chain : t_->chains)
+            for (const auto& rule : chain.rules)
+                for (const auto& s : rule.statements)
+                    if (referenced_set(s) == op.name) return EBUSY;
+        std::erase_if(t_->sets, [&](const nft::Set& s) { return s.name == op.name; });
+        return 0;
+    }
+    int operator()(const nft::OpAddElements& op) {
+        nft::Set* set = t_ ? find_set(op.set.name) : nullptr;
+        if (!set) return ENOENT;
+        for (const auto& e : op.set.elements) {
+            if (!e.goto_chain.empty() && !find_chain(e.goto_chain)) return ENOENT;
+            auto it = std::find_if(set->elements.begin(), set->elements.end(),
+                                   [&](const nft::Element& x) { return x.key == e.key; });
+            if (it == set->elements.end()) set->elements.push_back(e);
+            else if (!(*it == e)) return EBUSY;  // same key, other data (nft_add_set_elem())
+        }
+        return 0;
+    }
+    int operator()(const nft::OpDeleteElements& op) {
+        nft::Set* set = t_ ? find_set(op.set.name) : nullptr;
+        if (!set) return ENOENT;
+        for (const auto& e : op.set.elements) {
+            auto it = std::find_if(set->elements.begin(), set->elements.end(),
+                                   [&](const nft::Element& x) { return x.key == e.key; });
+            if (it == set->elements.end()) return ENOENT;
+            set->elements.erase(it);
+        }
+        return 0;
+    }
+
+private:
+    nft::Chain* find_chain(const std::string& name) {
+        for (auto& c : t_->chains)
+            if (c.name == name) return &c;
+        return nullptr;
+    }
+    nft::Set* find_set(const std::string& name) {
+        for (auto& s : t_->sets)
+            if (s.name == name) return &s;
+        return nullptr;
+    }
+    int append_rules(nft::Chain& chain, const std::vector<nft::Rule>& rules) {
+        for (const auto& rule : rules) {
+            for (const auto& s : rule.statements)
+                if (auto set = referenced_set(s); set && !find_set(*set)) return ENOENT;
+            chain.rules.push_back(rule);
+        }
+        return 0;
+    }
+
+    std::optional<nft::Table> t_;
+};
+
+}  // namespace
+
+// --- error injection and counters ---
+
+int FakeKernel::begin(Op op) {
+    ++calls_[op];
+    auto it = failures_.find(op);
+    if (it == failures_.end() || it->second.empty()) return 0;
+    int err = it->second.front();
+    it->second.pop_front();
+    return err;
+}
+
+Status FakeKernel::answer(int err, const std::string& what) {
+    last_errno_ = err;
+    if (!err) return Status::ok();
+    return Status::fail(err, what + errno_text(err));
+}
+
+unsigned FakeKernel::calls(Op op) const {
+    auto it = calls_.find(op);
+    return it == calls_.end() ? 0 : it->second;
+}
+
+unsigned FakeKernel::total_calls() const {
+    unsigned n = 0;
+    for (const auto& [op, count] : calls_) n += count;
+    return n;
+}
+
+unsigned FakeKernel::writes() const {
+    unsigned n = 0;
+    for (Op op : {Op::ReplaceRoute, Op::DeleteRoute, Op::AddRule, Op::DeleteRule, Op::NftApply, Op::SetSrcValidMark,
+                  Op::DeleteConntrack})
+        n += calls(op);
+    return n;
+}
+
+// --- state ---
+
+void FakeKernel::add_foreign_route(const Route& route, const std::string& protocol) {
+    routes_[{route.table, route.metric}] = {route, protocol};
+}
+
+void FakeKernel::add_foreign_rule(const Rule& rule) {
+    auto after = std::find_if(rules_.begin(), rules_.end(),
+                              [&](const StoredRule& r) { return r.rule.priority > rule.priority; });
+    rules_.insert(after, {rule, false});
+}
+
+std::vector<Route> FakeKernel::own_routes() const {
+    std::vector<Route> out;
+    for (const auto& [slot, stored] : routes_)
+        if (stored.protocol == kOurProtocol) out.push_back(stored.route);
+    return out;
+}
+
+std::vector<Rule> FakeKernel::own_rules() const {
+    std::vector<Rule> out;
+    for (const auto& stored : rules_)
+        if (stored.ours) out.push_back(stored.rule);
+    return out;
+}
+
+size_t FakeKernel::element_count() const {
+    size_t n = 0;
+    if (table_)
+        for (const auto& set : table_->sets) n += set.elements.size();
+    return n;
+}
+
+bool FakeKernel::src_valid_mark(int ifindex) const {
+    auto it = src_valid_mark_.find(ifindex);
+    return it != src_valid_mark_.end() && it->second;
+}
+
+unsigned FakeKernel::connections() const {
+    unsigned n = 0;
+    for (const auto& [mark, count] : connections_) n += count;
+    return n;
+}
+
+// --- routes and rules ---
+
+Expected<std::vector<Route>> FakeKernel::dump_own_routes() {
+    if (Status s = answer(begin(Op::DumpRoutes), "Could not dump routes: "); !s) return s;
+    return own_routes();
+}
+
+Expected<std::vector<Rule>> FakeKernel::dump_own_rules() {
+    if (Status s = answer(begin(Op::DumpRules), "Could not dump rules: "); !s) return s;
+    return own_rules();
+}
+
+Expected<std::string> FakeKernel::foreign_default_route(uint32_t table, uint32_t metric) {
+    std::string what = "Could not dump routes of table " + table_name(table) + ": ";
+    if (Status s = answer(begin(Op::ForeignRoute), what); !s) return s;
+    auto it = routes_.find({table, metric});
+    if (it == routes_.end() || it->second.protocol == kOurProtocol) return std::string();
+    return describe_foreign(it->second.route, it->second.protocol);
+}
+
+Status FakeKernel::replace_route(const Route& route) {
+    int err = begin(Op::ReplaceRoute);
+    if (!err && route.nexthops.empty()) err = EINVAL;
+    for (const auto& nh : route.nexthops)
+        if (!err && nh.ifindex <= 0) err = ENODEV;
+    if (Status s = answer(err, "Could not replace " + describe(route) + ": "); !s) return s;
+    Route stored = route;
+    if (stored.nexthops.size() == 1) stored.nexthops[0].weight = 1;  // a lone nexthop has no weight
+    routes_[{route.table, route.metric}] = {stored, kOurProtocol};
+    return Status::ok();
+}
+
+Status FakeKernel::send_delete_route(const Route& route) {
+    int err = begin(Op::DeleteRoute);
+    auto it = routes_.find({route.table, route.metric});
+    // fib_table_delete(): the protocol and the nexthops must match too.
+    bool found = it != routes_.end() && it->second.protocol == kOurProtocol && kernel_equal(it->second.route, route);
+    if (!err && !found) err = ESRCH;
+    if (Status s = answer(err, "Could not delete " + describe(route) + ": "); !s) return s;
+    routes_.erase(it);
+    return Status::ok();
+}
+
+Status FakeKernel::send_add_rule(const Rule& rule) {
+    int err = begin(Op::AddRule);
+    auto same = [&](const StoredRule& r) { return r.ours && kernel_equal(r.rule, rule); };
+    if (!err && std::any_of(rules_.begin(), rules_.end(), same)) err = EEXIST;  // NLM_F_EXCL
+    if (Status s = answer(err, "Could not add " + describe(rule) + ": "); !s) return s;
+    auto after = std::find_if(rules_.begin(), rules_.end(),
+                              [&](const StoredRule& r) { return r.rule.priority > rule.priority; });
+    rules_.insert(after, {rule, true});
+    return Status::ok();
+}
+
+Status FakeKernel::send_delete_rule(const Rule& rule) {
+    int err = begin(Op::DeleteRule);
+    auto it = std::find_if(rules_.begin(), rules_.end(),
+                           [&](const StoredRule& r) { return r.ours && kernel_equal(r.rule, rule); });
+    if (!err && it == rules_.end()) err = ENOENT;
+    if (Status s = answer(err, "Could not delete " + describe(rule) + ": "); !s) return s;
+    rules_.erase(it);
+    return Status::ok();
+}
+
+// --- nftables ---
+
+Status FakeKernel::apply(const nft::Plan& plan) {
+    int err = begin(Op::NftApply);
+    std::string what = "an nftables transaction of " + std::to_string(plan.ops.size()) + " ops";
+    if (err) return answer(err, "Could not apply " + what + ": ");
+    Transaction tx(table_);
+    for (const auto& op : plan.ops)
+        if (int refused = std::visit(tx, op)) return answer(refused, "Could not " + nft::describe(op) + ": ");
+    table_ = std::move(tx.table());
+    nft_ops_ += unsigned(plan.ops.size());
+    return answer(0, "");
+}
+
+Expected<bool> FakeKernel::table_exists() {
+    if (Status s = answer(begin(Op::TableExists), "Could not look up table inet wanbalance: "); !s) return s;
+    return table_.has_value();
+}
+
+// --- sysctl and conntrack ---
+
+Expected<bool> FakeKernel::get_src_valid_mark(int ifindex) {
+    int err = begin(Op::GetSrcValidMark);
+    if (!err && ifindex <= 0) err = ENODEV;
+    std::string what = "Could not read src_valid_mark of ifindex " + std::to_string(ifindex) + ": ";
+    if (Status s = answer(err, what); !s) return s;
+    return src_valid_mark(ifindex);
+}
+
+Status FakeKernel::set_src_valid_mark(int ifindex, bool on) {
+    int err = begin(Op::SetSrcValidMark);
+    if (!err && ifindex <= 0) err = ENODEV;
+    std::string what = "Could not set src_valid_mark on ifindex " + std::to_string(ifindex) + ": ";
+    if (Status s = answer(err, what); !s) return s;
+    src_valid_mark_[ifindex] = on;
+    return Status::ok();
+}
+
+Expected<unsigned> FakeKernel::delete_by_mark(uint32_t mark, uint32_t mask) {
+    char what[96];
+    std::snprintf(what, sizeof what, "Could not delete the connections marked 0x%x/0x%x: ", mark, mask);
+    if (Status s = answer(begin(Op::DeleteConntrack), what); !s) return s;
+    unsigned deleted = 0;
+    std::erase_if(connections_, [&](const auto& entry) {
+        if ((entry.first & mask) != mark) return false;
+        deleted += entry.second;
+        return true;
+    });
+    return deleted;
+}
+
+}  // namespace wb::test

@@ -1,0 +1,100 @@
+// A kernel in memory behind the KernelPort, for unit tests without root: the kernel's own
+// answers (EEXIST, ENOENT, ESRCH …) with the real port's messages, a way to make any call fail
+// with a chosen errno, and a count of the calls made.
+//  - routes: one per (table, metric), as fib_table_insert() keys a default route; a replace
+//    takes the slot whoever held it; a route of another protocol may hold one (add_foreign_route);
+//  - rules: an identical rule is refused (EEXIST, NLM_F_EXCL); kept in priority order, a new
+//    rule after the others of its priority;
+//  - nftables: a plan applies as one transaction (all or nothing) to a model of the table,
+//    with the kernel's ENOENT/EEXIST/EBUSY for objects that are missing or clash;
+//  - dumps return only what has protocol wanbalance, in (table, metric) or priority order.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "netlink/kernel_port.hpp"
+#include "rules/nft.hpp"
+
+namespace wb::test {
+
+class FakeKernel final : public KernelPort {
+public:
+    // Every kind of request, to inject failures and count calls.
+    enum class Op {
+        DumpRoutes, DumpRules, ForeignRoute, ReplaceRoute, DeleteRoute, AddRule, DeleteRule,
+        NftApply, TableExists, GetSrcValidMark, SetSrcValidMark, DeleteConntrack
+    };
+
+    // --- error injection and counters ---
+    // The next call of `op` does nothing and answers `err` (queued: two calls fail two calls).
+    void fail_next(Op op, int err) { failures_[op].push_back(err); }
+    unsigned calls(Op op) const;
+    unsigned total_calls() const;
+    // Calls that change something (replace, delete, add, nft apply, set, conntrack delete).
+    unsigned writes() const;
+    void reset_counters() { calls_.clear(); }
+    // The errno of the last answer this kernel gave (0: success), before KernelPort judged it.
+    int last_errno() const { return last_errno_; }
+
+    // --- the kernel's state, to set up and to check ---
+    void add_foreign_route(const Route& route, const std::string& protocol = "dhcp");
+    void add_foreign_rule(const Rule& rule);
+    std::vector<Route> own_routes() const;   // as dump_own_routes() would give them
+    std::vector<Rule> own_rules() const;
+    size_t route_count() const { return routes_.size(); }  // foreign ones included
+    size_t rule_count() const { return rules_.size(); }
+    const std::optional<nft::Table>& table() const { return table_; }
+    size_t element_count() const;  // over every set of the table
+    unsigned nft_ops_applied() const { return nft_ops_; }  // ops of every committed plan
+    bool src_valid_mark(int ifindex) const;
+    // Connections with this ctmark, for delete_by_mark().
+    void add_connections(uint32_t mark, unsigned count) { connections_[mark] += count; }
+    unsigned connections() const;
+
+    // --- KernelPort ---
+    Expected<std::vector<Route>> dump_own_routes() override;
+    Expected<std::vector<Rule>> dump_own_rules() override;
+    Expected<std::string> foreign_default_route(uint32_t table, uint32_t metric) override;
+    Status replace_route(const Route& route) override;
+    Status apply(const nft::Plan& plan) override;
+    Expected<bool> table_exists() override;
+    Expected<bool> get_src_valid_mark(int ifindex) override;
+    Status set_src_valid_mark(int ifindex, bool on) override;
+    Expected<unsigned> delete_by_mark(uint32_t mark, uint32_t mask) override;
+
+private:
+    Status send_delete_route(const Route& route) override;
+    Status send_add_rule(const Rule& rule) override;
+    Status send_delete_rule(const Rule& rule) override;
+
+    struct StoredRoute {
+        Route route;
+        std::string protocol;  // "wanbalance" for ours
+    };
+    struct StoredRule {
+        Rule rule;
+        bool ours = true;
+    };
+    // Counts the call; the injected errno for it, or 0.
+    int begin(Op op);
+    Status answer(int err, const std::string& what);
+
+    std::map<std::pair<uint32_t, uint32_t>, StoredRoute> routes_;  // by (table, metric)
+    std::vector<StoredRule> rules_;                                // in the kernel's order
+    std::optional<nft::Table> table_;
+    unsigned nft_ops_ = 0;
+    std::map<int, bool> src_valid_mark_;
+    std::map<uint32_t, unsigned> connections_;  // by ctmark
+
+    std::map<Op, std::deque<int>> failures_;
+    std::map<Op, unsigned> calls_;
+    int last_errno_ = 0;
+};
+
+}  // namespace wb::test

@@ -1,0 +1,332 @@
+// The WAN-state core, driven by events as the daemon drives it: a kernel snapshot, then the
+// kernel applied, then probe rounds, overrides and reloads. No kernel, no root.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+
+#include "config_fixtures.hpp"
+#include "core/wan_state.hpp"
+
+using namespace wb;
+using config_test::article;
+using config_test::parse;
+
+namespace {
+
+const WallTime kT0 = WallTime{} + std::chrono::hours(24 * 365 * 50);
+
+Config config_of(const std::string& text) {
+    auto r = parse(text);
+    REQUIRE(r.config);
+    return *r.config;
+}
+
+LinkFacts usable_link(int ifindex) { return {ifindex, true, true, true, false, std::nullopt}; }
+
+KernelFacts both_links() { return {{"ether1", usable_link(11)}, {"ether2", usable_link(12)}}; }
+
+// A daemon in miniature: applies events, keeps every effect, and runs the "kernel" step that the
+// daemon's reconcile runs (a snapshot, then KernelApplied) whenever an effect asks for it.
+struct Driver {
+    State state;
+    KernelFacts links = both_links();
+    WallTime now = kT0;
+    Effects last;                    // of the last event (and the reconcile it caused)
+    std::vector<Announcement> said;  // every announcement, in order
+    std::vector<Flush> flushed;      // every flush, in order
+    std::vector<LogLine> logged;
+
+    explicit Driver(Config config) : state(initial_state(std::move(config), kT0)) { reconcile(); }
+
+    Effects apply(const Event& e) {
+        Step s = step(std::move(state), e, now);
+        state = std::move(s.state);
+        for (auto& l : s.effects.logs) logged.push_back(l);
+        for (auto& a : s.effects.announcements) said.push_back(a);
+        for (auto& f : s.effects.flushes) flushed.push_back(f);
+        return s.effects;
+    }
+    void reconcile() {
+        apply(KernelChanged{links});
+        apply(KernelApplied{});
+    }
+    Effects event(const Event& e) {
+        now += std::chrono::seconds(1);
+        last = apply(e);
+        if (last.reconcile) reconcile();
+        return last;
+    }
+    void rounds(const std::string& wan, bool ok, unsigned n) {
+        for (unsigned i = 0; i < n; ++i) event(ProbeRound{wan, ok, "", {}});
+    }
+    const WanState& wan(const std::string& name) { return state.wans[*find_wan(state, name)]; }
+    size_t count(const char* kind) {
+        return size_t(std::count_if(said.begin(), said.end(), [&](const Announcement& a) { return a.event.kind == kind; }));
+    }
+};
+
+Config two_wans() { return config_of(article()); }
+
+}  // namespace
+
+TEST_CASE("start: usable links start up, logged once as a start, not announced as a failover") {
+    Driver d(two_wans());
+    CHECK(d.wan("charter").health == Health::Up);
+    CHECK(d.wan("integra").health == Health::Up);
+    CHECK(d.said.empty());
+    REQUIRE(d.logged.size() == 2);
+    CHECK(d.logged[0].message == "charter (ether1) starts up: link up, probing");
+    CHECK(d.state.ready);
+    CHECK(status_line(d.state) == "2/2 WANs up: charter, integra");
+}
+
+TEST_CASE("start: a missing interface starts down with the link's reason") {
+    Config c = two_wans();
+    State s = initial_state(c, kT0);
+    Step st = step(std::move(s), KernelChanged{{{"ether1", usable_link(11)}}}, kT0);
+    CHECK(st.state.wans[1].health == Health::Down);
+    CHECK(st.state.wans[1].reason == "interface ether2 does not exist");
+    CHECK(st.effects.announcements.empty());
+}
+
+TEST_CASE("probes: down after down_after failed rounds, up after up_after answered ones") {
+    Driver d(two_wans());  // defaults: down_after 3, up_after 5
+    d.rounds("charter", false, 2);
+    CHECK(d.wan("charter").health == Health::Up);
+    d.rounds("charter", false, 1);
+    CHECK(d.wan("charter").health == Health::Down);
+    CHECK(d.wan("charter").reason == "3 probe rounds failed in a row");
+    CHECK(d.count("wan-down") == 1);
+    d.rounds("charter", false, 10);
+    CHECK(d.count("wan-down") == 1);  // one event per transition, not per round
+    d.rounds("charter", true, 4);
+    CHECK(d.wan("charter").health == Health::Down);
+    d.rounds("charter", true, 1);
+    CHECK(d.wan("charter").health == Health::Up);
+    CHECK(d.count("wan-up") == 1);
+    CHECK(d.wan("charter").transitions == 2);
+}
+
+TEST_CASE("probes: a failed round's problem is part of the reason") {
+    Driver d(two_wans());
+    for (int i = 0; i < 3; ++i) d.event(ProbeRound{"charter", false, "sendto 192.0.2.53: Network is unreachable", {}});
+    CHECK(d.wan("charter").reason == "3 probe rounds failed in a row (sendto 192.0.2.53: Network is unreachable)");
+}
+
+TEST_CASE("carrier loss takes a WAN down at once, without probe rounds, and flushes it") {
+    Driver d(two_wans());
+    d.links["ether1"].carrier = false;
+    d.event(Timer{});
+    CHECK(d.wan("charter").health == Health::Down);
+    CHECK(d.wan("charter").reason == "no carrier on ether1");
+    CHECK(d.count("wan-down") == 1);
+    REQUIRE(d.flushed.size() == 1);
+    CHECK(d.flushed[0].wan == "charter");
+    // Rounds while the link is down change nothing: the link decides.
+    d.rounds("charter", true, 20);
+    CHECK(d.wan("charter").health == Health::Down);
+    // Carrier back: it must earn up_after rounds.
+    d.links["ether1"].carrier = true;
+    d.event(Timer{});
+    CHECK(d.wan("charter").health == Health::Down);
+    CHECK(d.wan("charter").reason == "link back, probing");
+    d.rounds("charter", true, 5);
+    CHECK(d.wan("charter").health == Health::Up);
+}
+
+TEST_CASE("override precedence: down beats link and probes, a dead link beats up, auto hands back") {
+    Driver d(two_wans());
+    d.event(OverrideRequested{"charter", Override::Up});
+    d.rounds("charter", false, 10);
+    CHECK(d.wan("charter").health == Health::Up);
+    CHECK(d.wan("charter").reason == "forced up by operator");
+    d.links["ether1"].carrier = false;
+    d.event(Timer{});
+    CHECK(d.wan("charter").health == Health::Down);  // up cannot carry a dead link
+    d.event(OverrideRequested{"charter", Override::Down});
+    CHECK(d.wan("charter").health == Health::Disabled);
+    CHECK(d.wan("charter").reason == "disabled by operator");
+    d.links["ether1"].carrier = true;
+    d.event(Timer{});
+    d.rounds("charter", true, 20);
+    CHECK(d.wan("charter").health == Health::Disabled);
+    d.event(OverrideRequested{"charter", Override::Auto});
+    CHECK(d.wan("charter").health == Health::Up);  // the machine kept probing meanwhile
+}
+
+TEST_CASE("override: an unknown WAN is refused with the configured names, nothing changes") {
+    Driver d(two_wans());
+    State before = d.state;
+    Effects fx = d.event(OverrideRequested{"dsl", Override::Down});
+    REQUIRE(fx.error);
+    CHECK(*fx.error == "no WAN named \"dsl\" (configured: charter, integra)");
+    CHECK_FALSE(fx.reconcile);
+    CHECK(d.state.wans == before.wans);
+}
+
+TEST_CASE("flush decisions: only the dead WAN, once, and only after the kernel changed") {
+    Driver d(two_wans());
+    // Two failure reasons at once (probes, then carrier) still flush once.
+    State s = d.state;
+    for (int i = 0; i < 3; ++i) s = step(std::move(s), ProbeRound{"charter", false, "", {}}, kT0).state;
+    CHECK(s.pending_flushes.size() == 1);
+    KernelFacts no_carrier = both_links();
+    no_carrier["ether1"].carrier = false;
+    s = step(std::move(s), KernelChanged{no_carrier}, kT0).state;
+    CHECK(s.pending_flushes.size() == 2);
+    Step applied = step(std::move(s), KernelApplied{}, kT0);
+    REQUIRE(applied.effects.flushes.size() == 1);
+    CHECK(applied.effects.flushes[0].wan == "charter");
+    CHECK(applied.effects.flushes[0].mark == d.state.config.wans[0].mark);
+    CHECK(applied.state.pending_flushes.empty());
+    // Nothing is flushed for a WAN that comes up, nor for the one that stayed up.
+    Step again = step(applied.state, KernelApplied{}, kT0);
+    CHECK(again.effects.flushes.empty());
+}
+
+TEST_CASE("flush decisions: none with flush_conntrack false") {
+    Driver d(config_of(article("", "", R"(, "flush_conntrack": false)")));
+    d.rounds("charter", false, 3);
+    d.links["ether2"].carrier = false;
+    d.event(Timer{});
+    CHECK(d.flushed.empty());
+    CHECK(d.count("wan-down") == 2);
+}
+
+TEST_CASE("events wait for the kernel: a transition is announced only by KernelApplied") {
+    Driver d(two_wans());
+    State s = d.state;
+    Effects fx;
+    for (int i = 0; i < 3; ++i) {
+        Step st = step(std::move(s), ProbeRound{"charter", false, "", {}}, kT0);
+        s = std::move(st.state);
+        fx = st.effects;
+        CHECK(fx.announcements.empty());
+        CHECK(fx.flushes.empty());
+    }
+    CHECK(fx.reconcile);  // the third round decided: the kernel must change first
+    CHECK(s.wans[0].health == Health::Down);
+    Step applied = step(std::move(s), KernelApplied{}, kT0);
+    REQUIRE(applied.effects.announcements.size() == 1);
+    const Announcement& a = applied.effects.announcements[0];
+    CHECK(a.event.kind == "wan-down");
+    CHECK(a.event.message_id == std::string(kMessageWanDown));
+    CHECK(a.event.wan == "charter");
+    CHECK(a.event.interface == "ether1");
+    CHECK(a.level == Level::Warning);
+    CHECK(a.message == "WAN charter (ether1) is down: 3 probe rounds failed in a row");
+}
+
+TEST_CASE("events carry the probe figures of the WAN") {
+    Driver d(two_wans());
+    for (int i = 0; i < 3; ++i) d.event(ProbeRound{"charter", false, "", {1.5, 75.0}});
+    REQUIRE(d.count("wan-down") == 1);
+    CHECK(d.said.back().event.rtt_us == 1500);
+    CHECK(d.said.back().event.loss_pct == 75.0);
+}
+
+TEST_CASE("tiers: a backup takes traffic only while every primary is down") {
+    Driver d(config_of(article("", R"(, "tier": 1)")));
+    auto active = [&] { return active_wans(d.state.config, desired_inputs(d.state)).wans; };
+    CHECK(active() == std::vector<size_t>{0});
+    d.rounds("charter", false, 3);
+    CHECK(active() == std::vector<size_t>{1});  // promoted
+    CHECK_FALSE(d.state.all_down);
+    d.rounds("charter", true, 5);
+    CHECK(active() == std::vector<size_t>{0});  // demoted again
+}
+
+TEST_CASE("all-down: one critical event, not one per round, and again after a recovery") {
+    Driver d(two_wans());
+    d.rounds("charter", false, 3);
+    d.rounds("integra", false, 3);
+    CHECK(d.state.all_down);
+    CHECK(d.count("all-down") == 1);
+    d.rounds("charter", false, 30);
+    d.rounds("integra", false, 30);
+    CHECK(d.count("all-down") == 1);
+    auto it = std::find_if(d.said.begin(), d.said.end(), [](const Announcement& a) { return a.event.kind == "all-down"; });
+    CHECK(it->level == Level::Critical);
+    CHECK(it->message == "every WAN is down; balancing over the 2 WANs whose link is up");
+    d.rounds("integra", true, 5);
+    CHECK_FALSE(d.state.all_down);
+    d.rounds("integra", false, 3);
+    CHECK(d.count("all-down") == 2);
+}
+
+TEST_CASE("all-down: every WAN disabled by the operator says so") {
+    Driver d(two_wans());
+    d.event(OverrideRequested{"charter", Override::Down});
+    d.event(OverrideRequested{"integra", Override::Down});
+    REQUIRE(d.count("all-down") == 1);
+    CHECK(d.said.back().message == "every WAN is down; every WAN is disabled by the operator: LAN traffic has no way out");
+}
+
+TEST_CASE("reload carries health, override and since over by WAN name") {
+    Driver d(two_wans());
+    d.rounds("charter", false, 3);
+    d.event(OverrideRequested{"integra", Override::Up});
+    WallTime charter_since = d.wan("charter").since;
+    // Same WANs (marks are allocated in order: the order stays), another weight and tier.
+    Config next = config_of(article("", R"(, "weight": 3, "tier": 1)"));
+    size_t said_before = d.said.size();
+    Effects fx = d.event(Reloaded{next});
+    CHECK(fx.reconcile);
+    CHECK(fx.notes.empty());
+    CHECK(d.wan("charter").health == Health::Down);
+    CHECK(d.wan("charter").since == charter_since);
+    CHECK(d.wan("charter").transitions == 1);
+    CHECK(d.wan("integra").override_mode == Override::Up);
+    CHECK(d.said.size() == said_before);  // a reload never causes a flap
+    CHECK(d.flushed.size() == 1);         // only charter's failover, earlier
+    d.rounds("charter", true, 5);         // the machine's count went on across the reload
+    CHECK(d.wan("charter").health == Health::Up);
+}
+
+TEST_CASE("reload: a removed or renamed WAN is flushed and noted; a new one starts from the kernel") {
+    Driver d(two_wans());
+    Config next = config_of(R"({"wans": [
+        {"name": "charter", "interface": "ether1", "gateway": "203.0.113.1"},
+        {"name": "dsl", "interface": "ether2", "gateway": "198.51.100.1"}], "lans": ["ether3"]})");
+    uint32_t integra_mark = d.state.config.wans[1].mark;
+    Effects fx = d.event(Reloaded{next});
+    CHECK(fx.notes == std::vector<std::string>{"integra removed or renumbered"});
+    REQUIRE(d.flushed.size() == 1);
+    CHECK(d.flushed[0].wan == "integra");
+    CHECK(d.flushed[0].mark == integra_mark);
+    CHECK_FALSE(find_wan(d.state, "integra"));
+    CHECK(d.wan("dsl").health == Health::Up);  // usable link: up, announced as a new WAN coming up
+    CHECK(d.count("wan-up") == 1);
+    CHECK_FALSE(fx.replace_table);
+}
+
+TEST_CASE("reload: a changed mark mask replaces the table") {
+    Driver d(two_wans());
+    Effects fx = d.event(Reloaded{config_of(article("", "", R"(, "mark_mask": "0xff0000")"))});
+    CHECK(fx.replace_table);
+    CHECK(fx.notes.size() == 2);  // both marks moved
+}
+
+TEST_CASE("auto gateway: followed from the kernel and logged when it changes") {
+    Config c = config_of(R"({"wans": [
+        {"name": "charter", "interface": "ether1", "gateway": "auto"},
+        {"name": "integra", "interface": "ether2", "gateway": "198.51.100.1"}], "lans": ["ether3"]})");
+    Driver d(c);
+    CHECK(d.wan("charter").health == Health::Down);
+    CHECK(d.wan("charter").reason == "no gateway known on ether1 (auto)");
+    d.links["ether1"].auto_gateway = Ipv4::parse("203.0.113.1");
+    d.event(Timer{});
+    CHECK(d.wan("charter").inputs.gateway == Ipv4::parse("203.0.113.1"));
+    CHECK(d.logged.back().message == "charter: gateway on ether1 is now 203.0.113.1 (auto)");
+    d.rounds("charter", true, 5);
+    CHECK(d.wan("charter").health == Health::Up);
+    d.links["ether1"].auto_gateway = Ipv4::parse("203.0.113.9");
+    d.event(Timer{});
+    CHECK(d.wan("charter").inputs.gateway == Ipv4::parse("203.0.113.9"));
+    CHECK(d.wan("charter").health == Health::Up);  // a new gateway is no failover
+}
+
+TEST_CASE("override names round-trip") {
+    for (Override o : {Override::Auto, Override::Up, Override::Down}) CHECK(parse_override(override_name(o)) == o);
+    CHECK_FALSE(parse_override("drain"));
+}
