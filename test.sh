@@ -42,6 +42,8 @@ ninja -C "$build" >/dev/null
 # Every ASan/LSan report goes to $san_logs/report.PID as well as failing the process. Tests that
 # bound a process's RSS read WANBALANCE_SANITIZERS: ASan's quarantine makes RSS grow by design.
 export WANBALANCE_SANITIZERS=address,undefined
+# A skipped test is a failure here: a missing tool or privilege must not pass as a green run.
+export WANBALANCE_NO_SKIPS=1
 san_logs=$(mktemp -d /tmp/wanbalance-sanitizer.XXXXXX)
 deb_out=
 trap 'rm -rf "$san_logs" ${deb_out:+"$deb_out"}' EXIT
@@ -58,7 +60,15 @@ sanitizer_check() {
 }
 
 echo "==> unit tests"
-meson test -C "$build" --suite unit --print-errorlogs
+# meson test, failing on a skipped test too (exit 77: a kernel test without namespaces, say).
+meson_suite() {
+  local out
+  out=$(mktemp)
+  meson test -C "$build" --suite "$1" --print-errorlogs | tee "$out"
+  if ! grep -Eq '^Skipped: +0 *$' "$out"; then echo "test.sh: the $1 suite skipped tests" >&2; rm -f "$out"; exit 1; fi
+  rm -f "$out"
+}
+meson_suite unit
 sanitizer_check "unit tests"
 # The core, the kernel sync and the protocol need no privilege: prove it as an unprivileged user
 # (copies, since the build dir may sit where that user cannot read).
@@ -74,7 +84,7 @@ echo "unit tests of the core, kernel sync and protocol: passed as user nobody"
 [[ "${1:-}" == "--quick" ]] && exit 0
 
 echo "==> kernel tests (network namespaces)"
-meson test -C "$build" --suite kernel --print-errorlogs
+meson_suite kernel
 sanitizer_check "kernel tests"
 
 echo "==> integration tests (the lab: router, two ISPs, internet, LAN in namespaces)"

@@ -65,6 +65,7 @@ ConfigResult parse_config(std::string_view text, std::string_view file) {
         if (result.errors.empty() && config) {
             config->path = std::string(file);
             result.config = std::move(config);
+            result.warnings = report.take_warnings_in_document_order();
         }
         return result;
     } catch (const std::exception& e) {  // bad_alloc, or a bug: still one error, never a crash
@@ -92,6 +93,7 @@ ConfigResult load_config(const std::string& file) {
     }
     text.resize(got);
     ConfigResult result = parse_config(text, file);
+    if (result.config) result.text = std::move(text);
     return result;
 }
 

@@ -89,6 +89,12 @@ struct ConfigError {
 struct ConfigResult {
     std::optional<Config> config;     // set only when errors is empty
     std::vector<ConfigError> errors;  // every problem found, in document order
+    std::string text;                 // load_config: the file's text, when it is valid
+    // What loads but deserves a look, in document order; only when config is set. For example
+    // {"/wans/9", "allocated mark 0xa00 is the mark WireGuard (wg-quick, 0xca6c) puts on its
+    // packets under mark_mask \"0x3f00\": ..."} once every mark no well-known program uses is
+    // taken. Printed like errors ("FILE: /json/path: message"); they do not fail a check.
+    std::vector<ConfigError> warnings;
 };
 
 // Parses and validates JSON text (with // and /* */ comments). `file` is only used to fill

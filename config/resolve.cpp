@@ -1,6 +1,7 @@
 // Pass 2 of validation: the rules that span keys (unique names, interfaces, tables and marks;
-// marks inside the mask; LANs that are not WANs; room for the rules; probe targets after the
-// per-WAN merge), then the Config with every table, mark and probe setting resolved.
+// marks inside the mask and clear of other software's marks under it; LANs that are not WANs;
+// room for the rules; probe targets after the per-WAN merge), then the Config with every table,
+// mark and probe setting resolved (and a warning for an allocated mark other software uses).
 #include <bit>
 #include <map>
 #include <set>
@@ -81,8 +82,12 @@ void check_unique_per_wan(const ConfigDraft& draft, std::optional<uint32_t> mask
             }
         }
         if (wan.mark.value) {
+            const KnownMark* known = mask ? known_mark_matching(*wan.mark.value, *mask) : nullptr;
             if (mask && (*wan.mark.value & ~*mask) != 0) {
                 report.fail(wan.mark.path, wan.mark_as_written + " has bits outside mark_mask " + quote(hex(*mask)));
+            } else if (known) {
+                report.fail(wan.mark.path,
+                            wan.mark_as_written + " is " + known_mark_phrase(*known, *mask) + "; choose another");
             } else if (auto first = marks.claim(*wan.mark.value, wan.path); !first.empty()) {
                 report.fail(wan.mark.path, wan.mark_as_written + " is already used by " + first);
             }
@@ -103,11 +108,11 @@ void check_lans_are_not_wans(const ConfigDraft& draft, Reporter& report) {
     }
 }
 
-// One rule to keep LAN replies in the main table, then one fwmark rule per WAN, all below the
-// kernel's own rule for the main table.
+// One rule to keep LAN replies in the main table, one fwmark rule per WAN, then the balanced
+// table's rule, all below the kernel's own rule for the main table.
 void check_rule_room(const ConfigDraft& draft, Reporter& report) {
     if (!draft.rule_priority.value || !draft.wan_count.value || *draft.wan_count.value > kMaxWans) return;
-    uint32_t rules = uint32_t(*draft.wan_count.value) + 1;
+    uint32_t rules = uint32_t(*draft.wan_count.value) + 2;
     uint32_t highest = kMainRulePriority - rules;
     if (*draft.rule_priority.value <= highest) return;
     report.fail(draft.rule_priority.path,
@@ -158,16 +163,38 @@ ProbeConfig merge(ProbeConfig base, const ProbeDraft& over) {
     return base;
 }
 
-// Tables 101, 102, ... and marks deposit_bits(1), (2), ... in WAN order, skipping any value a
-// WAN claims explicitly, so adding an explicit value never renumbers the WANs before it.
-void allocate(Config& config, const ConfigDraft& draft) {
+// The marks allocation hands out, in order: deposit_bits(1), (2), ... that no WAN claims
+// explicitly, first those no well-known program uses under the mask, then (only when those run
+// out) the ones it does. Enough for `needed` WANs when the mask has room (check_wan_count).
+std::vector<uint32_t> mark_candidates(uint32_t mask, size_t needed, const std::set<uint32_t>& taken) {
+    std::vector<uint32_t> clean, colliding;
+    const uint64_t capacity = mark_capacity(mask);
+    for (uint64_t k = 1; k <= capacity && clean.size() < needed; ++k) {
+        uint32_t mark = deposit_bits(uint32_t(k), mask);
+        if (taken.count(mark)) continue;
+        (known_mark_matching(mark, mask) ? colliding : clean).push_back(mark);
+    }
+    clean.insert(clean.end(), colliding.begin(), colliding.end());
+    return clean;
+}
+
+// Tables 101, 102, ... and marks from mark_candidates in WAN order, skipping any value a WAN
+// claims explicitly, so adding a WAN at the end never renumbers the WANs before it. A WAN that
+// gets a mark another program uses is warned about.
+void allocate(Config& config, const ConfigDraft& draft, Reporter& report) {
     std::set<uint32_t> explicit_tables, explicit_marks;
+    size_t allocated_marks = 0;
     for (const WanDraft& wan : draft.wans) {
         if (wan.table.value) explicit_tables.insert(*wan.table.value);
-        if (wan.mark.value) explicit_marks.insert(*wan.mark.value);
+        if (wan.mark.value) {
+            explicit_marks.insert(*wan.mark.value);
+        } else {
+            ++allocated_marks;
+        }
     }
+    const std::vector<uint32_t> marks = mark_candidates(config.mark_mask, allocated_marks, explicit_marks);
+    auto next_mark = marks.begin();
     uint32_t next_table = kFirstTable;
-    uint32_t next_k = 1;
     for (size_t i = 0; i < draft.wans.size(); ++i) {
         WanConfig& wan = config.wans[i];
         if (draft.wans[i].table.value) {
@@ -181,14 +208,19 @@ void allocate(Config& config, const ConfigDraft& draft) {
         }
         if (draft.wans[i].mark.value) {
             wan.mark = *draft.wans[i].mark.value;
-        } else {
-            while (explicit_marks.count(deposit_bits(next_k, config.mark_mask))) ++next_k;
-            wan.mark = deposit_bits(next_k++, config.mark_mask);
+            continue;
+        }
+        wan.mark = *next_mark++;
+        if (const KnownMark* known = known_mark_matching(wan.mark, config.mark_mask)) {
+            report.warn(draft.wans[i].path, "allocated mark " + hex(wan.mark) + " is " +
+                                                known_mark_phrase(*known, config.mark_mask) + ": its " +
+                                                std::string(known->marked) +
+                                                " would follow this WAN (no other mark is free)");
         }
     }
 }
 
-Config build(const ConfigDraft& draft) {
+Config build(const ConfigDraft& draft, Reporter& report) {
     Config config;
     if (draft.classifier.value) config.classifier = *draft.classifier.value;
     config.probe = merge(ProbeConfig{}, draft.probe);
@@ -208,7 +240,7 @@ Config build(const ConfigDraft& draft) {
         wan.probe = merge(config.probe, d.probe);
         config.wans.push_back(std::move(wan));
     }
-    allocate(config, draft);
+    allocate(config, draft, report);
     return config;
 }
 
@@ -223,7 +255,7 @@ std::optional<Config> resolve(const ConfigDraft& draft, Reporter& report) {
     check_rule_room(draft, report);
     check_min_targets(draft, report);
     if (!report.ok()) return std::nullopt;
-    return build(draft);
+    return build(draft, report);
 }
 
 }  // namespace wb::config_detail

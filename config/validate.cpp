@@ -5,6 +5,7 @@
 #include <cctype>
 #include <map>
 
+#include "base/format.hpp"
 #include "base/route_tables.hpp"
 #include "config/validate.hpp"
 #include "config/wording.hpp"
@@ -19,16 +20,28 @@ void Reporter::fail_after(const std::string& path, std::string message) {
     errors_.push_back({doc_.order_of(path, /*at_end=*/true), {path, std::move(message)}});
 }
 
-std::vector<ConfigError> Reporter::take_in_document_order() {
-    std::stable_sort(errors_.begin(), errors_.end(),
+void Reporter::warn(const std::string& path, std::string message) {
+    warnings_.push_back({doc_.order_of(path), {path, std::move(message)}});
+}
+
+namespace {
+
+std::vector<ConfigError> take_sorted(std::vector<OrderedError>& list) {
+    std::stable_sort(list.begin(), list.end(),
                      [](const OrderedError& a, const OrderedError& b) { return a.order < b.order; });
     std::vector<ConfigError> out;
-    for (auto& e : errors_) {
+    for (auto& e : list) {
         if (out.empty() || !(out.back() == e.error)) out.push_back(std::move(e.error));
     }
-    errors_.clear();
+    list.clear();
     return out;
 }
+
+}  // namespace
+
+std::vector<ConfigError> Reporter::take_in_document_order() { return take_sorted(errors_); }
+
+std::vector<ConfigError> Reporter::take_warnings_in_document_order() { return take_sorted(warnings_); }
 
 namespace {
 
@@ -127,24 +140,61 @@ bool is_wan_name(const std::string& s) {
                        [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'; });
 }
 
-// The kernel's dev_valid_name() plus what makes a name unusable in nft and ip(8) commands.
-bool is_interface_name(const std::string& s) {
-    if (s.empty() || s.size() > kMaxInterfaceName || s == "." || s == "..") return false;
-    return std::none_of(s.begin(), s.end(), [](char c) {
-        auto u = static_cast<unsigned char>(c);
-        return c == '/' || c == ':' || c == '%' || std::isspace(u) || u < 0x20 || u == 0x7f;
-    });
+// A character an interface name may not hold, in words; nullopt when it may.
+std::optional<std::string> bad_interface_char(char c) {
+    auto u = static_cast<unsigned char>(c);
+    if (c == '/' || c == ':' || c == '%') return std::string("'") + c + "'";
+    if (c == '"') return "a double quote";
+    if (c == '\'') return "a single quote";
+    if (c == ' ') return "a space";
+    if (c == '\t') return "a tab";
+    if (std::isspace(u) || u < 0x20 || u == 0x7f) return "a control character (" + hex_padded(u, 2) + ")";
+    return std::nullopt;
+}
+
+// Why `s` is not a usable interface name, or nullopt: the kernel's dev_valid_name() (1-15 bytes,
+// not "." or "..", no '/', ':' or whitespace), plus '%' (a pattern to the kernel), quotes and
+// control characters, which nft rules, ip(8) commands and hooks' environment cannot carry.
+std::optional<std::string> interface_name_problem(const std::string& s) {
+    if (s.empty()) return "it is empty";
+    if (s.size() > kMaxInterfaceName) {
+        return "it is " + std::to_string(s.size()) + " bytes long; the kernel allows at most " +
+               std::to_string(kMaxInterfaceName);
+    }
+    if (s == "." || s == "..") return std::string("the kernel reserves \".\" and \"..\"");
+    for (char c : s) {
+        if (auto what = bad_interface_char(c)) return "it contains " + *what;
+    }
+    return std::nullopt;
 }
 
 std::optional<std::string> read_interface(const Json& v, const std::string& path, Reporter& report) {
-    if (v.is_string() && is_interface_name(v.get_ref<const std::string&>())) return v.get<std::string>();
-    report.fail(path, describe(v) + " is not an interface name (1-15 characters, no '/', ':', '%' or whitespace)");
-    return std::nullopt;
+    if (!v.is_string()) {
+        report.fail(path, "expected an interface name (a string), got " + describe(v));
+        return std::nullopt;
+    }
+    const std::string& name = v.get_ref<const std::string&>();
+    if (auto problem = interface_name_problem(name)) {
+        report.fail(path, describe(v) + " is not an interface name: " + *problem);
+        return std::nullopt;
+    }
+    return name;
 }
 
 std::optional<Ipv4> read_ipv4(const Json& v) {
     if (!v.is_string()) return std::nullopt;
     return Ipv4::parse(v.get_ref<const std::string&>());
+}
+
+// Why an address cannot be a gateway or a probe target, or nullopt. 240.0.0.0/4 is left alone:
+// Linux routes it as unicast, and some networks use it.
+std::optional<std::string_view> unusable_address_kind(Ipv4 address) {
+    uint32_t a = address.value;
+    if (a == 0) return "the unspecified address";
+    if (a >> 24 == 127) return "a loopback address";
+    if (a >> 28 == 0xe) return "a multicast address";
+    if (a == UINT32_MAX) return "the broadcast address";
+    return std::nullopt;
 }
 
 // ---- Objects ----
@@ -166,8 +216,13 @@ void read_targets(Field<std::vector<Ipv4>>& field, const Json& v, const std::str
     for (size_t i = 0; i < v.size(); ++i) {
         std::string at = pointer_append(path, i);
         auto address = read_ipv4(v[i]);
+        std::optional<std::string_view> unusable = address ? unusable_address_kind(*address) : std::nullopt;
         if (!address) {
             report.fail(at, describe(v[i]) + " is not an IPv4 address");
+            ok = false;
+        } else if (unusable) {
+            report.fail(at, describe(v[i]) + " is " + std::string(*unusable) +
+                                ": a probe target must be a unicast address reached through the WAN");
             ok = false;
         } else if (auto [it, fresh] = first_seen.emplace(*address, at); !fresh) {
             report.fail(at, describe(v[i]) + " is already listed at " + it->second);
@@ -237,6 +292,22 @@ void read_mark_bits(Field<uint32_t>& field, const Json& v, const std::string& pa
     }
 }
 
+void read_gateway(Field<std::optional<Ipv4>>& field, const Json& v, const std::string& path, Reporter& report) {
+    field.path = path;
+    if (v == "auto") {
+        field.value.emplace(std::nullopt);
+    } else if (auto address = read_ipv4(v)) {
+        if (auto unusable = unusable_address_kind(*address)) {
+            report.fail(path, describe(v) + " is " + std::string(*unusable) +
+                                  ": a gateway must be a unicast address on the WAN's subnet");
+        } else {
+            field.value.emplace(*address);
+        }
+    } else {
+        report.fail(path, describe(v) + " is not an IPv4 address or \"auto\"");
+    }
+}
+
 WanDraft read_wan(const Json& v, const std::string& path, Reporter& report) {
     WanDraft wan;
     wan.path = path;
@@ -260,14 +331,7 @@ WanDraft read_wan(const Json& v, const std::string& path, Reporter& report) {
             wan.interface.path = at;
             wan.interface.value = read_interface(value, at, report);
         } else if (key == "gateway") {
-            wan.gateway.path = at;
-            if (value == "auto") {
-                wan.gateway.value.emplace(std::nullopt);
-            } else if (auto address = read_ipv4(value)) {
-                wan.gateway.value.emplace(*address);
-            } else {
-                report.fail(at, describe(value) + " is not an IPv4 address or \"auto\"");
-            }
+            read_gateway(wan.gateway, value, at, report);
         } else if (key == "weight") {
             read_unsigned(wan.weight, value, at, 1, 1000, report);
         } else if (key == "tier") {

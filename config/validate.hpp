@@ -3,7 +3,9 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/config.hpp"
@@ -21,12 +23,17 @@ public:
     // A problem noticed at the end of the value at `path` (a missing key of an object).
     void fail_after(const std::string& path, std::string message);
 
+    // Something that loads but deserves a look (it does not make the config invalid).
+    void warn(const std::string& path, std::string message);
+
     bool ok() const { return errors_.empty(); }
     std::vector<ConfigError> take_in_document_order();
+    std::vector<ConfigError> take_warnings_in_document_order();
 
 private:
     const JsonDocument& doc_;
     std::vector<OrderedError> errors_;
+    std::vector<OrderedError> warnings_;
 };
 
 // A key as read: `path` is set when the key is present, `value` only when it is also valid.
@@ -85,5 +92,24 @@ uint32_t deposit_bits(uint32_t k, uint32_t mask);
 
 // How many distinct nonzero marks fit in `mask`.
 uint64_t mark_capacity(uint32_t mask);
+
+// A mark that other software puts on packets or connections, so a WAN must not own its value
+// under mark_mask (config/known_marks.cpp holds the table, with where each value comes from).
+struct KnownMark {
+    uint32_t mark;              // 0xca6c
+    std::string_view software;  // "WireGuard"
+    std::string_view use;       // "wg-quick": which of its marks
+    std::string_view marked;    // "packets", or "connections" for a conntrack mark
+};
+
+// Every mark in the table, in its order.
+std::span<const KnownMark> known_marks();
+
+// The first known mark that `value` would match under `mask` ((mark & mask) == value): the
+// fwmark rule and the by_mark map of the WAN with that value would take its traffic.
+const KnownMark* known_mark_matching(uint32_t value, uint32_t mask);
+
+// "the mark WireGuard (wg-quick, 0xca6c) puts on its packets under mark_mask \"0x3f00\"".
+std::string known_mark_phrase(const KnownMark& known, uint32_t mask);
 
 }  // namespace wb::config_detail

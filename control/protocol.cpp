@@ -36,6 +36,7 @@ std::string encode(const Request& request) {
                                [](const SetRequest& r) {
                                    return json{{"command", "set"}, {"wan", r.wan}, {"mode", r.mode}};
                                },
+                               [](const HandoverRequest&) { return json{{"command", "handover"}}; },
                            },
                            request));
 }
@@ -47,6 +48,7 @@ std::string encode(const Reply& reply) {
                                [](const SetReply& r) {
                                    return json{{"ok", true}, {"wan", r.wan}, {"state", r.state}};
                                },
+                               [](const HandoverReply& r) { return json{{"ok", true}, {"handover_s", r.seconds}}; },
                                [](const ErrorReply& r) {
                                    return json{{"ok", false}, {"error", r.message}, {"exit_code", r.exit_code}};
                                },
@@ -62,13 +64,14 @@ Expected<Request> decode_request(std::string_view text) {
     if (!command) return malformed("request has no \"command\" string");
     if (*command == "status") return Request{StatusRequest{}};
     if (*command == "reload") return Request{ReloadRequest{}};
+    if (*command == "handover") return Request{HandoverRequest{}};
     if (*command == "set") {
         const std::string* wan = string_at(j, "wan");
         const std::string* mode = string_at(j, "mode");
         if (!wan || !mode) return malformed("set needs \"wan\" and \"mode\" strings");
         return Request{SetRequest{*wan, *mode}};
     }
-    return malformed("unknown command " + quoted(*command) + " (expected status, reload or set)");
+    return malformed("unknown command " + quoted(*command) + " (expected status, reload, set or handover)");
 }
 
 Expected<Reply> decode_reply(std::string_view text) {
@@ -88,10 +91,12 @@ Expected<Reply> decode_reply(std::string_view text) {
     }
     if (auto status = j.find("status"); status != j.end() && status->is_object()) return Reply{StatusReply{*status}};
     if (const std::string* summary = string_at(j, "summary")) return Reply{ReloadReply{*summary}};
+    if (auto handover = j.find("handover_s"); handover != j.end() && handover->is_number_integer())
+        return Reply{HandoverReply{handover->get<int>()}};
     const std::string* wan = string_at(j, "wan");
     const std::string* state = string_at(j, "state");
     if (wan && state) return Reply{SetReply{*wan, *state}};
-    return malformed("reply has none of \"status\", \"summary\" or \"wan\" and \"state\"");
+    return malformed("reply has none of \"status\", \"summary\", \"handover_s\" or \"wan\" and \"state\"");
 }
 
 }  // namespace wb

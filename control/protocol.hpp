@@ -28,7 +28,12 @@ struct SetRequest {
     std::string mode;  // checked by the daemon, which also names the WANs it knows
     bool operator==(const SetRequest&) const = default;
 };
-using Request = std::variant<StatusRequest, ReloadRequest, SetRequest>;
+// {"command": "handover"}: the daemon's next stop (within the reply's seconds) leaves the
+// routes, rules and nftables table in place for the next wanbalanced to adopt (package upgrades).
+struct HandoverRequest {
+    bool operator==(const HandoverRequest&) const = default;
+};
+using Request = std::variant<StatusRequest, ReloadRequest, SetRequest, HandoverRequest>;
 
 // Replies:
 //   {"ok": true, "status": {the status object of docs/design.md}}
@@ -54,7 +59,11 @@ struct ErrorReply {
     int exit_code = kExitFailure;  // 1..255
     bool operator==(const ErrorReply&) const = default;
 };
-using Reply = std::variant<StatusReply, ReloadReply, SetReply, ErrorReply>;
+struct HandoverReply {
+    int seconds = 0;  // {"ok": true, "handover_s": 60}: how long the promise holds
+    bool operator==(const HandoverReply&) const = default;
+};
+using Reply = std::variant<StatusReply, ReloadReply, SetReply, HandoverReply, ErrorReply>;
 
 // The one way to build an error reply, for the server and the daemon's handler alike.
 ErrorReply error_reply(std::string message, int exit_code = kExitFailure);

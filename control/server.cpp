@@ -1,6 +1,6 @@
 // The control socket's server: non-blocking, on the daemon's sd-event loop. A connection is read
-// until its newline (or EOF), answered, and closed; slow or silent clients are dropped after the
-// client timeout without holding up anyone else.
+// until its newline (or EOF), answered (at once or when the handler responds), and closed; slow
+// or silent clients are dropped after the client timeout without holding up anyone else.
 #include "control/server.hpp"
 
 #include <sys/socket.h>
@@ -71,11 +71,19 @@ Status clear_stale_socket(const std::string& path, const sockaddr_un& addr, cons
     return Status::ok();
 }
 
+// A synchronous handler as an asynchronous one that always answers before it returns.
+AsyncControlHandler responding_at_once(ControlHandler handler) {
+    return [handler = std::move(handler)](const Request& request, const Respond& respond) {
+        respond(handler(request));
+    };
+}
+
 }  // namespace
 
-struct ControlServer::Impl {
+struct ControlServer::Impl : std::enable_shared_from_this<ControlServer::Impl> {
     struct Connection {
         Impl* server = nullptr;
+        uint64_t serial = 0;  // a Respond finds its connection by it, never by a pointer
         Fd fd;
         uid_t uid = static_cast<uid_t>(-1);
         SourcePtr io;
@@ -83,13 +91,14 @@ struct ControlServer::Impl {
         std::string in;
         std::string out;
         size_t written = 0;
+        bool waiting = false;  // for the handler's reply
         bool replying = false;
     };
 
     EventPtr event;
     std::string runtime_dir;
     std::string path;
-    ControlHandler handler;
+    AsyncControlHandler handler;
     std::chrono::milliseconds client_timeout{kControlClientTimeout};
     Fd listen_fd;
     SourcePtr listen_source;
@@ -98,7 +107,8 @@ struct ControlServer::Impl {
     SourcePtr accept_pause;
     dev_t dev = 0;
     ino_t ino = 0;
-    std::map<Connection*, std::unique_ptr<Connection>> connections;
+    uint64_t last_serial = 0;
+    std::map<uint64_t, std::unique_ptr<Connection>> connections;
 
     ~Impl() {
         connections.clear();
@@ -111,7 +121,7 @@ struct ControlServer::Impl {
             unlink(path.c_str());
     }
 
-    void drop(Connection* c) { connections.erase(c); }
+    void drop(Connection* c) { connections.erase(c->serial); }
 
     static int on_accept(sd_event_source*, int, uint32_t, void* userdata) {
         auto* self = static_cast<Impl*>(userdata);
@@ -149,6 +159,7 @@ struct ControlServer::Impl {
         if (connections.size() >= kMaxControlConnections) return;  // fd closes here
         auto c = std::make_unique<Connection>();
         c->server = this;
+        c->serial = ++last_serial;
         c->fd = std::move(fd);
         ucred cred{};
         socklen_t len = sizeof cred;
@@ -162,7 +173,7 @@ struct ControlServer::Impl {
                                        c.get()) < 0)
             return;
         c->timer.reset(timer);
-        Connection* key = c.get();
+        uint64_t key = c->serial;
         connections.emplace(key, std::move(c));
     }
 
@@ -177,6 +188,10 @@ struct ControlServer::Impl {
         Impl* self = c->server;
         if (c->replying) {
             self->write_reply(c);
+        } else if (c->waiting) {
+            // Only a hang-up wakes a waiting connection (epoll reports it whatever it is asked
+            // for): nobody is left to read the reply.
+            if (revents & (EPOLLHUP | EPOLLERR)) self->drop(c);
         } else if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
             self->read_request(c);
         }
@@ -197,7 +212,7 @@ struct ControlServer::Impl {
                 if (c->in.empty()) {
                     drop(c);  // connected and left without asking anything
                 } else {
-                    reply(c, answer(c->uid, c->in));
+                    answer(c);
                 }
                 return;
             }
@@ -205,7 +220,7 @@ struct ControlServer::Impl {
             c->in.append(buf, static_cast<size_t>(n));
             if (size_t nl = c->in.find('\n', scanned); nl != std::string::npos) {
                 c->in.resize(nl);
-                reply(c, answer(c->uid, c->in));
+                answer(c);
                 return;
             }
             if (c->in.size() > kMaxControlRequestBytes) {
@@ -217,23 +232,41 @@ struct ControlServer::Impl {
 
     // Permission is checked after the request is read: closing a Unix socket with unread data
     // makes the client's next read fail with ECONNRESET instead of returning our reply.
-    Reply answer(uid_t uid, const std::string& text) {
-        if (uid != 0 && uid != geteuid()) return error_reply("permission denied: only root may control wanbalanced");
-        if (text.size() > kMaxControlRequestBytes) return error_reply(too_large());
-        auto request = decode_request(text);
-        if (!request) return error_reply(request.error().message);
+    // The handler's reply may close the connection before the handler returns: `c` is not
+    // touched after the handler, only looked up again by its serial.
+    void answer(Connection* c) {
+        if (c->uid != 0 && c->uid != geteuid())
+            return reply(c, error_reply("permission denied: only root may control wanbalanced"));
+        if (c->in.size() > kMaxControlRequestBytes) return reply(c, error_reply(too_large()));
+        auto request = decode_request(c->in);
+        if (!request) return reply(c, error_reply(request.error().message));
+        const uint64_t serial = c->serial;
+        c->waiting = true;
+        // Nothing more is read: a half-closed client would report its EOF over and over.
+        if (sd_event_source_set_io_events(c->io.get(), 0) < 0) return drop(c);
+        std::string failure;
         try {
-            return handler(*request);
+            handler(*request, [server = weak_from_this(), serial](const Reply& r) {
+                if (auto self = server.lock()) self->deliver(serial, r);
+            });
         } catch (const std::exception& e) {
-            return error_reply(std::string("internal error: ") + e.what());
+            failure = std::string("internal error: ") + e.what();
         } catch (...) {
-            return error_reply("internal error: unknown exception");
+            failure = "internal error: unknown exception";
         }
+        if (!failure.empty()) deliver(serial, error_reply(failure));  // unless it responded first
+    }
+
+    // A Respond's reply: to its connection if that still waits for one, else nowhere.
+    void deliver(uint64_t serial, const Reply& r) {
+        auto it = connections.find(serial);
+        if (it != connections.end() && it->second->waiting) reply(it->second.get(), r);
     }
 
     void reply(Connection* c, const Reply& r) {
         c->out = encode(r) + "\n";
         c->written = 0;
+        c->waiting = false;
         c->replying = true;
         if (sd_event_source_set_io_events(c->io.get(), EPOLLOUT) < 0) {
             drop(c);
@@ -259,13 +292,24 @@ struct ControlServer::Impl {
 
 Expected<std::unique_ptr<ControlServer>> ControlServer::open(sd_event* event, const std::string& runtime_dir,
                                                              ControlHandler handler) {
-    return open(event, runtime_dir, std::move(handler), kControlClientTimeout);
+    return open(event, runtime_dir, responding_at_once(std::move(handler)), kControlClientTimeout);
 }
 
 Expected<std::unique_ptr<ControlServer>> ControlServer::open(sd_event* event, const std::string& runtime_dir,
                                                              ControlHandler handler,
                                                              std::chrono::milliseconds client_timeout) {
-    auto impl = std::make_unique<Impl>();
+    return open(event, runtime_dir, responding_at_once(std::move(handler)), client_timeout);
+}
+
+Expected<std::unique_ptr<ControlServer>> ControlServer::open(sd_event* event, const std::string& runtime_dir,
+                                                             AsyncControlHandler handler) {
+    return open(event, runtime_dir, std::move(handler), kControlClientTimeout);
+}
+
+Expected<std::unique_ptr<ControlServer>> ControlServer::open(sd_event* event, const std::string& runtime_dir,
+                                                             AsyncControlHandler handler,
+                                                             std::chrono::milliseconds client_timeout) {
+    auto impl = std::make_shared<Impl>();
     impl->event.reset(sd_event_ref(event));
     impl->runtime_dir = runtime_dir;
     impl->handler = std::move(handler);

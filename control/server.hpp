@@ -19,6 +19,15 @@ namespace wb {
 // An exception becomes an ErrorReply "internal error: ..." (it never reaches the loop).
 using ControlHandler = std::function<Reply(const Request& request)>;
 
+// Sends the reply to one request. Call it on the loop's thread, before the handler returns or
+// any time later. Only the first call counts; a reply to a client that is gone (it timed out,
+// hung up) or to a server that is destroyed is dropped.
+using Respond = std::function<void(const Reply& reply)>;
+// The asynchronous form, for requests whose answer takes a while (the status's conntrack
+// count): the loop serves everything else meanwhile, and the client timeout still bounds the
+// wait. An exception thrown before the handler responds becomes the ErrorReply as above.
+using AsyncControlHandler = std::function<void(const Request& request, Respond respond)>;
+
 class ControlServer {
 public:
     // Creates RUNTIME_DIR (0755) if missing, binds RUNTIME_DIR/control.sock (0600; a stale
@@ -33,6 +42,12 @@ public:
     static Expected<std::unique_ptr<ControlServer>> open(sd_event* event, const std::string& runtime_dir,
                                                          ControlHandler handler,
                                                          std::chrono::milliseconds client_timeout);
+    // The same with a handler that may reply later.
+    static Expected<std::unique_ptr<ControlServer>> open(sd_event* event, const std::string& runtime_dir,
+                                                         AsyncControlHandler handler);
+    static Expected<std::unique_ptr<ControlServer>> open(sd_event* event, const std::string& runtime_dir,
+                                                         AsyncControlHandler handler,
+                                                         std::chrono::milliseconds client_timeout);
     ~ControlServer();  // closes and unlinks the socket
     ControlServer(const ControlServer&) = delete;
     ControlServer& operator=(const ControlServer&) = delete;
@@ -42,7 +57,7 @@ public:
 private:
     ControlServer() = default;
     struct Impl;
-    std::unique_ptr<Impl> impl_;
+    std::shared_ptr<Impl> impl_;  // shared: a Respond holds a weak_ptr to it
 };
 
 }  // namespace wb

@@ -223,6 +223,20 @@ void on(State& s, const Reloaded& e, WallTime now, Effects& fx) {
     fx.reconcile = true;
 }
 
+void on(State& s, const Restored& e, WallTime now, Effects& fx) {
+    std::string restored;
+    for (const auto& [wan, mode] : e.overrides) {
+        auto i = find_wan(s, wan);
+        if (!i || mode == Override::Auto) continue;  // a WAN the config no longer has
+        s.wans[*i].override_mode = mode;
+        restored += (restored.empty() ? "" : ", ") + wan + " " + std::string(override_name(mode));
+    }
+    if (restored.empty()) return;
+    fx.logs.push_back({Level::Notice, "operator overrides kept from the previous run: " + restored});
+    if (s.ready) decide(s, now, fx);  // else the first kernel facts decide, with the overrides in
+    fx.reconcile = true;
+}
+
 void on(State&, const Timer&, WallTime, Effects& fx) { fx.reconcile = true; }
 
 void on(State& s, const KernelApplied&, WallTime, Effects& fx) {
@@ -279,6 +293,13 @@ std::vector<WanInputs> desired_inputs(const State& state) {
     inputs.reserve(state.wans.size());
     for (const auto& w : state.wans) inputs.push_back(w.inputs);
     return inputs;
+}
+
+std::map<std::string, Override> overrides_of(const State& state) {
+    std::map<std::string, Override> out;
+    for (size_t i = 0; i < state.wans.size(); ++i)
+        if (state.wans[i].override_mode != Override::Auto) out[state.config.wans[i].name] = state.wans[i].override_mode;
+    return out;
 }
 
 std::optional<size_t> find_wan(const State& state, std::string_view name) {

@@ -120,12 +120,16 @@ struct OverrideRequested {
 struct Reloaded {
     Config config;
 };
+// The operator's overrides as the previous run left them (by WAN name), before the first reconcile.
+struct Restored {
+    std::map<std::string, Override> overrides;
+};
 // The periodic check that the kernel still holds what we put there.
 struct Timer {};
 // The desired state of the current State has been applied to the kernel (as far as it could be).
 struct KernelApplied {};
 
-using Event = std::variant<KernelChanged, ProbeRound, OverrideRequested, Reloaded, Timer, KernelApplied>;
+using Event = std::variant<KernelChanged, ProbeRound, OverrideRequested, Reloaded, Restored, Timer, KernelApplied>;
 
 // ---- effects ----
 
@@ -152,6 +156,9 @@ Step step(State state, const Event& event, WallTime now);
 
 // Per WAN, the inputs build_desired() takes (same order as config.wans).
 std::vector<WanInputs> desired_inputs(const State& state);
+
+// Every WAN's override that is not Auto, by WAN name: what a restart must restore.
+std::map<std::string, Override> overrides_of(const State& state);
 
 // The index of the WAN called `name`, if any.
 std::optional<size_t> find_wan(const State& state, std::string_view name);

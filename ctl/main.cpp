@@ -15,6 +15,7 @@
 #include "base/exit_codes.hpp"
 #include "base/format.hpp"
 #include "config/config.hpp"
+#include "config/hooks_trust.hpp"
 #include "control/client.hpp"
 #include "ctl/status_format.hpp"
 #include "rules/desired.hpp"
@@ -36,6 +37,7 @@ constexpr const char* kUsage =
     "                            show each WAN's state, gateway, probes and traffic\n"
     "  reload                    make the running daemon re-read its config\n"
     "  set WAN up|down|auto      operator override for one WAN (auto: back to the prober)\n"
+    "  handover                  the daemon's next stop leaves the data plane for its successor\n"
     "\n"
     "Options:\n"
     "  --runtime-dir DIR  the daemon instance's runtime directory\n"
@@ -53,8 +55,10 @@ struct Command {
 
 constexpr Command kCommands[] = {
     {"check", "wanbalancectl check [--config PATH]",
-     "Validate a configuration file without touching the kernel. Prints a one-line summary, or\n"
-     "every problem found (file, JSON path, problem) and exits 78.\n"
+     "Validate a configuration file without touching the kernel, and that its hooks_dir is a\n"
+     "trusted place to run hooks from (owned by root, writable by nobody else, as wanbalanced\n"
+     "demands). Prints a one-line summary, or every problem found (file, JSON path, problem)\n"
+     "and exits 78.\n"
      "\n"
      "  --config PATH  the file to check (default: /etc/wanbalance.json)\n"},
     {"ruleset", "wanbalancectl ruleset [--config PATH]",
@@ -72,8 +76,13 @@ constexpr Command kCommands[] = {
      "Ask the running daemon to re-read its configuration and apply the difference. On an invalid\n"
      "configuration it prints the problems, exits 78, and the old configuration keeps running.\n"},
     {"set", "wanbalancectl [--runtime-dir DIR] set WAN up|down|auto",
-     "Operator override for one WAN: 'down' drains it (state disabled), 'up' keeps it in service\n"
-     "whatever the probes say, 'auto' hands it back to the prober.\n"},
+     "Operator override for one WAN: 'down' takes it out of service (state disabled, its\n"
+     "connections flushed), 'up' keeps it in service whatever the probes say, 'auto' hands it back\n"
+     "to the prober. Kept across restarts of the daemon until set to 'auto'.\n"},
+    {"handover", "wanbalancectl [--runtime-dir DIR] handover",
+     "Tell the running daemon that its next stop, within 60 seconds, is a hand-over to a new\n"
+     "wanbalanced (a package upgrade runs this before restarting the service): it then leaves its\n"
+     "routes, rules and nftables table in place for the new one to adopt, so traffic never stops.\n"},
 };
 
 const Command* find_command(std::string_view name) {
@@ -129,6 +138,7 @@ std::string config_summary(const wb::Config& config) {
 // Loads the config or prints every problem; nullopt means "exit 78".
 std::optional<wb::Config> load_or_report(const std::string& path) {
     wb::ConfigResult result = wb::load_config(path);
+    for (const auto& w : result.warnings) std::cerr << "warning: " << w.format(path) << "\n";
     if (result.errors.empty() && result.config) return std::move(*result.config);
     for (const auto& e : result.errors) std::cerr << e.format(path) << "\n";
     if (result.errors.empty()) std::cerr << path << ": invalid configuration\n";
@@ -138,6 +148,10 @@ std::optional<wb::Config> load_or_report(const std::string& path) {
 int run_check(const std::string& config_path) {
     auto config = load_or_report(config_path);
     if (!config) return kExitConfig;
+    // Where the daemon would run hooks from must be trusted too (it refuses to start otherwise).
+    auto untrusted = wb::check_hooks_dir(config->hooks_dir, 0);
+    for (const auto& e : untrusted) std::cerr << e.format(config_path) << "\n";
+    if (!untrusted.empty()) return kExitConfig;
     std::cout << config_path << ": OK: " << config_summary(*config) << "\n";
     return kExitOk;
 }
@@ -215,6 +229,15 @@ int run_set(const std::string& runtime_dir, const std::string& wan, const std::s
     return kExitOk;
 }
 
+int run_handover(const std::string& runtime_dir) {
+    int code = kExitOk;
+    auto reply = ask_daemon<wb::HandoverReply>(runtime_dir, wb::HandoverRequest{}, code);
+    if (!reply) return code;
+    std::cout << "handover: a stop within " << reply->seconds
+              << " s leaves the data plane in place for the next wanbalanced\n";
+    return kExitOk;
+}
+
 int run(const std::vector<std::string>& args) {
     std::string runtime_flag;
     size_t i = 0;
@@ -287,6 +310,7 @@ int run(const std::vector<std::string>& args) {
     if (name == "ruleset") return run_ruleset(config_path);
     if (name == "status") return run_status(runtime_dir, view);
     if (name == "reload") return run_reload(runtime_dir);
+    if (name == "handover") return run_handover(runtime_dir);
     const std::string& mode = positional[1];
     if (mode != "up" && mode != "down" && mode != "auto")
         return usage_error("mode must be up, down or auto, not " + wb::quoted(mode), command);

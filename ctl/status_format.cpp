@@ -219,6 +219,12 @@ std::string format_status(const json& status, bool color, std::chrono::system_cl
         out += color ? std::string(kBoldRed) + warning + kReset : warning;
         out += "\n";
     }
+    if (auto problem = get_string(status, "config_error")) {
+        std::string warning = "critical: the config file is invalid; running the last applied configuration\n  " +
+                              *problem + "\n  fix the file, then `wanbalancectl reload`";
+        out += color ? std::string(kBoldRed) + warning + kReset : warning;
+        out += "\n";
+    }
 
     std::vector<std::vector<Cell>> rows;
     std::vector<std::string> notes;
@@ -320,6 +326,9 @@ std::string format_prometheus(const json& status) {
     family_header(out, {"wanbalance_all_down", "gauge",
                         "1 when every WAN is down and traffic is balanced over the WANs whose link is up."});
     out += std::string("wanbalance_all_down ") + (get_bool(status, "all_down") ? "1" : "0") + "\n";
+    family_header(out, {"wanbalance_config_invalid", "gauge",
+                        "1 when the config file is invalid and the last applied configuration runs."});
+    out += std::string("wanbalance_config_invalid ") + (get_string(status, "config_error") ? "1" : "0") + "\n";
 
     // WANs without a name cannot be labelled: they are left out.
     std::vector<std::pair<std::string, const json*>> wans;

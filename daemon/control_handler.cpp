@@ -7,23 +7,42 @@
 
 #include "base/format.hpp"
 #include "base/overloaded.hpp"
+#include "config/hooks_trust.hpp"
 #include "daemon/daemon.hpp"
 #include "daemon/log.hpp"
 #include "daemon/status_json.hpp"
 
 namespace wb {
-Reply Daemon::on_control(const Request& request) {
-    return std::visit(Overloaded{
-                          [&](const StatusRequest&) -> Reply { return StatusReply{status_json()}; },
-                          [&](const ReloadRequest&) -> Reply { return reload(); },
-                          [&](const SetRequest& set) -> Reply { return set_override(set); },
-                      },
-                      request);
+void Daemon::on_control(const Request& request, Respond respond) {
+    auto status = [&] {
+        // The probes' own ICMP echoes carry the WAN's mark too; they are not the operator's traffic.
+        std::set<uint16_t> probe_ids;
+        for (const auto& wan : state_.config.wans)
+            if (auto id = prober_->identifier(wan.name)) probe_ids.insert(*id);
+        // Counting a big conntrack table takes long: the worker does it while the loop runs on,
+        // and the status is made when the count is back, with the counters of that moment.
+        counter_->count(state_.config.mark_mask, std::move(probe_ids),
+                        [this, respond = std::move(respond)](const Expected<ConntrackCounter::Counts>& conns) {
+                            try {
+                                respond(StatusReply{status_json(conns ? *conns : ConntrackCounter::Counts{})});
+                            } catch (const std::exception& e) {
+                                respond(error_reply(std::string("internal error: ") + e.what()));
+                            }
+                        });
+    };
+    std::visit(Overloaded{
+                   [&](const StatusRequest&) { status(); },
+                   [&](const ReloadRequest&) { respond(reload()); },
+                   [&](const SetRequest& set) { respond(set_override(set)); },
+                   [&](const HandoverRequest&) { respond(handover()); },
+               },
+               request);
 }
 
 Reply Daemon::reload() {
     sd_notify(0, "RELOADING=1\nSTATUS=Reloading configuration");
     ConfigResult loaded = load_config(options_.config_path);
+    require_trusted_hooks(loaded, geteuid());
     if (!loaded.config) {
         std::string lines;
         for (const auto& e : loaded.errors) {
@@ -35,7 +54,10 @@ Reply Daemon::reload() {
         notify_status();
         return error_reply(lines, kExitConfig);
     }
+    for (const auto& w : loaded.warnings) log(Level::Warning, w.format(options_.config_path));
     changes_ = {};
+    config_text_ = loaded.text;
+    config_error_.clear();
     Effects fx = dispatch(Reloaded{*loaded.config});
     fx.reconcile = false;  // now, not on the next loop turn: the summary counts what it changed
     perform(fx);
@@ -45,6 +67,8 @@ Reply Daemon::reload() {
                                                       std::to_string(changes_.routes) + " route changes, " +
                                                       std::to_string(changes_.rules) + " rule changes";
     for (const auto& n : fx.notes) summary += "; " + n;
+    remember_applied_config();
+    report("state directory", store_.save_overrides(overrides_of(state_)));
     LogEvent e{kMessageConfigReloaded, "config-reloaded", "", "", "", summary, {}, {}};
     log_event(Level::Notice, e, "configuration reloaded from " + state_.config.path + ": " + summary);
     hooks_->run(state_.config.hooks_dir, {"config-reloaded", "", "", ""});
@@ -61,21 +85,30 @@ Reply Daemon::set_override(const SetRequest& request) {
     fx.reconcile = false;  // now: the reply says what the kernel does
     perform(fx);
     reconcile();
+    // Kept for the next run: a crash, a watchdog restart or an upgrade keeps a drained WAN drained.
+    report("state directory", store_.save_overrides(overrides_of(state_)));
     auto i = find_wan(state_, request.wan);
     return SetReply{request.wan, std::string(health_name(state_.wans[*i].health))};
 }
 
-nlohmann::json Daemon::status_json() {
+Reply Daemon::handover() {
+    handover_until_ = std::chrono::steady_clock::now() + kHandoverWindow;
+    log(Level::Notice, "handover requested: a stop within " + std::to_string(kHandoverWindow.count()) +
+                           " s leaves the data plane in place for the next wanbalanced");
+    return HandoverReply{int(kHandoverWindow.count())};
+}
+
+void Daemon::remember_applied_config() {
+    if (sync_->table_applied() && !config_text_.empty())
+        report("state directory", store_.save_last_config(config_text_));
+}
+
+nlohmann::json Daemon::status_json(const ConntrackCounter::Counts& connections) {
     watch_->refresh_counters();
-    // The probes' own ICMP echoes carry the WAN's mark too; they are not the operator's traffic.
-    std::set<uint16_t> probe_ids;
-    for (const auto& wan : state_.config.wans)
-        if (auto id = prober_->identifier(wan.name)) probe_ids.insert(*id);
-    std::map<uint32_t, unsigned> conns;
-    if (auto c = kernel_->conntrack().count_by_mark(state_.config.mark_mask, probe_ids)) conns = *c;
     std::vector<WanCounters> counters;
     for (const auto& wan : state_.config.wans) {
-        WanCounters c{prober_->stats(wan.name), conns[wan.mark], 0, 0};
+        auto n = connections.find(wan.mark);
+        WanCounters c{prober_->stats(wan.name), n == connections.end() ? 0 : n->second, 0, 0};
         if (const LinkState* link = watch_->snapshot().link(wan.interface)) {
             c.rx_bytes = link->rx_bytes;
             c.tx_bytes = link->tx_bytes;
@@ -83,11 +116,14 @@ nlohmann::json Daemon::status_json() {
         counters.push_back(c);
     }
     auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
-    return wb::status_json(state_, counters, uptime, int(getpid()));
+    nlohmann::json status = wb::status_json(state_, counters, uptime, int(getpid()));
+    status["config_error"] = config_error_.empty() ? nlohmann::json(nullptr) : nlohmann::json(config_error_);
+    return status;
 }
 
 void Daemon::notify_status() {
     std::string status = "STATUS=" + status_line(state_);
+    if (!config_error_.empty()) status += "; CONFIG FILE INVALID, running the last applied configuration";
     sd_notify(0, status.c_str());
 }
 

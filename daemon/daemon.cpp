@@ -5,7 +5,10 @@
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 
+#include <unistd.h>
+
 #include "base/exit_codes.hpp"
+#include "config/hooks_trust.hpp"
 #include "daemon/log.hpp"
 
 namespace wb {
@@ -22,7 +25,7 @@ Status sd_check(int r, const std::string& what) {
 
 }  // namespace
 
-Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {}
+Daemon::Daemon(DaemonOptions options) : options_(std::move(options)), store_(options_.state_dir) {}
 
 Daemon::~Daemon() {
     // Everything that holds event sources goes before the loop they belong to.
@@ -31,6 +34,8 @@ Daemon::~Daemon() {
     control_.reset();
     signal_sources_.clear();
     kernel_source_.reset();
+    counter_source_.reset();
+    counter_.reset();  // joins its thread; status requests still waiting are never answered
     reconcile_source_.reset();
     verify_source_.reset();
     nft_monitor_source_.reset();
@@ -38,36 +43,72 @@ Daemon::~Daemon() {
 }
 
 int Daemon::run() {
-    ConfigResult loaded = load_config(options_.config_path);
-    if (!loaded.config) {
-        for (const auto& e : loaded.errors) log(Level::Error, e.format(options_.config_path));
-        return kExitConfig;
-    }
-    if (int rc = setup(*loaded.config); rc != kExitOk) {
+    auto loaded = load_startup_config();
+    if (!loaded) return kExitConfig;
+    if (int rc = setup(*loaded->config); rc != kExitOk) {
         teardown();
         return rc;
     }
     int r = sd_event_loop(event_.get());
-    sd_notify(0, "STOPPING=1\nSTATUS=Removing wanbalance's routes, rules and nftables table");
     if (r < 0) log(Level::Error, "the event loop failed: " + errno_text(-r));
+    if (std::chrono::steady_clock::now() < handover_until_) {
+        // A package upgrade: the next wanbalanced adopts the table, routes and rules as they are.
+        sd_notify(0, "STOPPING=1\nSTATUS=Handing over: routes, rules and nftables table stay for the next wanbalanced");
+        log(Level::Notice, "stopping for a handover: the data plane stays in place for the next wanbalanced to adopt");
+        return r < 0 ? kExitFailure : kExitOk;
+    }
+    sd_notify(0, "STOPPING=1\nSTATUS=Removing wanbalance's routes, rules and nftables table");
     log(Level::Info, "stopping: removing everything wanbalanced created");
     teardown();
     log(Level::Info, "stopped");
     return r < 0 ? kExitFailure : kExitOk;
 }
 
+std::optional<ConfigResult> Daemon::load_startup_config() {
+    ConfigResult loaded = load_config(options_.config_path);
+    require_trusted_hooks(loaded, geteuid());
+    for (const auto& w : loaded.warnings) log(Level::Warning, w.format(options_.config_path));
+    if (loaded.config) {
+        config_text_ = loaded.text;
+        return loaded;
+    }
+    for (const auto& e : loaded.errors) log(Level::Error, e.format(options_.config_path));
+    // A restart (crash, watchdog, upgrade) with a broken edit in the file: keep routing with what
+    // was last applied rather than leave the old ruleset in the kernel with nobody managing it.
+    auto text = store_.last_config();
+    if (!text) return std::nullopt;
+    ConfigResult last = parse_config(*text, options_.config_path);
+    if (!last.config) {
+        log(Level::Error, "the last applied configuration (" + store_.last_config_path() + ") is not valid either");
+        return std::nullopt;
+    }
+    config_error_ = loaded.errors.front().format(options_.config_path);
+    if (loaded.errors.size() > 1) config_error_ += " (and " + std::to_string(loaded.errors.size() - 1) + " more)";
+    log(Level::Critical, options_.config_path + " is invalid; running the last applied configuration (" +
+                             store_.last_config_path() + ") until the file is fixed and reloaded");
+    config_text_ = *text;
+    return last;
+}
+
 int Daemon::setup(const Config& config) {
     started_ = std::chrono::steady_clock::now();
     state_ = initial_state(config, std::chrono::system_clock::now());
+    // Before anything touches the kernel: a second daemon there would delete the first's objects.
+    if (Status s = instance_lock_.acquire(); !s) {
+        log(Level::Error, s.message);
+        return kExitFailure;
+    }
+    if (Status s = store_.prepare(); !s) log(Level::Warning, s.message + "; overrides and the last config are not kept");
     for (auto step : {&Daemon::open_loop, &Daemon::open_kernel, &Daemon::open_sources}) {
         if (Status s = (this->*step)(); !s) {
             log(Level::Error, s.message);
             return kExitFailure;
         }
     }
-    sysctls_ = load_sysctl_record(options_.runtime_dir);  // a crashed run's originals win
+    sysctls_ = store_.sysctls();  // a crashed run's originals win
     log(Level::Info, "starting with " + config.path + ": " + std::to_string(config.wans.size()) + " WANs, " +
                          std::to_string(config.lans.size()) + " LANs");
+    perform(dispatch(Restored{store_.overrides()}));
     // Adopt or replace whatever a previous run left: nothing is recorded as applied yet, so the
     // first apply replaces the table atomically, and route/rule sync reads back what we own.
     reconcile();
@@ -75,6 +116,7 @@ int Daemon::setup(const Config& config) {
         log(Level::Error, "giving up: the nftables ruleset could not be installed");
         return kExitFailure;
     }
+    remember_applied_config();
     sd_notify(0, "READY=1");
     notify_status();
     return kExitOk;
@@ -101,8 +143,8 @@ Status Daemon::open_loop() {
     }
     if (Status s = sd_check(sd_event_set_watchdog(event_.get(), true), "Could not arm the watchdog"); !s) return s;
     // The control socket first: it refuses to start a second daemon before either touches the kernel.
-    auto control = ControlServer::open(event_.get(), options_.runtime_dir,
-                                       [this](const Request& request) { return on_control(request); });
+    auto handler = [this](const Request& request, Respond respond) { on_control(request, std::move(respond)); };
+    auto control = ControlServer::open(event_.get(), options_.runtime_dir, handler);
     if (!control) return control.error();
     control_ = std::move(*control);
     return Status::ok();
@@ -118,6 +160,15 @@ Status Daemon::open_kernel() {
     sync_ = std::make_unique<KernelSync>(*kernel_);
     if (Status s = watch_readable(watch_->fd(), on_readable<&Daemon::on_kernel_readable>, kernel_source_); !s)
         return Status::fail(s.err, "Could not watch the kernel's link, address and route notifications: " + s.message);
+    auto counter = ConntrackCounter::open();
+    if (!counter) return needs_net_admin(counter.error());
+    counter_ = std::move(*counter);
+    auto on_counted = [](sd_event_source*, int, uint32_t, void* self) {
+        static_cast<Daemon*>(self)->counter_->process();
+        return 0;
+    };
+    if (Status s = watch_readable(counter_->fd(), on_counted, counter_source_); !s)
+        return Status::fail(s.err, "Could not watch the conntrack counts: " + s.message);
     // Without it a foreign change to our table is still repaired, by the verify timer.
     std::string fallback =
         "; changes to the table are checked every " + std::to_string(kVerifyInterval.count()) + " s only";

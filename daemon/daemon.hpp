@@ -17,7 +17,9 @@
 #include "control/server.hpp"
 #include "core/wan_state.hpp"
 #include "daemon/hooks.hpp"
-#include "daemon/sysctl_state.hpp"
+#include "daemon/instance_lock.hpp"
+#include "daemon/state_store.hpp"
+#include "netlink/conntrack_counter.hpp"
 #include "netlink/kernel_sync.hpp"
 #include "netlink/kernel_watch.hpp"
 #include "netlink/netlink_kernel.hpp"
@@ -26,9 +28,13 @@
 
 namespace wb {
 
+// How long after `wanbalancectl handover` a stop leaves the data plane for the next daemon.
+inline constexpr auto kHandoverWindow = std::chrono::seconds(60);
+
 struct DaemonOptions {
     std::string config_path = kDefaultConfigPath;
     std::string runtime_dir;  // resolved
+    std::string state_dir;    // resolved
     bool verbose = false;
 };
 
@@ -51,6 +57,7 @@ public:
 
 private:
     // daemon.cpp: life cycle and event sources.
+    std::optional<ConfigResult> load_startup_config();
     int setup(const Config& config);
     Status open_loop();
     Status open_kernel();
@@ -81,14 +88,20 @@ private:
     void report(const std::string& key, const Status& status);
 
     // control_handler.cpp: the control socket's commands and systemd's STATUS=.
-    Reply on_control(const Request& request);
+    void on_control(const Request& request, Respond respond);
     Reply reload();
     Reply set_override(const SetRequest& request);
-    nlohmann::json status_json();
+    Reply handover();
+    void remember_applied_config();
+    nlohmann::json status_json(const ConntrackCounter::Counts& connections);
     void notify_status();
 
     DaemonOptions options_;
+    StateStore store_;
     State state_;
+    std::string config_text_;   // of the running config, saved as the last applied once it is in
+    std::string config_error_;  // the config file's problems while the last applied one runs
+    std::chrono::steady_clock::time_point handover_until_;  // a stop before then leaves the kernel as is
     std::chrono::steady_clock::time_point started_;
 
     EventPtr event_;
@@ -96,12 +109,15 @@ private:
     SourcePtr reconcile_source_;
     SourcePtr verify_source_;
     SourcePtr nft_monitor_source_;
+    SourcePtr counter_source_;
     std::vector<SourcePtr> signal_sources_;
+    InstanceLock instance_lock_;
 
     std::unique_ptr<NetlinkKernel> kernel_;
     std::unique_ptr<KernelSync> sync_;
     std::unique_ptr<nft::NftMonitor> nft_monitor_;  // others' changes to our table
     std::unique_ptr<KernelWatch> watch_;
+    std::unique_ptr<ConntrackCounter> counter_;  // status's connection counts, off the loop
     std::unique_ptr<ControlServer> control_;
     std::unique_ptr<Prober> prober_;
     std::unique_ptr<HookRunner> hooks_;

@@ -14,6 +14,7 @@
 #include "base/handle.hpp"
 #include "base/status.hpp"
 #include "base/ipv4.hpp"
+#include "config/hooks_trust.hpp"
 #include "daemon/log.hpp"
 
 extern char** environ;
@@ -25,6 +26,7 @@ struct HookRunner::Child {
     pid_t pid = 0;
     std::string path;
     std::string event;
+    std::string key;  // its queue
     SourcePtr exit_source;
     SourcePtr timer_source;
 };
@@ -75,42 +77,78 @@ Expected<pid_t> spawn_hook(std::string path, char** envp) {
 
 size_t HookRunner::run(const std::string& dir, const HookEvent& ev) {
     std::vector<std::string> names = hook_names(dir);
+    if (names.empty()) return 0;
+    Queue& queue = queues_[ev.wan];
+    for (const auto& name : names) queue.jobs.push_back({dir, name, ev});
+    if (queue.jobs.size() > kHookBacklogWarning && !queue.warned) {
+        queue.warned = true;
+        log(Level::Warning, std::to_string(queue.jobs.size()) + " hook runs are waiting for " +
+                                (ev.wan.empty() ? "events without a WAN" : "WAN " + ev.wan) +
+                                ": a WAN's hooks run one at a time, so one may be hanging (each is killed after " +
+                                std::to_string(timeout_.count()) + " ms)");
+    }
+    if (!queue.busy) start_next(ev.wan);
+    return names.size();
+}
+
+size_t HookRunner::pending() const {
+    size_t n = 0;
+    for (const auto& [key, queue] : queues_) n += queue.jobs.size();
+    return n;
+}
+
+void HookRunner::start_next(const std::string& key) {
+    auto it = queues_.find(key);
+    if (it == queues_.end()) return;
+    Queue& queue = it->second;
+    while (!queue.jobs.empty()) {
+        Job job = std::move(queue.jobs.front());
+        queue.jobs.pop_front();
+        if (queue.jobs.empty()) queue.warned = false;
+        if (start(key, job)) {
+            queue.busy = true;
+            return;
+        }
+    }
+    queues_.erase(it);  // idle and empty: forgotten, so removed WANs leave nothing behind
+}
+
+// Starts one hook, unless it is no longer trusted; false when it is not running.
+bool HookRunner::start(const std::string& key, const Job& job) {
+    const HookEvent& ev = job.event;
+    std::string path = job.dir + "/" + job.name;
+    std::string what = ev.event + (ev.wan.empty() ? "" : " " + ev.wan);
+    // Just before it runs: the hook or its directory may have changed since start or reload.
+    if (auto problems = check_hook(job.dir, job.name, geteuid()); !problems.empty()) {
+        for (const auto& p : problems) log(Level::Error, "hook " + path + " not run for " + what + ": " + p.message);
+        return false;
+    }
     std::vector<std::string> env_strings = {
         "WANBALANCE_EVENT=" + ev.event, "WANBALANCE_WAN=" + ev.wan, "WANBALANCE_INTERFACE=" + ev.interface,
         "WANBALANCE_STATE=" + ev.state, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
     std::vector<char*> envp;
     for (auto& s : env_strings) envp.push_back(s.data());
     envp.push_back(nullptr);
-
-    size_t started = 0;
-    for (const auto& name : names) {
-        std::string path = dir + "/" + name;
-        if (children_.size() >= kMaxRunningHooks) {
-            log(Level::Warning, "hook " + path + " not run for " + ev.event + ": " + std::to_string(kMaxRunningHooks) +
-                                    " hooks are still running");
-            continue;
-        }
-        auto pid = spawn_hook(path, envp.data());
-        if (!pid) {
-            log(Level::Error, pid.error().message);
-            continue;
-        }
-        auto child = std::make_unique<Child>();
-        child->runner = this;
-        child->pid = *pid;
-        child->path = path;
-        child->event = ev.event + (ev.wan.empty() ? "" : " " + ev.wan);
-        if (Status s = watch(*child); !s) {
-            // Nothing would reap it or enforce its timeout: better not to leave it running.
-            log(Level::Error, "Could not watch hook " + path + ": " + s.message + "; killed it");
-            kill(-*pid, SIGKILL);
-            waitpid(*pid, nullptr, 0);
-            continue;
-        }
-        children_[*pid] = std::move(child);
-        ++started;
+    auto pid = spawn_hook(path, envp.data());
+    if (!pid) {
+        log(Level::Error, pid.error().message);
+        return false;
     }
-    return started;
+    auto child = std::make_unique<Child>();
+    child->runner = this;
+    child->pid = *pid;
+    child->path = path;
+    child->event = what;
+    child->key = key;
+    if (Status s = watch(*child); !s) {
+        // Nothing would reap it or enforce its timeout: better not to leave it running.
+        log(Level::Error, "Could not watch hook " + path + ": " + s.message + "; killed it");
+        kill(-*pid, SIGKILL);
+        waitpid(*pid, nullptr, 0);
+        return false;
+    }
+    children_[*pid] = std::move(child);
+    return true;
 }
 
 Status HookRunner::watch(Child& child) {
@@ -143,7 +181,11 @@ void HookRunner::on_exit(pid_t pid, int code, int status) {
         log(Level::Warning, "hook " + c.path + " (" + c.event + ") exited with status " + std::to_string(status));
     else if (code == CLD_KILLED || code == CLD_DUMPED)
         log(Level::Warning, "hook " + c.path + " (" + c.event + ") was killed by signal " + std::to_string(status));
+    std::string key = c.key;
     children_.erase(it);
+    // The next hook of the same WAN, now that this one is done.
+    if (auto q = queues_.find(key); q != queues_.end()) q->second.busy = false;
+    start_next(key);
 }
 
 void HookRunner::on_timeout(pid_t pid) {

@@ -122,7 +122,7 @@ void Daemon::apply_sysctls() {
         }
         src_valid_mark_set_[iface] = ifindex;
     }
-    if (changed) save_sysctl_record(options_.runtime_dir, sysctls_);
+    if (changed) report("state directory", store_.save_sysctls(sysctls_));
 }
 
 void Daemon::restore_sysctls() {
@@ -134,7 +134,7 @@ void Daemon::restore_sysctls() {
     }
     sysctls_.clear();
     src_valid_mark_set_.clear();
-    remove_sysctl_record(options_.runtime_dir);
+    store_.remove_sysctls();
 }
 
 void Daemon::report(const std::string& key, const Status& status) {

@@ -110,7 +110,7 @@ def main() -> int:
         show(f"detected and taken out of service in {took:.2f} s "
              f"(probes every 200 ms, down after 3 failed rounds)")
         show("\n".join(event_lines(daemon, mark)))
-        show(lab.run("rtr", "ip -4 route show default table main").stdout)
+        show(lab.run("rtr", f"ip -4 route show default table {labkit.BALANCED_TABLE}").stdout)
         say(f"{n} new connections now")
         show(bar(lab.spread(n, src=labkit.LAN_HOST), n))
 

@@ -6,7 +6,7 @@
 
 namespace wb {
 
-inline constexpr std::chrono::milliseconds kAnswerTimeout{10000};
+inline constexpr std::chrono::milliseconds kAnswerTimeout{5000};  // units/: WatchdogSec is well above it
 
 using Deadline = std::chrono::steady_clock::time_point;
 

@@ -9,6 +9,7 @@
 #include <netlink/msg.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <set>
@@ -190,9 +191,16 @@ void KernelWatch::Impl::apply_route(const nlmsghdr* nlh) {
     }
     if (route->table != RT_TABLE_MAIN || route->dst_len != 0 || route->tos != 0) return;
     // A replace notification is the only word that the old route at this (tos, priority) is
-    // gone: fib_table_insert() sends no RTM_DELROUTE for it.
+    // gone: fib_table_insert() sends no RTM_DELROUTE for it. It replaces the first route of that
+    // priority, whichever interface it was on; but two DHCP clients at one metric each mean
+    // their own interface's lease, so only that interface's gateway is replaced here: another
+    // interface's lease is still valid, and "auto" keeps following it.
     if (nlh->nlmsg_type == RTM_NEWROUTE && (nlh->nlmsg_flags & NLM_F_REPLACE))
-        std::erase_if(default_routes, [&](const DefaultRoute& d) { return d.metric == route->metric; });
+        std::erase_if(default_routes, [&](const DefaultRoute& d) {
+            bool same_interface = std::any_of(route->nexthops.begin(), route->nexthops.end(),
+                                              [&](const Nexthop& nh) { return nh.ifindex == d.oif; });
+            return d.metric == route->metric && (same_interface || route->nexthops.empty());
+        });
     if (route->type != RTN_UNICAST || route->multipath || route->nexthops.size() != 1) return;
     const Nexthop& nh = route->nexthops[0];
     if (!nh.gateway || nh.ifindex <= 0) return;

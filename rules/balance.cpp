@@ -16,13 +16,14 @@ uint64_t fnv1a(const std::string& text, uint64_t salt) {
     return h;
 }
 
-}  // namespace
-
-std::vector<uint32_t> bucket_quotas(const std::vector<BalanceMember>& members, uint32_t buckets) {
-    std::vector<uint32_t> quotas(members.size(), 0);
+// Largest remainder over the members with in_pool set: their quotas sum to `buckets` and each is
+// within one bucket of buckets * weight / (the pool's total weight). Others are left alone.
+void largest_remainder(const std::vector<BalanceMember>& members, const std::vector<bool>& in_pool,
+                       uint32_t buckets, std::vector<uint32_t>& quotas) {
     uint64_t total = 0;
-    for (const auto& m : members) total += m.weight;
-    if (total == 0) return quotas;
+    for (size_t i = 0; i < members.size(); ++i)
+        if (in_pool[i]) total += members[i].weight;
+    if (total == 0) return;
     struct Remainder {
         uint64_t value;
         size_t index;
@@ -30,6 +31,7 @@ std::vector<uint32_t> bucket_quotas(const std::vector<BalanceMember>& members, u
     std::vector<Remainder> remainders;
     uint32_t given = 0;
     for (size_t i = 0; i < members.size(); ++i) {
+        if (!in_pool[i]) continue;
         uint64_t exact = uint64_t(buckets) * members[i].weight;
         quotas[i] = uint32_t(exact / total);
         given += quotas[i];
@@ -39,6 +41,38 @@ std::vector<uint32_t> bucket_quotas(const std::vector<BalanceMember>& members, u
     std::stable_sort(remainders.begin(), remainders.end(),
                      [](const Remainder& a, const Remainder& b) { return a.value > b.value; });
     for (size_t k = 0; given < buckets; ++k, ++given) ++quotas[remainders[k % remainders.size()].index];
+}
+
+}  // namespace
+
+std::vector<uint32_t> bucket_quotas(const std::vector<BalanceMember>& members, uint32_t buckets) {
+    std::vector<uint32_t> quotas(members.size(), 0);
+    std::vector<bool> in_pool(members.size());
+    size_t weighted = 0;
+    for (size_t i = 0; i < members.size(); ++i) {
+        in_pool[i] = members[i].weight > 0;
+        weighted += in_pool[i] ? 1 : 0;
+    }
+    // A member whose share is under one bucket would get none and never see a connection: it
+    // gets exactly one, and the others share what is left by weight. Repeat, since that share is
+    // smaller (until no member of the pool is under one bucket). Without any such member this is
+    // plain largest remainder.
+    uint32_t left = buckets;
+    for (bool changed = weighted <= buckets; changed;) {
+        changed = false;
+        uint64_t total = 0;
+        for (size_t i = 0; i < members.size(); ++i)
+            if (in_pool[i]) total += members[i].weight;
+        const uint32_t share_of = left;  // the shares of this round, all against the same total
+        for (size_t i = 0; i < members.size(); ++i) {
+            if (!in_pool[i] || uint64_t(share_of) * members[i].weight >= total) continue;
+            in_pool[i] = false;
+            quotas[i] = 1;
+            --left;
+            changed = true;
+        }
+    }
+    largest_remainder(members, in_pool, left, quotas);
     return quotas;
 }
 

@@ -13,8 +13,12 @@ struct BalanceMember {
     unsigned weight;   // > 0
 };
 
-// Bucket counts per member by largest remainder: they sum to `buckets` and each is within one
-// bucket of buckets * weight / total weight.
+// Bucket counts per member by largest remainder: they sum to `buckets`, and every member gets at
+// least one (when there are no more members than buckets), so a WAN of weight 1 among WANs of
+// weight 1000 still takes connections. A member whose share buckets * weight / total weight is
+// under one gets exactly one; the others share the rest by weight, each within one bucket of
+// its share of the rest. Without such a member, each is within one bucket of buckets * weight /
+// total weight.
 std::vector<uint32_t> bucket_quotas(const std::vector<BalanceMember>& members, uint32_t buckets);
 
 // For each bucket 0..buckets-1, the index of the member that owns it; empty when there are no

@@ -152,6 +152,19 @@ std::string_view health_name(Health h) {
 
 std::string wan_chain_name(const WanConfig& wan) { return "wan_" + wan.name; }
 
+uint32_t balanced_table(const Config& config) {
+    auto taken = [&](uint32_t id) {
+        return reserved_table_name(id).has_value() ||
+               std::any_of(config.wans.begin(), config.wans.end(), [&](const WanConfig& w) { return w.table == id; });
+    };
+    uint32_t id = kBalancedTable;
+    if (!taken(id)) return id;
+    for (const auto& w : config.wans) id = std::max(id, w.table);
+    do ++id;
+    while (taken(id));
+    return id;
+}
+
 std::vector<WanInputs> assume_all_up(const Config& config) {
     std::vector<WanInputs> out;
     for (size_t i = 0; i < config.wans.size(); ++i) {
@@ -192,12 +205,13 @@ Desired build_desired(const Config& config, const std::vector<WanInputs>& inputs
 
     for (size_t i = 0; i < config.wans.size(); ++i) {
         if (!table_route_possible(inputs[i])) continue;
-        d.routes.push_back(Route{config.wans[i].table, kMainRouteMetric, {nexthop_for(config.wans[i], inputs[i], 1)}});
+        d.routes.push_back(Route{config.wans[i].table, kRouteMetric, {nexthop_for(config.wans[i], inputs[i], 1)}});
     }
+    const uint32_t balanced = balanced_table(config);
     if (!d.active.wans.empty()) {
         unsigned max_weight = 0;
         for (size_t i : d.active.wans) max_weight = std::max(max_weight, config.wans[i].weight);
-        Route main{kMainTable, kMainRouteMetric, {}};
+        Route main{balanced, kRouteMetric, {}};
         for (size_t i : d.active.wans) {
             unsigned w = config.wans[i].weight;
             // Config weights go to 1000; the kernel's to 256: scale, keeping every WAN >= 1.
@@ -213,6 +227,10 @@ Desired build_desired(const Config& config, const std::vector<WanInputs>& inputs
         const auto& wan = config.wans[i];
         d.rules.push_back(Rule{config.rule_priority + 1 + uint32_t(i), wan.mark, config.mark_mask, wan.table, std::nullopt});
     }
+    // After the WANs' rules, so marked packets find their WAN first; packets with a mark of no
+    // WAN of ours (WireGuard's, say) are balanced too rather than left without a default route.
+    d.rules.push_back(Rule{config.rule_priority + 1 + uint32_t(config.wans.size()), std::nullopt, 0xffffffff, balanced,
+                           std::nullopt});
     return d;
 }
 

@@ -17,7 +17,14 @@ namespace wb {
 
 inline constexpr uint32_t kBalanceBuckets = 1021;  // prime: the Maglev permutation needs it
 inline constexpr uint32_t kHashSeed = 0x77616e62;   // "wanb"; pinned so reloads keep clients put
-inline constexpr uint32_t kMainRouteMetric = 0;
+inline constexpr uint32_t kRouteMetric = 0;
+// wanbalance's own table for the balanced multipath default: looked up after the WANs' fwmark
+// rules, before main, so others' default routes in main are shadowed while it runs, never fought.
+inline constexpr uint32_t kBalancedTable = 100;
+
+// The balanced table's id: kBalancedTable unless a WAN's table is that, then the first id above
+// every WAN table that is free and not reserved.
+uint32_t balanced_table(const Config& config);
 
 enum class Health { Up, Down, Disabled };  // docs/design.md, States
 std::string_view health_name(Health h);
@@ -56,8 +63,8 @@ ActiveSet active_wans(const Config& config, const std::vector<WanInputs>& inputs
 
 struct Desired {
     nft::Table table;
-    std::vector<Route> routes;  // per-WAN table defaults, then the main multipath default
-    std::vector<Rule> rules;    // suppress rule first, then one fwmark rule per WAN
+    std::vector<Route> routes;  // per-WAN table defaults, then the balanced multipath default
+    std::vector<Rule> rules;    // suppress rule, one fwmark rule per WAN, then the balanced table
     ActiveSet active;
 };
 

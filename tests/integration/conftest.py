@@ -6,7 +6,7 @@ import sys
 import pytest
 
 import labkit
-from labhooks import _lab_gc, pytest_runtest_makereport  # noqa: F401
+from labhooks import _lab_gc, pytest_runtest_makereport, pytest_sessionfinish  # noqa: F401
 
 LAB_OK, LAB_REASON = labkit.lab_available()
 

@@ -30,6 +30,8 @@ WAN_GATEWAY = {"charter": "203.0.113.1", "integra": "198.51.100.1"}
 WAN_INTERFACE = {"charter": "ether1", "integra": "ether2"}
 WAN_OF_SOURCE = {addr: wan for wan, addr in WAN_ADDR.items()}
 ISP_OF_WAN = {"charter": "isp1", "integra": "isp2"}
+# wanbalance's own routing table for the balanced multipath default (rules/desired.hpp).
+BALANCED_TABLE = 100
 
 # Environment a daemon must not inherit from whatever runs the tests (it would talk to that
 # systemd instead of logging to stderr).

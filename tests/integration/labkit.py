@@ -39,6 +39,10 @@ from labcore import (ISP_OF_WAN, LAB_SH, LAN_HOST, PROBE_TARGETS, PYTHON, ROLES,
 from labdaemon import Daemon  # noqa: F401 - re-exported
 
 
+# Where each lab keeps its configs, logs, state and hooks directory (root-owned, 0755).
+LAB_ROOT = Path("/run/wanbalance-lab")
+
+
 class _ClientAgent:
     """One connect_many.py --serve per namespace: runs requests without paying the
     interpreter's start-up each time (0.05 s idle, ~0.5 s on a loaded 2-core machine)."""
@@ -201,7 +205,10 @@ class Lab:
 
     def up(self) -> Lab:
         _install_handlers()
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"wanbalance-{self.prefix}-"))
+        # Not under /tmp: wanbalanced runs hooks only from a directory whose parents are all
+        # writable by root alone (sshd's StrictModes), and /tmp is world-writable.
+        LAB_ROOT.mkdir(mode=0o755, exist_ok=True)
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"wanbalance-{self.prefix}-", dir=LAB_ROOT))
         env = dict(os.environ, LAB_OWNER_PID=str(os.getpid()))
         start = time.monotonic()
         _live_labs.append(self)
@@ -407,18 +414,21 @@ table ip portfwd {
     # -- kernel state -----------------------------------------------------------------------
 
     def kernel_state(self, ns: str = "rtr") -> dict[str, str]:
-        """nft ruleset, IPv4 rules and routes of ns, normalized so that only configuration
-        differences show: counters, quota usage and set-element expiry are blanked, routes sorted."""
+        """nft ruleset, IPv4 rules and routes, and the src_valid_mark sysctls of ns, normalized
+        so that only configuration differences show: counters, quota usage and set-element
+        expiry are blanked, routes sorted."""
         nft = self.run(ns, "nft list ruleset").stdout
         nft = re.sub(r"packets \d+ bytes \d+", "packets N bytes N", nft)
         nft = re.sub(r" used \d+ [a-z]+", "", nft)
         nft = re.sub(r" expires [0-9dhms]+", "", nft)
         rules = self.run(ns, "ip -4 rule show").stdout
         routes = self.run(ns, "ip -4 route show table all").stdout
+        sysctls = self.run(ns, "sysctl -a -r src_valid_mark", check=False).stdout
         return {
             "nft": nft.strip(),
             "rules": rules.strip(),
             "routes": "\n".join(sorted(line.rstrip() for line in routes.splitlines())),
+            "sysctls": "\n".join(sorted(line.strip() for line in sysctls.splitlines())),
         }
 
     # -- the daemon -------------------------------------------------------------------------
@@ -429,6 +439,7 @@ table ip portfwd {
         assert self.workdir is not None, "lab is not up"
         hooks = self.workdir / "hooks.d"
         hooks.mkdir(exist_ok=True)
+        hooks.chmod(0o755)  # whatever the umask: hooks must be writable by root alone
         config = {
             "wans": [
                 {"name": "charter", "interface": "ether1", "gateway": "203.0.113.1",
@@ -454,10 +465,20 @@ table ip portfwd {
             config_path = Path(config)
         runtime_dir = self.workdir / f"run-{index}"
         runtime_dir.mkdir()
+        extra_args = list(extra_args)
+        # One state directory per lab, as a router has one: what survives this lab's restarts.
+        if not any(a.startswith("--state-dir") for a in extra_args):
+            extra_args += ["--state-dir", str(self.state_dir)]
         daemon = Daemon(self, config_path, runtime_dir, self.workdir / f"wanbalanced-{index}.log",
-                        list(extra_args), env)
+                        extra_args, env)
         self.daemons.append(daemon)
         return daemon
+
+    @property
+    def state_dir(self) -> Path:
+        """The lab's wanbalanced state directory (--state-dir): last applied config, overrides."""
+        assert self.workdir is not None, "lab is not up"
+        return self.workdir / "state"
 
     def write_config(self, daemon: Daemon, config: dict) -> None:
         """Replace a running daemon's config file (then daemon.reload() or ctl("reload"))."""

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from labcore import WAN_ADDR, progress
+from labcore import BALANCED_TABLE, WAN_ADDR, progress
 
 if TYPE_CHECKING:
     from labdaemon import Daemon
@@ -186,4 +186,5 @@ def balance_map(lab: Lab) -> dict[int, str]:
 
 
 def main_default(lab: Lab) -> str:
-    return lab.run("rtr", "ip -4 route show default table main").stdout.strip()
+    """The balanced multipath default: in wanbalance's own table, not in main."""
+    return lab.run("rtr", f"ip -4 route show default table {BALANCED_TABLE}").stdout.strip()

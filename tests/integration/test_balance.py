@@ -38,7 +38,7 @@ def test_weights_three_to_one(lab, need_build):
     assert spread["failed"] == 0, spread
     share = spread["charter"] / 400
     assert 0.65 <= share <= 0.85, spread
-    routes = lab.run("rtr", "ip -4 route show table main").stdout
+    routes = lab.run("rtr", f"ip -4 route show table {labkit.BALANCED_TABLE}").stdout
     assert re.search(r"nexthop via 203\.0\.113\.1 dev ether1 weight 3", routes), routes
 
 
@@ -49,7 +49,7 @@ def test_higher_tier_carries_no_lan_traffic_while_lower_tier_is_up(lab, need_bui
     d.wait_ready()
     spread = lab.spread(100, src=labkit.LAN_HOSTS)
     assert spread == Counter(charter=100), spread
-    default = lab.run("rtr", "ip -4 route show default table main").stdout
+    default = lab.run("rtr", f"ip -4 route show default table {labkit.BALANCED_TABLE}").stdout
     assert "ether2" not in default and "ether1" in default, default
     status = {w["name"]: w for w in d.status()["wans"]}
     assert status["integra"]["state"] == "up" and not status["integra"]["active"]

@@ -165,7 +165,7 @@ def test_twenty_flaps_leave_exactly_one_copy_of_everything(lab, need_build):
                                  "up_after": 2})
     before = lab.kernel_state()
     objects = own_objects(lab)
-    assert objects["tables"] == 1 and len(objects["rules"]) == 3 and len(objects["routes"]) == 3
+    assert objects["tables"] == 1 and len(objects["rules"]) == 4 and len(objects["routes"]) == 3
     assert len(objects["balance"]) == 1021 and set(objects["balance"].values()) == {"charter", "integra"}
 
     for cycle in range(20):

@@ -121,14 +121,14 @@ def test_nftables_changes_behind_its_back_are_repaired_within_seconds(lab, need_
 def test_routes_and_rules_deleted_behind_its_back_are_restored(lab, need_build):
     d = start(lab)
     objects = own_objects(lab)
-    assert len(objects["rules"]) == 3 and len(objects["routes"]) == 3, objects
+    assert len(objects["rules"]) == 4 and len(objects["routes"]) == 3, objects
     fwmark = next(r for r in objects["rules"] if "fwmark 0x100/" in r)
     priority = fwmark.split(":")[0]
 
     faults = {
         "table 101's default route": "ip route del default table 101",
         "the fwmark rule": f"ip rule del priority {priority}",
-        "the main multipath default route": "ip route del default table main",
+        "the balanced multipath default route": f"ip route del default table {labkit.BALANCED_TABLE}",
         "every rule and route of ours": None,
     }
     took = {}

@@ -26,7 +26,7 @@ def test_a_wan_interface_that_appears_later_is_picked_up(lab, need_build):
     lab.run("rtr", "ip link set ether2 up")
     d.wait_state("integra", "up", timeout=10)
     assert "via 198.51.100.1 dev ether2" in default_in(lab, 102)
-    assert "198.51.100.1" in default_in(lab, "main")
+    assert "198.51.100.1" in default_in(lab, labkit.BALANCED_TABLE)
     spread = lab.spread(100, src=labkit.LAN_HOSTS)
     assert spread["failed"] == 0 and spread["integra"] > 10, spread
 
@@ -47,7 +47,7 @@ def test_auto_gateway_follows_dhcp(lab, need_build):
     labkit.wait_until(lambda: "via 198.51.100.254 dev ether2" in default_in(lab, 102), 5,
                       "table 102 to follow the new DHCP gateway")
     assert d.wan("integra")["gateway"] == "198.51.100.254"
-    main = default_in(lab, "main")
+    main = default_in(lab, labkit.BALANCED_TABLE)
     assert re.search(r"nexthop via 198\.51\.100\.254 dev ether2", main), main
     spread = lab.spread(60, src=labkit.LAN_HOSTS)
     assert spread["failed"] == 0 and spread["integra"] > 5, spread

@@ -46,7 +46,7 @@ def test_stop_leaves_the_kernel_as_it_found_it_and_foreign_state_survives(lab, n
     assert "10.99.0.0/16 via 203.0.113.1 dev ether1 table 300" in during["routes"]
     assert "10.98.0.0/16 via 198.51.100.1 dev ether2" in during["routes"]
     d.reload()
-    time.sleep(0.5)
+    labkit.wait_until(lambda: "configuration reloaded" in d.log(), 5, "the SIGHUP reload")
     assert d.running()
     assert d.stop() == 0
     assert lab.kernel_state() == before
@@ -57,7 +57,9 @@ def test_kill9_and_restart_doubles_nothing(lab, need_build):
     d = lab.start_daemon(lab.article_config())
     d.wait_ready()
     first = own_objects(lab)
-    assert first[0] == 1 and len(first[1]) == 3 and len(first[2]) == 3, first
+    # The table; the suppress rule, a fwmark rule per WAN and the balanced table's rule; a
+    # default route per WAN table and the balanced one.
+    assert first[0] == 1 and len(first[1]) == 4 and len(first[2]) == 3, first
     d.kill9()
     d2 = lab.start_daemon(d.config_path)
     d2.wait_ready()
@@ -91,10 +93,16 @@ def monitor(lab):
     return stop
 
 
+def settled(d):
+    """Ready, and every WAN has answered probes: the start's kernel changes are all made."""
+    d.wait_ready()
+    labkit.wait_until(lambda: all(w["rtt_ms"] is not None for w in d.status()["wans"]), 10,
+                      "every WAN to answer probes")
+
+
 def test_a_reload_that_changes_nothing_makes_no_kernel_change(lab, need_build):
     d = lab.start_daemon(lab.article_config())
-    d.wait_ready()
-    time.sleep(0.5)
+    settled(d)
     stop = monitor(lab)
     result = d.ctl("reload", check=True)
     assert "no kernel change" in result.stdout, result.stdout
@@ -106,8 +114,7 @@ def test_a_reload_that_changes_nothing_makes_no_kernel_change(lab, need_build):
 def test_a_reload_changes_only_what_differs(lab, need_build):
     config = lab.article_config()
     d = lab.start_daemon(config)
-    d.wait_ready()
-    time.sleep(0.5)
+    settled(d)
     stop = monitor(lab)
     config["wans"][0]["weight"] = 3
     lab.write_config(d, config)
@@ -135,7 +142,8 @@ def test_a_broken_config_on_reload_leaves_the_old_one_running(lab, need_build):
     assert '/wans/0/gateway: "198.51.100.x" is not an IPv4 address or "auto"' in result.stderr
     assert str(d.config_path) in result.stderr
     d.reload()  # SIGHUP: same refusal, daemon keeps running
-    time.sleep(0.5)
+    labkit.wait_until(lambda: d.log().count("the previous configuration keeps running") >= 2, 5,
+                      "the SIGHUP reload to be refused")
     assert d.running()
     assert lab.kernel_state() == before
     spread = lab.spread(40, src=labkit.LAN_HOSTS)

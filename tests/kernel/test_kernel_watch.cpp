@@ -196,6 +196,21 @@ TEST_CASE("auto gateways follow the system's default routes: added, replaced, re
     CHECK(w.seen.auto_gateways);
 }
 
+TEST_CASE("two interfaces' defaults at one metric: replacing one keeps the other's gateway") {
+    make_wans();
+    Watcher w;
+    // Two DHCP clients, one metric: the kernel lists ether2's route first.
+    must("ip route add default via 198.51.100.1 dev ether2 proto dhcp metric 1024");
+    must("ip route append default via 203.0.113.1 dev ether1 proto dhcp metric 1024");
+    REQUIRE(w.wait_for([](const KernelSnapshot& s) { return s.auto_gateways.size() == 2; }));
+    // ether1's client renews with a new gateway (the kernel replaces the first route of that
+    // metric, ether2's): each interface still has its own gateway.
+    must("ip route replace default via 203.0.113.254 dev ether1 proto dhcp metric 1024");
+    REQUIRE(w.wait_for([](const KernelSnapshot& s) { return auto_gateway(s, "ether1") == ip("203.0.113.254"); }));
+    w.settle();
+    CHECK(auto_gateway(w.snap(), "ether2") == ip("198.51.100.1"));
+}
+
 TEST_CASE("own routes and rules, added or deleted behind our back, are reported") {
     make_wans();
     must("ip route add default via 198.51.100.1 dev ether2 table 102 proto 87");

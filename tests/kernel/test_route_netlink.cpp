@@ -381,9 +381,18 @@ TEST_CASE("KernelSync over NetlinkKernel: the article's router installed, kept, 
     for (const auto& [part, status] : first.results) CHECK_MESSAGE(status.is_ok(), part, ": ", status.message);
     CHECK(first.nft_ops == 1);
     CHECK(first.routes.added == 3);
-    CHECK(first.rules.added == 3);
+    CHECK(first.rules.added == 4);
     CHECK(nl->table_exists().value());
-    CHECK(must("ip -4 rule show") == kExpectedRules);
+    // build_desired's rules: the suppress rule, one per WAN, then the balanced table's.
+    CHECK(must("ip -4 rule show") ==
+          "0:\tfrom all lookup local\n"
+          "20000:\tfrom all lookup main suppress_prefixlength 0 proto 87\n"
+          "20001:\tfrom all fwmark 0x100/0x3f00 lookup 101 proto 87\n"
+          "20002:\tfrom all fwmark 0x200/0x3f00 lookup 102 proto 87\n"
+          "20003:\tfrom all lookup 100 proto 87\n"
+          "32766:\tfrom all lookup main\n"
+          "32767:\tfrom all lookup default\n");
+    CHECK(must("ip -4 route show default table 100").find("nexthop via 203.0.113.1 dev ether1") != std::string::npos);
 
     unsigned before = nl->route_netlink().messages_sent();
     ApplyReport again = sync.apply(desired);

@@ -18,7 +18,7 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 sys.path.insert(0, str(HERE))
 
 import labkit  # noqa: E402
-from labhooks import _lab_gc, pytest_runtest_makereport  # noqa: E402,F401
+from labhooks import _lab_gc, pytest_runtest_makereport, pytest_sessionfinish  # noqa: E402,F401
 
 LAB_OK, LAB_REASON = labkit.lab_available()
 

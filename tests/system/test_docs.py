@@ -294,8 +294,9 @@ def mutations():
                 else:
                     target[key] = v
             yield f"{owner}.{key}={v!r}", f
-    # 32765 is the schema's maximum, but one WAN's rule must fit too: see CROSS_KEY.
-    for v in (0, 1, 32764, 32766, -1, "1", 1.5, None):
+    # 32765 is the schema's maximum, but one WAN's rule and the balanced table's must fit too:
+    # see CROSS_KEY.
+    for v in (0, 1, 32763, 32766, -1, "1", 1.5, None):
         yield f"rule_priority={v!r}", lambda c, v=v: c.update(rule_priority=v)
     for v in (0, 1, 16, 17, "2"):
         yield f"min_targets_up={v!r}", lambda c, v=v: c.update(

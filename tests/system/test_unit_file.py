@@ -111,6 +111,11 @@ def test_service_contract():
     assert one["Restart"] == "on-failure" and one["RestartPreventExitStatus"] == "78"
     assert one["RuntimeDirectory"] == "wanbalance"
     assert re.fullmatch(r"\d+s", one["WatchdogSec"])
+    # A netlink request that never gets its answer gives up after kAnswerTimeout: the watchdog
+    # must not fire first (a slow kernel is not a hung daemon), with room for a few in a row.
+    answer_ms = int(re.search(r"kAnswerTimeout\{(\d+)\}", (REPO / "netlink" / "answer.hpp").read_text())[1])
+    assert int(one["WatchdogSec"][:-1]) * 1000 >= 3 * answer_ms
+    assert one["StateDirectory"] == "wanbalance"
     assert "network-pre.target" in one["After"].split()
     assert "network-online.target" in one["Before"].split()
     assert set(one["CapabilityBoundingSet"].split()) == {"CAP_NET_ADMIN", "CAP_NET_RAW"}

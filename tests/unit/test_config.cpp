@@ -1,6 +1,7 @@
 // The config loader against docs/design.md, Configuration: defaults and allocation, one failing case per rule
 // with its exact path and message, and all problems of a file in document order.
 #include "config/validate.hpp"
+#include "config/wording.hpp"
 #include "tests/unit/config_fixtures.hpp"
 
 using namespace config_test;
@@ -109,8 +110,10 @@ TEST_CASE("tables and marks are allocated in WAN order around explicit ones") {
         }
         ConfigResult r = parse(R"({"wans": [)" + wans + R"(], "lans": ["lan"]})");
         REQUIRE(r.config);
-        CHECK(r.config->wans[62].mark == 0x3f00);
+        CHECK(r.config->wans[59].mark == 0x3f00);  // the marks other programs use come last
+        CHECK(r.config->wans[62].mark == 0x2c00);
         CHECK(r.config->wans[62].table == 163);
+        CHECK(r.warnings.size() == 3);
     }
 }
 
@@ -131,13 +134,14 @@ TEST_CASE("per-WAN probe settings override the global ones key by key") {
 TEST_CASE("every key takes its documented values") {
     check_valid(article(R"(, "weight": 1000, "tier": 255, "table": 4294967295, "mark": "0x3F00")",
                         R"(, "weight": 1, "tier": 0, "table": 1, "mark": 512)", "", R"(["eth.3-x_y@z", "a"])"));
-    check_valid(article("", "", R"(, "rule_priority": 32763, "mark_mask": "0xffffffff", "hooks_dir": "/")"));
+    check_valid(article("", "", R"(, "rule_priority": 32762, "mark_mask": "0xffffffff", "hooks_dir": "/")"));
     check_valid(article("", "", R"(, "rule_priority": 1, "masquerade": false, "flush_conntrack": false)"));
     check_valid(article("", "", R"(, "probe": {"interval_ms": 50, "timeout_ms": 60000, "down_after": 100,
         "up_after": 1, "min_targets_up": 16, "targets": ["1.0.0.1","1.0.0.2","1.0.0.3","1.0.0.4","1.0.0.5",
         "1.0.0.6","1.0.0.7","1.0.0.8","1.0.0.9","1.0.0.10","1.0.0.11","1.0.0.12","1.0.0.13","1.0.0.14",
         "1.0.0.15","1.0.0.16"]})"));
     check_valid(with_wan0("interface", "abcdefghijklmno"));  // 15 characters
+    check_valid(with_wan0("interface", "abcdefghijklm\xc3\xa9"));  // 15 bytes
     check_valid(with_wan0("name", "a-b_c012345678z"));       // 15 characters
     for (int c = 0; c <= int(wb::Classifier::RoundRobin); ++c) {
         auto classifier = wb::Classifier(c);
@@ -253,12 +257,33 @@ TEST_CASE("wans[].name") {
 TEST_CASE("wans[].interface and lans take kernel interface names") {
     check_error(replace_once(article(), R"("interface": "ether1", )", ""), "/wans/0",
                 "missing required key \"interface\"");
-    const std::string rule = " is not an interface name (1-15 characters, no '/', ':', '%' or whitespace)";
-    for (const char* bad : {"", "abcdefghijklmnop", "eth/0", "eth:0", "eth%d", "eth 0", "eth\t0", ".", ".."}) {
-        check_error(with_wan0("interface", bad), "/wans/0/interface", js(bad) + rule);
-        check_error(article("", "", "", "[" + js(bad) + "]"), "/lans/0", js(bad) + rule);
+    // Each kind of bad name, with what is wrong with it (the kernel's dev_valid_name(), plus '%',
+    // quotes and control characters).
+    const std::pair<const char*, const char*> bad_names[] = {
+        {"", "it is empty"},
+        {"abcdefghijklmnop", "it is 16 bytes long; the kernel allows at most 15"},
+        {"abcdefghijklmn\xc3\xa9", "it is 16 bytes long; the kernel allows at most 15"},  // 15 characters
+        {".", "the kernel reserves \".\" and \"..\""},
+        {"..", "the kernel reserves \".\" and \"..\""},
+        {"eth/0", "it contains '/'"},
+        {"eth:0", "it contains ':'"},
+        {"eth%d", "it contains '%'"},
+        {"eth\"0", "it contains a double quote"},
+        {"eth'0", "it contains a single quote"},
+        {"eth 0", "it contains a space"},
+        {"eth\t0", "it contains a tab"},
+        {"eth\n0", "it contains a control character (0x0a)"},
+        {"eth\x1b" "0", "it contains a control character (0x1b)"},
+        {"eth\x7f" "0", "it contains a control character (0x7f)"},
+    };
+    for (const auto& [bad, why] : bad_names) {
+        const std::string name = bad, shown = wb::config_detail::quote(name);  // DEL shown as \u007f
+        CAPTURE(shown);
+        check_error(with_wan0("interface", name), "/wans/0/interface", shown + " is not an interface name: " + why);
+        check_error(article("", "", "", "[" + js(name) + "]"), "/lans/0", shown + " is not an interface name: " + why);
     }
-    check_error(with_wan0("interface", 1), "/wans/0/interface", "1" + rule);
+    check_error(with_wan0("interface", 1), "/wans/0/interface", "expected an interface name (a string), got 1");
+    check_error(article("", "", "", "[null]"), "/lans/0", "expected an interface name (a string), got null");
     check_error(with_wan0("interface", "ether2"), "/wans/1/interface", "\"ether2\" is already used by /wans/0");
     check_error(article("", "", "", R"(["ether3", "ether2"])"), "/lans/1",
                 "\"ether2\" is also the interface of WAN \"integra\"");
@@ -272,6 +297,39 @@ TEST_CASE("wans[].gateway") {
           nlohmann::json("AUTO"), nlohmann::json(""), nlohmann::json(3), nlohmann::json(nullptr)}) {
         check_error(with_wan0("gateway", bad), "/wans/0/gateway", js(bad) + " is not an IPv4 address or \"auto\"");
     }
+}
+
+TEST_CASE("a gateway must be a unicast address") {
+    const std::string rule = ": a gateway must be a unicast address on the WAN's subnet";
+    const std::pair<const char*, const char*> unusable[] = {
+        {"0.0.0.0", "the unspecified address"},   {"127.0.0.1", "a loopback address"},
+        {"127.255.255.254", "a loopback address"}, {"224.0.0.1", "a multicast address"},
+        {"239.255.255.255", "a multicast address"}, {"255.255.255.255", "the broadcast address"},
+    };
+    for (const auto& [address, kind] : unusable) {
+        check_error(with_wan0("gateway", address), "/wans/0/gateway", js(address) + " is " + kind + rule);
+    }
+    check_error(replace_once(article(), "198.51.100.1", "127.0.0.1"), "/wans/1/gateway",
+                "\"127.0.0.1\" is a loopback address: a gateway must be a unicast address on the WAN's subnet");
+    // Their neighbours are ordinary unicast addresses; so is 240.0.0.0/4, which Linux routes.
+    for (const char* fine : {"126.255.255.255", "128.0.0.1", "223.255.255.255", "240.0.0.1",
+                             "255.255.255.254", "192.168.1.255"}) {
+        check_valid(with_wan0("gateway", fine));
+    }
+}
+
+TEST_CASE("a probe target must be a unicast address") {
+    const std::string rule = ": a probe target must be a unicast address reached through the WAN";
+    const std::pair<const char*, const char*> unusable[] = {
+        {"0.0.0.0", "the unspecified address"}, {"127.0.0.1", "a loopback address"},
+        {"224.0.0.1", "a multicast address"},   {"255.255.255.255", "the broadcast address"},
+    };
+    for (const auto& [address, kind] : unusable) {
+        std::string targets = R"({"targets": ["192.0.2.53", )" + js(address) + "]}";
+        check_error(article("", "", R"(, "probe": )" + targets), "/probe/targets/1", js(address) + " is " + kind + rule);
+        check_error(article(R"(, "probe": )" + targets), "/wans/0/probe/targets/1", js(address) + " is " + kind + rule);
+    }
+    check_valid(article("", "", R"(, "probe": {"targets": ["1.1.1.1", "240.0.0.1", "223.255.255.254"]})"));
 }
 
 TEST_CASE("integers must be JSON integers in range") {
@@ -415,7 +473,7 @@ TEST_CASE("booleans, mark_mask, rule_priority and hooks_dir") {
                 "expected an integer from 1 to 32765, got \"20000\"");
     check_error(
         article("", "", R"(, "rule_priority": 32764)"), "/rule_priority",
-        "expected an integer from 1 to 32763 (3 rules must fit below the main table's rule at 32766), got 32764");
+        "expected an integer from 1 to 32762 (4 rules must fit below the main table's rule at 32766), got 32764");
 
     for (nlohmann::json bad :
          {nlohmann::json("hooks.d"), nlohmann::json(""), nlohmann::json(5), nlohmann::json("/etc/\x01hooks")}) {

@@ -64,6 +64,7 @@ TEST_CASE("the corpus: good configs load, bad ones give exactly their .expect li
         INFO(entry.path().string());
         ConfigResult r = wb::load_config(entry.path().string());
         CHECK(r.errors == Errors{});
+        CHECK(r.warnings == Errors{});
         CHECK(r.config);
         ++good;
     }
@@ -86,6 +87,30 @@ TEST_CASE("the corpus: good configs load, bad ones give exactly their .expect li
         ++bad;
     }
     CHECK(bad >= 20);
+}
+
+TEST_CASE("the corpus: configs in warn/ load and give exactly their .expect lines as warnings") {
+    const fs::path corpus = fs::path(WB_CONFIG_CORPUS) / "warn";
+    size_t warned = 0;
+    for (const auto& entry : fs::directory_iterator(corpus)) {
+        if (entry.path().extension() != ".json") continue;
+        INFO(entry.path().string());
+        fs::path expect_path = fs::path(entry.path()).replace_extension(".expect");
+        REQUIRE(fs::exists(expect_path));
+        std::string file = entry.path().string();
+        std::vector<std::string> expected;
+        std::istringstream lines(read_file(expect_path));
+        for (std::string line; std::getline(lines, line);) expected.push_back(replace_once(line, "{FILE}", file));
+        ConfigResult r = wb::load_config(file);
+        CHECK(r.errors == Errors{});
+        CHECK(r.config);
+        std::vector<std::string> got;
+        for (const auto& w : r.warnings) got.push_back(w.format(file));
+        CHECK(got == expected);
+        CHECK(!got.empty());
+        ++warned;
+    }
+    CHECK(warned >= 1);
 }
 
 TEST_CASE("the corpus article config mirrors the article") {

@@ -216,7 +216,7 @@ TEST_CASE("bad requests get one error reply each and the server keeps serving") 
     expect_error(exchange("[1, 2]\n"), "request is not a JSON object");
     expect_error(exchange("{\"wan\": \"charter\"}\n"), "request has no \"command\" string");
     expect_error(exchange("{\"command\": 5}\n"), "request has no \"command\" string");
-    expect_error(exchange("{\"command\": \"boom\"}\n"), "unknown command \"boom\" (expected status, reload or set)");
+    expect_error(exchange("{\"command\": \"boom\"}\n"), "unknown command \"boom\" (expected status, reload, set or handover)");
     expect_error(exchange("{\"command\": \"set\", \"wan\": \"charter\"}\n"), "set needs \"wan\" and \"mode\" strings");
     expect_error(exchange("{\"command\": \"set\", \"wan\": \"boom\", \"mode\": \"down\"}\n"),
                  "internal error: handler exploded");
@@ -435,7 +435,7 @@ TEST_CASE("client: replies that do not decode are errors naming the socket") {
         daemon.join();
         REQUIRE_FALSE(reply.has_value());
         CHECK(reply.error().message == "malformed reply from wanbalanced on " + path +
-                                           ": reply has none of \"status\", \"summary\" or \"wan\" and \"state\"");
+                                           ": reply has none of \"status\", \"summary\", \"handover_s\" or \"wan\" and \"state\"");
     }
     SUBCASE("not JSON") {
         std::thread daemon = fake_daemon(tmp.path, "hello\n");
@@ -517,4 +517,153 @@ TEST_CASE("only root may control the daemon") {
     auto refused = wb::decode_reply(ask_as_nobody());
     REQUIRE(refused.has_value());
     CHECK(*refused == Reply{wb::error_reply("permission denied: only root may control wanbalanced")});
+}
+
+namespace {
+
+// An asynchronous handler that holds each status request's Respond for the test to call, and
+// answers everything else at once like test_handler.
+struct HeldReplies {
+    std::vector<wb::Respond> pending;
+
+    wb::AsyncControlHandler handler() {
+        return [this](const Request& request, wb::Respond respond) {
+            if (std::holds_alternative<wb::StatusRequest>(request)) {
+                pending.push_back(std::move(respond));
+            } else {
+                respond(test_handler(request));
+            }
+        };
+    }
+};
+
+// Runs the loop until `done()` holds; fails the test after 5 s.
+template <class F>
+void serve_until(sd_event* e, F done) {
+    auto until = Clock::now() + 5s;
+    while (!done() && Clock::now() < until) sd_event_run(e, 10'000);
+    REQUIRE(done());
+}
+
+// control_call on a worker thread; the loop is the test's to run meanwhile.
+struct AsyncCall {
+    std::optional<wb::Expected<Reply>> reply;
+    std::atomic<bool> done{false};
+    std::thread thread;
+
+    AsyncCall(const std::string& dir, Request request)
+        : thread([this, dir, request] {
+              reply.emplace(wb::control_call(dir, request, 5s));
+              done = true;
+          }) {}
+    ~AsyncCall() {
+        if (thread.joinable()) thread.join();
+    }
+};
+
+// A server on a temp dir whose handler holds the status requests, and clients that ask it.
+struct DeferringServer {
+    TempDir tmp;
+    Event ev;
+    HeldReplies held;
+    std::unique_ptr<wb::ControlServer> server;
+
+    explicit DeferringServer(std::chrono::milliseconds timeout = wb::kControlClientTimeout) {
+        auto opened = wb::ControlServer::open(ev.e, tmp.path, held.handler(), timeout);
+        REQUIRE_MESSAGE(opened.has_value(), opened.error().message);
+        server = std::move(*opened);
+    }
+
+    // A status request from a worker thread, served until the handler holds it.
+    std::unique_ptr<AsyncCall> ask() {
+        size_t before = held.pending.size();
+        auto call = std::make_unique<AsyncCall>(tmp.path, wb::StatusRequest{});
+        serve_until(ev.e, [&] { return held.pending.size() == before + 1; });
+        return call;
+    }
+
+    // Serves until the call has its outcome; returns it.
+    wb::Expected<Reply> finish(AsyncCall& call) {
+        serve_until(ev.e, [&] { return call.done.load(); });
+        call.thread.join();
+        return *call.reply;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("a deferred reply: the client waits for it while the server serves others") {
+    DeferringServer s;
+    auto waiting = s.ask();
+    serve_for(s.ev.e, 100ms);
+    CHECK_FALSE(waiting->done);
+
+    // Meanwhile other requests are answered at once.
+    auto other = serve_while(s.ev.e, [&] { return wb::control_call(s.tmp.path, wb::SetRequest{"charter", "down"}); });
+    CHECK(expect<wb::SetReply>(other) == wb::SetReply{"charter", "down"});
+    CHECK_FALSE(waiting->done);
+
+    s.held.pending[0](wb::StatusReply{status_object()});
+    s.held.pending[0](wb::error_reply("a second reply is ignored"));
+    CHECK(expect<wb::StatusReply>(s.finish(*waiting)).status == status_object());
+
+    // A Respond that outlives its server does nothing.
+    s.server.reset();
+    s.held.pending[0](wb::StatusReply{status_object()});
+}
+
+TEST_CASE("a deferred reply after the client timed out or hung up is dropped") {
+    DeferringServer s(300ms);
+    SUBCASE("timed out") {
+        auto late = s.ask();
+        auto reply = s.finish(*late);  // the server hangs up after 300 ms
+        REQUIRE_FALSE(reply.has_value());
+        CHECK(reply.error().message == "wanbalanced closed " + s.server->path() + " without replying");
+    }
+    SUBCASE("hung up") {
+        auto open_fds = [] {
+            return std::distance(std::filesystem::directory_iterator("/proc/self/fd"), {});
+        };
+        auto fds_before = open_fds();
+        int fd = connect_raw(s.server->path());
+        std::string request = "{\"command\": \"status\"}\n";
+        REQUIRE(send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
+        serve_until(s.ev.e, [&] { return s.held.pending.size() == 1; });
+        close(fd);
+        serve_for(s.ev.e, 50ms);
+        CHECK(open_fds() == fds_before);  // the server closed its end at the hang-up, not at the timeout
+    }
+    REQUIRE(s.held.pending.size() == 1);
+    s.held.pending[0](wb::StatusReply{status_object()});  // nobody to send it to: no crash, no leak
+    serve_for(s.ev.e, 20ms);
+
+    // The server keeps serving, deferred replies included.
+    auto next = s.ask();
+    s.held.pending[1](wb::StatusReply{status_object()});
+    CHECK(expect<wb::StatusReply>(s.finish(*next)).status == status_object());
+}
+
+TEST_CASE("two clients waiting at once each get their own reply, in whatever order they come") {
+    DeferringServer s;
+    auto first = s.ask();
+    auto second = s.ask();
+    s.held.pending[1](wb::StatusReply{json{{"client", 2}}});
+    CHECK(expect<wb::StatusReply>(s.finish(*second)).status == json{{"client", 2}});
+    CHECK_FALSE(first->done);
+    s.held.pending[0](wb::StatusReply{json{{"client", 1}}});
+    CHECK(expect<wb::StatusReply>(s.finish(*first)).status == json{{"client", 1}});
+}
+
+TEST_CASE("an asynchronous handler that throws before it responds gets the internal error reply") {
+    TempDir tmp;
+    Event ev;
+    wb::Respond kept;
+    auto server = wb::ControlServer::open(ev.e, tmp.path, [&](const Request&, wb::Respond respond) {
+        kept = std::move(respond);
+        throw std::runtime_error("handler exploded");
+    });
+    REQUIRE_MESSAGE(server.has_value(), server.error().message);
+    auto reply = serve_while(ev.e, [&] { return wb::control_call(tmp.path, wb::StatusRequest{}); });
+    CHECK(expect<wb::ErrorReply>(reply) == wb::error_reply("internal error: handler exploded"));
+    kept(wb::StatusReply{status_object()});  // too late: already answered
 }

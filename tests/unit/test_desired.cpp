@@ -32,14 +32,14 @@ TEST_CASE("the article's router: per-WAN tables, rules, and a balanced multipath
     REQUIRE(d.routes.size() == 3);
     CHECK(ip_command(*route_in(d, 101)) ==
           "ip route replace default proto wanbalance table 101 via 203.0.113.1 dev ether1");
-    const Route* main = route_in(d, kMainTable);
+    const Route* main = route_in(d, kBalancedTable);
     REQUIRE(main);
     REQUIRE(main->nexthops.size() == 2);
     CHECK(main->nexthops[0].gateway == Ipv4::parse("203.0.113.1"));
     CHECK(main->nexthops[1].ifname == "ether2");
     CHECK(main->nexthops[0].weight == 1);
 
-    REQUIRE(d.rules.size() == 3);
+    REQUIRE(d.rules.size() == 4);
     CHECK(d.rules[0].priority == 20000);
     CHECK(d.rules[0].suppress_prefixlen == uint8_t(0));
     CHECK(d.rules[0].table == kMainTable);
@@ -47,6 +47,12 @@ TEST_CASE("the article's router: per-WAN tables, rules, and a balanced multipath
     CHECK(d.rules[1].fwmask == 0x3f00u);
     CHECK(d.rules[1].table == 101u);
     CHECK(d.rules[2].priority == 20002);
+    // The balanced table last, for every packet no WAN rule took; others' defaults in main
+    // are shadowed by it, never replaced (route_in(d, kMainTable) is nothing of ours).
+    CHECK(d.rules[3].priority == 20003);
+    CHECK_FALSE(d.rules[3].fwmark);
+    CHECK(d.rules[3].table == kBalancedTable);
+    CHECK_FALSE(route_in(d, kMainTable));
 
     auto shares = balance_shares(d);
     CHECK(shares["wan_charter"] + shares["wan_integra"] == kBalanceBuckets);
@@ -80,10 +86,10 @@ TEST_CASE("a WAN that is down leaves the balance map and the main route, keeping
     auto shares = balance_shares(d);
     CHECK(shares["wan_charter"] == kBalanceBuckets);
     CHECK(shares.count("wan_integra") == 0);
-    REQUIRE(route_in(d, kMainTable));
-    CHECK(route_in(d, kMainTable)->nexthops.size() == 1);
+    REQUIRE(route_in(d, kBalancedTable));
+    CHECK(route_in(d, kBalancedTable)->nexthops.size() == 1);
     CHECK(route_in(d, 102));  // probes and replies still leave through it
-    CHECK(d.rules.size() == 3);
+    CHECK(d.rules.size() == 4);
     // The WAN still gets inbound marking and its restore entry.
     CHECK(d.table.find_set("by_wan")->elements.size() == 2);
 }
@@ -98,7 +104,7 @@ TEST_CASE("carrier loss takes a WAN out at once; an absent interface has no tabl
     in[0].ifindex = 0;
     d = build_desired(c, in);
     CHECK_FALSE(route_in(d, 101));
-    CHECK(d.rules.size() == 3);
+    CHECK(d.rules.size() == 4);
 }
 
 TEST_CASE("tiers: a backup WAN takes traffic only when every lower tier is down") {
@@ -107,12 +113,12 @@ TEST_CASE("tiers: a backup WAN takes traffic only when every lower tier is down"
     auto in = healthy(c);
     auto d = build_desired(c, in);
     CHECK(balance_shares(d)["wan_charter"] == kBalanceBuckets);
-    CHECK(route_in(d, kMainTable)->nexthops.size() == 1);
-    CHECK(route_in(d, kMainTable)->nexthops[0].ifname == "ether1");
+    CHECK(route_in(d, kBalancedTable)->nexthops.size() == 1);
+    CHECK(route_in(d, kBalancedTable)->nexthops[0].ifname == "ether1");
     in[0].health = Health::Down;
     d = build_desired(c, in);
     CHECK(balance_shares(d)["wan_integra"] == kBalanceBuckets);
-    CHECK(route_in(d, kMainTable)->nexthops[0].ifname == "ether2");
+    CHECK(route_in(d, kBalancedTable)->nexthops[0].ifname == "ether2");
     CHECK_FALSE(d.active.all_down);
 }
 
@@ -124,14 +130,14 @@ TEST_CASE("every WAN down: keep balancing over the links that are up, but not di
     auto d = build_desired(c, in);
     CHECK(d.active.all_down);
     CHECK(d.active.wans == std::vector<size_t>{0, 1});
-    CHECK(route_in(d, kMainTable)->nexthops.size() == 2);
+    CHECK(route_in(d, kBalancedTable)->nexthops.size() == 2);
     in[1].health = Health::Disabled;
     d = build_desired(c, in);
     CHECK(d.active.wans == std::vector<size_t>{0});
     in[0].carrier = false;
     d = build_desired(c, in);
     CHECK(d.active.wans.empty());
-    CHECK_FALSE(route_in(d, kMainTable));
+    CHECK_FALSE(route_in(d, kBalancedTable));
     CHECK(d.table.find_set("balance")->elements.empty());
 }
 
@@ -140,12 +146,12 @@ TEST_CASE("weights: 3:1 in the map and on the nexthops; big weights scale into t
     c.wans[0].weight = 3;
     auto d = build_desired(c, healthy(c));
     CHECK(balance_shares(d)["wan_charter"] == 766);
-    CHECK(route_in(d, kMainTable)->nexthops[0].weight == 3);
+    CHECK(route_in(d, kBalancedTable)->nexthops[0].weight == 3);
     c.wans[0].weight = 1000;
     c.wans[1].weight = 1;
     d = build_desired(c, healthy(c));
-    CHECK(route_in(d, kMainTable)->nexthops[0].weight == 256);
-    CHECK(route_in(d, kMainTable)->nexthops[1].weight == 1);
+    CHECK(route_in(d, kBalancedTable)->nexthops[0].weight == 256);
+    CHECK(route_in(d, kBalancedTable)->nexthops[1].weight == 1);
 }
 
 TEST_CASE("point-to-point WANs route on-link; auto gateways follow the inputs") {
@@ -204,4 +210,17 @@ TEST_CASE("the offline ruleset text is nft -f input with routes and rules as com
         if (text[pos] == '\n') continue;
         CHECK(text[pos] == '#');
     }
+}
+
+TEST_CASE("the balanced table is 100 unless a WAN's table is, then the first free id above them") {
+    auto c = article_config();
+    CHECK(balanced_table(c) == kBalancedTable);
+    c.wans[0].table = 100;
+    c.wans[1].table = 252;
+    CHECK(balanced_table(c) == 256);  // 253-255 are the kernel's
+    c.wans[1].table = 101;
+    CHECK(balanced_table(c) == 102);
+    auto d = build_desired(c, healthy(c));
+    CHECK(route_in(d, 102));
+    CHECK(d.rules.back().table == 102u);
 }

@@ -391,7 +391,7 @@ TEST_CASE_FIXTURE(Router, "a whole reconcile of the article's router, then one W
     require_clean(first);
     CHECK(first.nft_ops == 1);
     CHECK(first.routes.added == 3);
-    CHECK(first.rules.added == 3);
+    CHECK(first.rules.added == 4);
     REQUIRE(kernel.table());
     CHECK(holds_table(kernel, up.table));
     size_t elements = 0;

@@ -63,6 +63,7 @@ TEST_CASE("every request survives encode then decode") {
     check_round_trip(wb::ReloadRequest{});
     for (const char* mode : {"up", "down", "auto", "sideways", ""}) check_round_trip(wb::SetRequest{"charter", mode});
     check_round_trip(wb::SetRequest{"wan \"quoted\"\n\\ ü", "down"});
+    check_round_trip(wb::HandoverRequest{});
 }
 
 TEST_CASE("every reply survives encode then decode") {
@@ -72,6 +73,7 @@ TEST_CASE("every reply survives encode then decode") {
     check_round_trip(wb::ReloadReply{"3 nftables changes, 1 route changes, 0 rule changes; charter removed or renumbered"});
     check_round_trip(wb::ReloadReply{""});
     check_round_trip(wb::SetReply{"charter", "disabled"});
+    check_round_trip(wb::HandoverReply{60});
     check_round_trip(wb::error_reply("no WAN named \"nosuch\" (configured: charter, integra)"));
     check_round_trip(wb::error_reply("/etc/wanbalance.json: /wans/0/gateway: \"198.51.100.x\" is not an IPv4 address\n"
                                      "/etc/wanbalance.json: /lans: missing",
@@ -88,6 +90,8 @@ TEST_CASE("the wire format is the documented one") {
     CHECK(wb::encode(wb::Reply{wb::SetReply{"charter", "disabled"}}) ==
           R"({"ok":true,"state":"disabled","wan":"charter"})");
     CHECK(wb::encode(wb::Reply{wb::error_reply("bad", wb::kExitConfig)}) == R"({"error":"bad","exit_code":78,"ok":false})");
+    CHECK(wb::encode(wb::Request{wb::HandoverRequest{}}) == R"({"command":"handover"})");
+    CHECK(wb::encode(wb::Reply{wb::HandoverReply{60}}) == R"({"handover_s":60,"ok":true})");
 }
 
 TEST_CASE("the documented lines decode, as scripts and older clients write them") {
@@ -128,7 +132,7 @@ TEST_CASE("bad requests: one message each") {
     CHECK(request_error("\"status\"") == "request is not a JSON object");
     CHECK(request_error(R"({"wan": "charter"})") == "request has no \"command\" string");
     CHECK(request_error(R"({"command": 5})") == "request has no \"command\" string");
-    CHECK(request_error(R"({"command": "boom"})") == "unknown command \"boom\" (expected status, reload or set)");
+    CHECK(request_error(R"({"command": "boom"})") == "unknown command \"boom\" (expected status, reload, set or handover)");
     CHECK(request_error(R"({"command": "set"})") == "set needs \"wan\" and \"mode\" strings");
     CHECK(request_error(R"({"command": "set", "wan": "charter"})") == "set needs \"wan\" and \"mode\" strings");
     CHECK(request_error(R"({"command": "set", "wan": "charter", "mode": 1})") == "set needs \"wan\" and \"mode\" strings");
@@ -140,7 +144,7 @@ TEST_CASE("bad replies: one message each") {
     CHECK(reply_error("[true]") == "reply is not a JSON object");
     CHECK(reply_error(R"({"status": {}})") == "reply has no \"ok\" boolean");
     CHECK(reply_error(R"({"ok": "yes", "status": {}})") == "reply has no \"ok\" boolean");
-    const std::string none = "reply has none of \"status\", \"summary\" or \"wan\" and \"state\"";
+    const std::string none = "reply has none of \"status\", \"summary\", \"handover_s\" or \"wan\" and \"state\"";
     CHECK(reply_error(R"({"ok": true})") == none);
     CHECK(reply_error(R"({"ok": true, "status": "up"})") == none);
     CHECK(reply_error(R"({"ok": true, "wan": "charter"})") == none);

@@ -21,11 +21,11 @@ KernelFacts article_links() {
     return {{"ether1", {10, true, true, true, false, std::nullopt}}, {"ether2", {11, true, true, true, false, std::nullopt}}};
 }
 
-// The main table's multipath default: its nexthops' interfaces.
+// The balanced table's multipath default: its nexthops' interfaces.
 std::vector<int> balanced_ifindexes(const FakeKernel& k) {
     std::vector<int> out;
     for (const Route& r : k.own_routes())
-        if (r.table == kMainTable)
+        if (r.table == kBalancedTable)
             for (const Nexthop& nh : r.nexthops) out.push_back(nh.ifindex);
     return out;
 }
@@ -59,7 +59,7 @@ TEST_CASE("the first reconcile installs everything and logs the starts, announci
     CHECK(first.released.announcements.empty());
     CHECK(r.sync.table_applied());
     CHECK(balanced_ifindexes(r.kernel) == std::vector<int>{10, 11});
-    CHECK(r.kernel.own_rules().size() == 3);
+    CHECK(r.kernel.own_rules().size() == 4);
     // Nothing changed: the second one writes nothing.
     r.kernel.reset_counters();
     Reconciled again = r.reconcile();

@@ -149,6 +149,20 @@ TEST_CASE("the all-down warning appears only when the daemon says so") {
     CHECK(colored.find("\033[1;31mwarning: every WAN is down") != std::string::npos);
 }
 
+TEST_CASE("a config file that is invalid while the last applied config runs is said, in red") {
+    auto now = at("2026-11-25T19:00:00Z");
+    json status = sample_status();
+    status["config_error"] = nullptr;
+    CHECK(wb::format_status(status, false, now).find("critical") == std::string::npos);
+    status["config_error"] = "/etc/wanbalance.json: /lans: missing required key";
+    auto lines = lines_of(wb::format_status(status, false, now));
+    REQUIRE(lines.size() >= 3);
+    CHECK(lines[1] == "critical: the config file is invalid; running the last applied configuration");
+    CHECK(lines[2] == "  /etc/wanbalance.json: /lans: missing required key");
+    CHECK(wb::format_status(status, true, now).find("\033[1;31mcritical") != std::string::npos);
+    CHECK(wb::format_prometheus(status).find("wanbalance_config_invalid 1\n") != std::string::npos);
+}
+
 TEST_CASE("nulls, missing fields and wrong types show as '-' and never throw") {
     auto now = at("2026-11-25T19:00:00Z");
     json status = json::parse(R"({ "version": "0.1.0", "config": "/x.json",
@@ -279,6 +293,9 @@ TEST_CASE("prometheus: one WAN, the whole exposition") {
         "# HELP wanbalance_all_down 1 when every WAN is down and traffic is balanced over the WANs whose link is up.\n"
         "# TYPE wanbalance_all_down gauge\n"
         "wanbalance_all_down 0\n"
+        "# HELP wanbalance_config_invalid 1 when the config file is invalid and the last applied configuration runs.\n"
+        "# TYPE wanbalance_config_invalid gauge\n"
+        "wanbalance_config_invalid 0\n"
         "# HELP wanbalance_wan_state 1 for the WAN's current state (up, down: probes or link, disabled: operator), else 0.\n"
         "# TYPE wanbalance_wan_state gauge\n"
         "wanbalance_wan_state{wan=\"charter\",interface=\"ether1\",state=\"up\"} 1\n"

@@ -330,3 +330,18 @@ TEST_CASE("override names round-trip") {
     for (Override o : {Override::Auto, Override::Up, Override::Down}) CHECK(parse_override(override_name(o)) == o);
     CHECK_FALSE(parse_override("drain"));
 }
+
+TEST_CASE("restored overrides: a drained WAN starts drained, without a failover event") {
+    Config c = two_wans();
+    State s = initial_state(c, kT0);
+    Step restored = step(std::move(s), Restored{{{"charter", Override::Down}, {"gone", Override::Down}}}, kT0);
+    CHECK(restored.effects.reconcile);
+    REQUIRE(restored.effects.logs.size() == 1);
+    CHECK(restored.effects.logs[0].message == "operator overrides kept from the previous run: charter down");
+    Step seen = step(std::move(restored.state), KernelChanged{both_links()}, kT0);
+    Step applied = step(std::move(seen.state), KernelApplied{}, kT0);
+    CHECK(applied.state.wans[0].health == Health::Disabled);
+    CHECK(applied.state.wans[1].health == Health::Up);
+    CHECK(applied.effects.announcements.empty());  // a start, not a failover
+    CHECK(overrides_of(applied.state) == std::map<std::string, Override>{{"charter", Override::Down}});
+}
