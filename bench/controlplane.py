@@ -20,7 +20,7 @@ whole run; every notification is stamped on arrival. Per N and repetition:
 
 A health change must touch only the balance map and the one route: per change the script counts
 nftables element additions/deletions, other nftables objects (table/chain/set/rule), route
-changes in the main table's default route, other routes and ip rules.
+changes in the balanced table's default route (table 100), other routes and ip rules.
 Build first: meson setup build && ninja -C build wanbalanced wanbalancectl
 """
 
@@ -36,10 +36,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchkit import fail, finish, md_table, problems_text  # noqa: E402
+from benchkit import Figures, add_json_argument, fail, finish, md_table, problems_text  # noqa: E402
 
 import multiwan as mw  # noqa: E402
 from multiwan import LabError, progress  # noqa: E402
+from labcore import BALANCED_TABLE  # noqa: E402
 
 SIZES = (2, 8, 32, 63)
 NFT_VERBS = ("add", "delete", "replace", "flush", "destroy", "update")
@@ -70,7 +71,7 @@ def classify(events: list[tuple[float, str, str]]) -> dict:
         kind, _, body = line.partition("]")
         body = body.removeprefix("Deleted ")
         if kind == "[ROUTE":
-            if body.startswith("default ") and " table " not in body:
+            if body.startswith("default ") and f" table {BALANCED_TABLE} " in body + " ":
                 c["default_route"] += 1
             else:
                 c["other_routes"] += 1
@@ -84,7 +85,7 @@ def classify(events: list[tuple[float, str, str]]) -> dict:
 
 
 def health_change_ok(c: dict) -> bool:
-    """Only the balance map's elements and the one main default route changed, in one
+    """Only the balance map's elements and the one balanced default route changed, in one
     nftables transaction."""
     return (c["elem_add"] + c["elem_del"] > 0 and c["default_route"] == 1 and not c["unexpected"]
             and c["transactions"] == 1)
@@ -92,7 +93,7 @@ def health_change_ok(c: dict) -> bool:
 
 def describe(c: dict) -> str:
     parts = [f"{c['elem_del']} element deletions", f"{c['elem_add']} element additions",
-             f"{c['default_route']} main default route", f"{c['transactions']} nft transactions"]
+             f"{c['default_route']} balanced default route", f"{c['transactions']} nft transactions"]
     for key, word in (("nft_objects", "other nftables objects"), ("other_routes", "other routes"),
                       ("rules", "rules"), ("elem_other_sets", "elements of other sets")):
         if c[key]:
@@ -115,7 +116,7 @@ def main_default_events(events) -> list[str]:
     for _, source, line in events:
         body = line.partition("]")[2]
         if source == "ip" and line.startswith("[ROUTE]") and body.startswith("default ") \
-                and " table " not in body:
+                and f" table {BALANCED_TABLE} " in body + " ":
             out.append(body)
     return out
 
@@ -148,7 +149,7 @@ class Bench:
     def kernel_check(self, k: int, present: bool) -> None:
         """The kernel's state after a change: WAN k in the map and the route, or in neither."""
         nft = self.lab.run("rtr", "nft list map inet wanbalance balance").stdout
-        route = self.lab.run("rtr", "ip -o route show default").stdout
+        route = self.lab.run("rtr", f"ip -o route show default table {BALANCED_TABLE}").stdout
         in_map = re.search(rf"\bwan_{mw.wan_name(k)}\b", nft) is not None
         in_route = route_has(route, k)
         if (in_map, in_route) != (present, present):
@@ -307,21 +308,97 @@ def detail(c: dict) -> str:
     return ", ".join(parts) or "nothing"
 
 
-def report(benches: list[Bench], reps: int, quick: bool, up_after_s: float) -> str:
-    applied, seen, messages = [], [], []
+WHAT = {
+    "start": "daemon start -> READY=1", "start_seen": "daemon start -> last notification",
+    "reload_change": "reload with a weight changed: request -> reply",
+    "reload_change_seen": "reload with a weight changed: request -> last notification",
+    "reload_same": "reload, nothing changed: request -> reply",
+    "reload_same_seen": "reload, nothing changed: request -> last notification or reply",
+    "set_down": "set WAN down: request -> reply",
+    "set_down_seen": "set WAN down: request -> last notification",
+    "set_auto": "set WAN auto: request -> reply",
+    "set_auto_seen": "set WAN auto: request -> last notification",
+    "carrier_down": "carrier loss: link notification -> last notification",
+    "carrier_up": "carrier back: link notification -> last notification (incl. up_after)"}
+COUNTED = ("elem_add", "elem_del", "elem_other_sets", "nft_objects", "transactions",
+           "default_route", "other_routes", "rules", "links")
+HEALTH = ("set_down", "set_auto", "carrier_down", "carrier_up")
+
+
+def figures(benches: list[Bench], reps: int, up_after_s: float) -> Figures:
+    """Every repetition of every change at every WAN count: its time as the value and, where
+    the monitors were read, what the change caused as counted fields."""
+    fig = Figures("controlplane", "controlplane.py", {
+        "sizes": [b.n for b in benches], "reps": reps, "probe_interval_ms": 300,
+        "up_after_s": up_after_s, "cpus": os.cpu_count()})
+    units = {k: "kernel notifications" for k in COUNTED} | {
+        "messages": "kernel notifications (links and generation markers not counted)",
+        "transactions": "nftables transactions", "links": "link notifications"}
     for b in benches:
-        R, C = b.results, b.counts
+        for key, values in b.results.items():
+            counts = b.counts.get(key)
+            fig.series(f"{b.n}wans.{key}", "s", units if counts else None, wans=b.n,
+                       change=key, what=WHAT.get(key, key))
+            for i, seconds in enumerate(values):
+                fields = {}
+                if counts:
+                    c = counts[i]
+                    fields = {k: c[k] for k in COUNTED} | {"messages": total_messages(c)}
+                    if c["unexpected"]:
+                        fields["unexpected"] = c["unexpected"][:20]
+                    if c.get("summary"):
+                        fields["reply"] = c["summary"]
+                fig.point(f"{b.n}wans.{key}", seconds, run=i + 1, **fields)
+    return fig
+
+
+def report(benches: list[Bench], reps: int, quick: bool, up_after_s: float,
+           fig: Figures) -> str:
+    applied, seen, messages = [], [], []
+
+    def ms_of(b: Bench, key: str) -> str:
+        """ms(), recording the median, min and max shown."""
+        values = b.results[key]
+        for statistic, fn in (("median", statistics.median), ("min", min), ("max", max)):
+            fig.summarize(f"{b.n} WANs: {WHAT[key]}, {statistic}", statistic,
+                          f"{b.n}wans.{key}", fn(values) * 1000, "ms", scale=1000)
+        return ms(values)
+
+    def detail_of(b: Bench, key: str) -> str:
+        """detail(), recording the median of each kind of notification."""
+        for field in ("elem_del", "elem_add", "nft_objects", "default_route", "other_routes",
+                      "rules"):
+            fig.summarize(f"{b.n} WANs: {WHAT[key]}: {field}, median", "median",
+                          f"{b.n}wans.{key}:{field}",
+                          statistics.median(c[field] for c in b.counts[key]),
+                          "kernel notifications")
+        return detail(b.counts[key])
+
+    def msgs_of(b: Bench) -> str:
+        """msgs() over every health change, recording the median, min and max."""
+        totals = [total_messages(c) for k in HEALTH for c in b.counts[k]]
+        for statistic, fn in (("median", statistics.median), ("min", min), ("max", max)):
+            fig.summarize(f"{b.n} WANs: notifications per health change, {statistic}", statistic,
+                          [f"{b.n}wans.{k}:messages" for k in HEALTH], fn(totals),
+                          "kernel notifications")
+        return msgs([c for k in HEALTH for c in b.counts[k]])
+
+    fig.outcome["health_change_map_and_one_route_only"] = {}
+    for b in benches:
+        C = b.counts
         health = C["set_down"] + C["set_auto"] + C["carrier_down"] + C["carrier_up"]
         met = all(health_change_ok(c) for c in health)
-        applied.append([str(b.n)] + [ms(R[k]) for k in ("start", "reload_change", "reload_same",
-                                                          "set_down", "set_auto")])
-        seen.append([str(b.n)] + [ms(R[k]) for k in ("start_seen", "reload_change_seen",
-                                                       "set_down_seen", "set_auto_seen",
-                                                       "carrier_down", "carrier_up")])
-        messages.append([str(b.n), detail(C["start"]), detail(C["reload_change"]),
-                         detail(C["reload_same"]), detail(C["set_down"]), detail(C["set_auto"]),
-                         detail(C["carrier_down"]), detail(C["carrier_up"]), msgs(health),
-                         "met" if met else "NOT met"])
+        fig.outcome["health_change_map_and_one_route_only"][str(b.n)] = met
+        applied.append([str(b.n)] + [ms_of(b, k) for k in ("start", "reload_change",
+                                                             "reload_same", "set_down",
+                                                             "set_auto")])
+        seen.append([str(b.n)] + [ms_of(b, k) for k in ("start_seen", "reload_change_seen",
+                                                          "set_down_seen", "set_auto_seen",
+                                                          "carrier_down", "carrier_up")])
+        messages.append([str(b.n), detail_of(b, "start"), detail_of(b, "reload_change"),
+                         detail_of(b, "reload_same"), detail_of(b, "set_down"),
+                         detail_of(b, "set_auto"), detail_of(b, "carrier_down"),
+                         detail_of(b, "carrier_up"), msgs_of(b), "met" if met else "NOT met"])
     t1 = md_table(["WANs", "start → READY", "reload, weight changed", "reload, nothing changed",
                 "set WAN down", "set WAN auto (back up)"], applied)
     t1b = md_table(["WANs", "start", "reload, weight changed", "set WAN down", "set WAN auto",
@@ -331,6 +408,7 @@ def report(benches: list[Bench], reps: int, quick: bool, up_after_s: float) -> s
                 "set auto", "carrier loss", "carrier back", "notifications per health change",
                 "health change = map + one route only"], messages)
     problems = [p for b in benches for p in b.problems]
+    fig.outcome["problems"] = problems
     mode = " --quick" if quick else ""
     text = f"""## Control plane: applying configs and health changes at 2–63 WANs
 
@@ -339,7 +417,7 @@ with N veth WANs to one upstream namespace (bench/multiwan.py), probes every 300
 beyond each gateway, all WANs up and balanced. Requests go straight to the daemon's control
 socket (no `wanbalancectl` process start in the figures). Kernel notifications are watched from
 outside the daemon with `nft monitor` and `ip -o monitor link route rule` in the router namespace,
-stamped on arrival; after each down/up the balance map (`nft list map`) and the main default
+stamped on arrival; after each down/up the balance map (`nft list map`) and the balanced default
 route (`ip route`) are checked to hold, or lack, that WAN.
 
 Applied: daemon start → `READY=1` on its notify socket (sent once the first ruleset, routes and
@@ -374,6 +452,7 @@ def main() -> int:
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)),
                         help="comma list of WAN counts (default 2,8,32,63)")
     parser.add_argument("--markdown", type=Path, help="write the markdown section here")
+    add_json_argument(parser)
     parser.add_argument("--build-dir", help="where wanbalanced is built (default: "
                         "$WANBALANCE_BUILD_DIR or build/)")
     args = parser.parse_args()
@@ -405,8 +484,9 @@ def main() -> int:
                          f"{'health changes OK' if not bench.problems else bench.problems[0]}")
     except (LabError, TimeoutError, subprocess.TimeoutExpired, OSError, ValueError) as e:
         return fail("controlplane.py", str(e) or type(e).__name__)
-    text = report(benches, reps, args.quick, up_after_s)
-    return finish(text, args.markdown)
+    fig = figures(benches, reps, up_after_s)
+    text = report(benches, reps, args.quick, up_after_s, fig)
+    return finish(text, args.markdown, fig, args.json)
 
 
 if __name__ == "__main__":

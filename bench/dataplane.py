@@ -38,7 +38,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
-from benchkit import command_args, fail, finish, md_table, spread_text  # noqa: E402
+from benchkit import Figures, add_json_argument, command_args, fail, finish, md_table  # noqa: E402
 
 import labkit  # noqa: E402
 from labkit import SERVER, WAN_GATEWAY, progress  # noqa: E402
@@ -209,6 +209,7 @@ def read_counters(lab: labkit.Lab) -> dict[str, tuple[int, int]]:
 class Traffic:
     def __init__(self, lab: labkit.Lab, clients: int, streams: int):
         self.lab, self.clients, self.streams = lab, clients, streams
+        self.last: dict = {}  # the last measurement's counter deltas and window
         last = BASE_PORT + clients - 1
         lab.nft("inet", SINK.format(server=SERVER, first=BASE_PORT, last=last))
         self.servers = [lab.popen("inet", ["iperf3", "-s", "-B", SERVER, "-p", str(BASE_PORT + i)],
@@ -250,8 +251,10 @@ class Traffic:
                 raise labkit.LabError(f"iperf3 {kind} client exited {p.returncode}: "
                                       f"{err.strip() or 'no message'}")
         idx = 1 if kind == "tcp" else 0  # TCP: bytes, UDP: packets
-        per_wan = {wan: (c1[f"{kind}_{isp}"][idx] - c0[f"{kind}_{isp}"][idx]) / (t1 - t0)
+        counted = {wan: c1[f"{kind}_{isp}"][idx] - c0[f"{kind}_{isp}"][idx]
                    for wan, isp in labkit.ISP_OF_WAN.items()}
+        self.last = {"window_s": t1 - t0, "counted": counted}
+        per_wan = {wan: n / (t1 - t0) for wan, n in counted.items()}
         if kind == "tcp":
             per_wan = {wan: v * 8 / 1e9 for wan, v in per_wan.items()}  # Gbit/s
         return per_wan
@@ -279,28 +282,65 @@ def check_paths(config: str, kind: str, per_wan: dict[str, float]) -> None:
 
 # -- report ------------------------------------------------------------------------------------
 
-def report(results: list[dict], args: argparse.Namespace) -> str:
-    kinds = {"tcp": ("TCP throughput, Gbit/s", ".2f"), "udp": ("64-byte UDP, kpackets/s", ".0f")}
+RAW_UNIT = {"tcp": ("Gbit/s", "bytes"), "udp": ("packets/s", "packets")}
+
+
+def figures(results: list[dict], args: argparse.Namespace) -> Figures:
+    """Every measurement: per kind and configuration one point per round, its value the total
+    rate through both WANs, with each WAN's rate and counter delta over the window."""
+    fig = Figures("dataplane", "dataplane.py", {
+        "rounds": args.rounds, "window_s": args.window, "ramp_s": args.ramp,
+        "clients": args.clients, "streams_per_client": args.streams, "iptables": args.iptables,
+        "cpus": os.cpu_count()})
+    for kind, (unit, counted) in RAW_UNIT.items():
+        for c in CONFIGS:
+            fig.series(f"{kind}.{c}", unit,
+                       {w: unit for w in labkit.ISP_OF_WAN}
+                       | {f"{w}_counted": counted for w in labkit.ISP_OF_WAN}
+                       | {"window_s": "s", "position": "place of the configuration in its round"},
+                       kind=kind, config=c, configuration=TITLES[c])
+        for r in results:
+            fig.point(f"{kind}.{r['config']}", sum(r[kind].values()), round=r["round"] + 1,
+                      position=r["position"], **r[kind],
+                      **{f"{w}_counted": n for w, n in r[kind + "_raw"]["counted"].items()},
+                      window_s=r[kind + "_raw"]["window_s"])
+    return fig
+
+
+def report(results: list[dict], args: argparse.Namespace, fig: Figures) -> str:
+    kinds = {"tcp": ("TCP throughput, Gbit/s", ".2f", "Gbit/s"),
+             "udp": ("64-byte UDP, kpackets/s", ".0f", "kpackets/s")}
     scale = {"tcp": 1.0, "udp": 1e-3}
     figure_rows, target_rows, share_rows = [], [], []
-    for kind, (label, fmt) in kinds.items():
+    fig.outcome["targets"] = []
+    for kind, (label, fmt, unit) in kinds.items():
         total = {c: [sum(r[kind].values()) * scale[kind] for r in results if r["config"] == c]
                  for c in CONFIGS}
         rounds = len(total["a"])
         ratio = {pair: [total[pair[0]][i] / total[pair[1]][i] for i in range(rounds)]
                  for pair in (("b", "a"), ("c", "a"), ("b", "c"))}
-        figure_rows.append([label] + [spread_text(total[c], fmt) for c in CONFIGS]
-                           + [spread_text(ratio[("b", "a")], ".3f"),
-                              spread_text(ratio[("c", "a")], ".3f")])
+        figure_rows.append(
+            [label] + [fig.spread(f"{label}: {TITLES[c]}", f"{kind}.{c}", total[c], fmt, unit,
+                                  **({"scale": scale[kind]} if scale[kind] != 1 else {}))
+                       for c in CONFIGS]
+            + [fig.spread(f"{label}: {x}/{y} per round", f"{kind}.{x}", ratio[(x, y)], ".3f",
+                          "ratio", divided_by=f"{kind}.{y}") for x, y in (("b", "a"), ("c", "a"))])
         ba = statistics.median(ratio[("b", "a")])
-        bc = statistics.median(ratio[("b", "c")])
+        bc = fig.summarize(f"{label}: b/c per round, median", "median", f"{kind}.b",
+                           statistics.median(ratio[("b", "c")]), "ratio", divided_by=f"{kind}.c")
         target_rows.append([label, "b/a ≥ 0.95", f"{ba:.3f}", "met" if ba >= 0.95 else "NOT met"])
         target_rows.append([label, "b ≥ c (b/c ≥ 1)", f"{bc:.3f}",
                             "met" if bc >= 1.0 else "NOT met"])
+        fig.outcome["targets"] += [{"metric": label, "target": t, "value": v, "met": m}
+                                   for t, v, m in (("b/a >= 0.95", ba, ba >= 0.95),
+                                                   ("b/c >= 1", bc, bc >= 1.0))]
         for c in ("b", "c"):
             shares = [r[kind]["charter"] / sum(r[kind].values()) * 100
                       for r in results if r["config"] == c]
-            share_rows.append([label, TITLES[c], spread_text(shares, ".0f") + " %"])
+            share_rows.append([label, TITLES[c],
+                               fig.spread(f"{label}: charter's share in {TITLES[c]}",
+                                          f"{kind}.{c}:charter", shares, ".0f", "%",
+                                          divided_by=f"{kind}.{c}", scale=100) + " %"])
     rounds = len([r for r in results if r["config"] == "a"])
     figures = md_table(["median (min–max)", TITLES["a"], TITLES["b"], TITLES["c"], "b/a", "c/a"],
                        figure_rows)
@@ -354,6 +394,7 @@ def main() -> int:
                         help="smoke test: 2 rounds of 2 s measurements")
     parser.add_argument("--markdown", type=Path, metavar="OUT.md",
                         help="write the markdown section to this file")
+    add_json_argument(parser)
     parser.add_argument("--rounds", type=int, help="rounds of a, b, c (default 7; --quick 2)")
     parser.add_argument("--window", type=float, help="seconds counted per measurement "
                         "(default 5; --quick 2)")
@@ -401,9 +442,11 @@ def main() -> int:
                         lab.run("rtr", "conntrack -F", check=False)
                         try:
                             config.setup()
-                            row = {"config": name, "round": rnd}
+                            row = {"config": name, "round": rnd,
+                                   "position": order.index(name) + 1}
                             for kind in ("tcp", "udp"):
                                 row[kind] = traffic.measure(kind, args.window, args.ramp)
+                                row[kind + "_raw"] = traffic.last
                                 check_paths(name, kind, row[kind])
                         finally:
                             config.teardown()
@@ -422,8 +465,9 @@ def main() -> int:
             ValueError) as e:
         return fail("dataplane.py", str(e))
 
-    text = report(results, args)
-    return finish(text, args.markdown)
+    fig = figures(results, args)
+    text = report(results, args, fig)
+    return finish(text, args.markdown, fig, args.json)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ fails; the figures are, from the start of the fault command:
 
 The fault is then repaired, and the next run starts once charter is back up.
 --markdown OUT.md writes a "## Failover" section there (for bench/run.sh) instead of
-bench/results/failover.md; --quick is a smoke test with 2 runs per fault kind.
+bench/results/failover.md; --json FILE writes every run's figures and the statistics above
+(bench/README.md); --quick is a smoke test with 2 runs per fault kind.
 Build first: meson setup build && ninja -C build wanbalanced wanbalancectl
 """
 
@@ -39,6 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 import labkit  # noqa: E402
+from benchkit import Figures, add_json_argument, save, with_json_note  # noqa: E402
 from labwatch import EventWatch  # noqa: E402
 
 CLIENT = Path(__file__).resolve().parent / "failover_client.py"
@@ -127,21 +129,51 @@ def fmt_ms(seconds: float | None) -> str:
     return "never" if seconds is None else f"{seconds * 1000:.0f} ms"
 
 
-def summarize(kind: str, runs: list[dict], window: str) -> dict:
+def record_runs(fig: Figures, kind: str, runs: list[dict], window: str) -> None:
+    """Every run of one fault kind: wan-down time as the value, the rest as fields."""
+    fig.series(kind, "s from the fault command to wan-down in the log",
+               {"recovered": "s from the fault command until every new connection succeeds "
+                             "(null: never within the run)",
+                "failed": "connection attempts that failed", "attempts": "attempts after the fault",
+                "fault_command": "s the fault command took",
+                "before_charter": "successful attempts through charter before the fault",
+                "before_integra": "successful attempts through integra before the fault"},
+               fault=kind, wan="charter", detection_window=window)
+    for i, r in enumerate(runs):
+        fig.point(kind, r["down"], run=i + 1, recovered=r["recovered"], failed=r["failed"],
+                  attempts=r["attempts"], fault_command=r["issued"],
+                  **{f"before_{w}": n for w, n in r["wans_before"].items()})
+
+
+def summarize(kind: str, runs: list[dict], window: str, fig: Figures) -> dict:
+    """The table row of one fault kind; every figure in it is recorded in fig's summary."""
     downs = [r["down"] for r in runs]
     backs = [r["recovered"] for r in runs]
     finite = [b for b in backs if b is not None]
+
+    def ms(name: str, statistic: str, field: str, value: float) -> float:
+        of = kind if field == "value" else f"{kind}:{field}"
+        return fig.summarize(f"{kind}: {name}", statistic, of, value, "s")
+
+    failed = statistics.median(r["failed"] for r in runs)
+    fig.summarize(f"{kind}: failed connections per run, median", "median", f"{kind}:failed",
+                  failed, "connections")
     return {
         "fault": kind,
         "runs": len(runs),
         "window": window,
-        "down_median": fmt_ms(statistics.median(downs)),
-        "down_worst": fmt_ms(max(downs)),
+        "down_median": fmt_ms(ms("wan-down logged, median", "median", "value",
+                                 statistics.median(downs))),
+        "down_worst": fmt_ms(ms("wan-down logged, worst", "max", "value", max(downs))),
         "down_worst_s": max(downs),
-        "back_median": fmt_ms(statistics.median(finite)) if finite else "never",
-        "back_worst": fmt_ms(None if None in backs else max(backs)),
-        "failed_median": f"{statistics.median(r['failed'] for r in runs):.0f}",
-        "issued_median": fmt_ms(statistics.median(r["issued"] for r in runs)),
+        "back_median": fmt_ms(ms("all new connections succeed, median of the runs that "
+                                 "recovered", "median", "recovered", statistics.median(finite)))
+        if finite else "never",
+        "back_worst": "never" if None in backs else fmt_ms(
+            ms("all new connections succeed, worst", "max", "recovered", max(backs))),
+        "failed_median": f"{failed:.0f}",
+        "issued_median": fmt_ms(ms("fault command, median", "median", "fault_command",
+                                   statistics.median(r["issued"] for r in runs))),
     }
 
 
@@ -178,6 +210,7 @@ def main() -> int:
                         help="comma list of upstream, carrier (default both)")
     parser.add_argument("--build-dir", help="where wanbalanced is built (default: "
                         "$WANBALANCE_BUILD_DIR or build/)")
+    add_json_argument(parser)
     parser.add_argument("--output", type=Path, default=RESULTS,
                         help=f"markdown file to write (default {RESULTS.relative_to(REPO)})")
     args = parser.parse_args()
@@ -204,8 +237,12 @@ def main() -> int:
     windows = {"upstream": f"{window_s * 1000:.0f} ms ({args.interval_ms} ms × {args.down_after} "
                            f"+ {args.timeout_ms} ms)",
                "carrier": "netlink event (target < 300 ms)"}
+    fig = Figures("failover", "failover.py", {
+        "runs_per_fault": args.runs, "faults": faults, "probe": probe,
+        "connections_per_second": args.rate, "connect_timeout_s": args.connect_timeout,
+        "cpus": os.cpu_count(), "kernel": os.uname().release})
     try:
-        rows = measure(args, faults, probe, windows)
+        rows = measure(args, faults, probe, windows, fig)
     except (labkit.LabError, TimeoutError, subprocess.TimeoutExpired, OSError, ValueError) as e:
         print(f"failover.py: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
               file=sys.stderr)
@@ -215,6 +252,7 @@ def main() -> int:
     for row in rows:
         if row["fault"] == "carrier":
             verdict = "met" if row["down_worst_s"] < 0.3 else "NOT met"
+            fig.outcome["carrier_within_300_ms"] = row["down_worst_s"] < 0.3
             text += (f"\n\nCarrier loss detected within 300 ms (worst wan-down of {row['runs']} "
                      f"runs, {row['down_worst']}): {verdict}")
     print(text)
@@ -246,15 +284,12 @@ The upstream figure is bounded by the detection window: the last good answer can
 before the fault, then down_after rounds must fail and the last one waits for its timeout.
 Failed connections are the attempts that hit charter between the fault and the map change.
 """
-    out = args.markdown or args.output
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report)
-    print(f"wrote {out}", file=sys.stderr)
+    save(with_json_note(report, args.json), args.markdown or args.output, fig, args.json)
     return 0
 
 
 def measure(args: argparse.Namespace, faults: list[str], probe: dict,
-            windows: dict[str, str]) -> list[dict]:
+            windows: dict[str, str], fig: Figures) -> list[dict]:
     rows = []
     with labkit.Lab() as lab:
         d = lab.start_daemon(lab.article_config(probe=probe))
@@ -275,7 +310,8 @@ def measure(args: argparse.Namespace, faults: list[str], probe: dict,
                           f"all new connections succeed after {fmt_ms(r['recovered'])}, "
                           f"{r['failed']}/{r['attempts']} attempts failed "
                           f"(fault command {fmt_ms(r['issued'])})", file=sys.stderr, flush=True)
-                rows.append(summarize(kind, runs, windows[kind]))
+                record_runs(fig, kind, runs, windows[kind])
+                rows.append(summarize(kind, runs, windows[kind], fig))
         finally:
             client.stop()
             watch.stop()

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchkit import fail, finish, problems_text  # noqa: E402
+from benchkit import Figures, add_json_argument, fail, finish, problems_text  # noqa: E402
 
 import multiwan as mw  # noqa: E402
 from multiwan import LabError, progress  # noqa: E402
@@ -74,33 +74,86 @@ def measure(seconds: float) -> dict:
         time.sleep(0.2)  # the status request's connection is closed by then
         s0 = sample(d.pid)  # before the status request: its connection is an fd too
         p0 = probes(d)
-        rss = [s0["rss_kb"]]
+        samples = [s0]
         next_report = time.monotonic() + 10
         while time.monotonic() - s0["t"] < seconds:
             time.sleep(min(1.0, max(0.0, seconds - (time.monotonic() - s0["t"]))))
             if not d.running():
                 raise LabError(f"wanbalanced exited ({d.returncode}); log:\n{d.log_tail()}")
-            rss.append(sample(d.pid)["rss_kb"])
+            samples.append(sample(d.pid))
             if time.monotonic() >= next_report:
                 progress(f"footprint: {time.monotonic() - s0['t']:.0f}/{seconds:.0f} s, "
-                         f"RSS {mib(rss[-1])}")
+                         f"RSS {mib(samples[-1]['rss_kb'])}")
                 next_report += 10
         s1 = sample(d.pid)
         p1 = probes(d)
+        samples.append(s1)
         code = d.stop()
         if code != 0:
             raise LabError(f"wanbalanced exited {code} on SIGTERM; log:\n{d.log_tail()}")
     wall = s1["t"] - s0["t"]
     return {"ready_s": t_ready, "wall": wall, "s0": s0, "s1": s1, "p0": p0, "p1": p1,
-            "rss_min": min(rss), "rss_max": max(rss),
+            "samples": samples, "rss_min": min(s["rss_kb"] for s in samples),
+            "rss_max": max(s["rss_kb"] for s in samples),
             "cpu_pct": (s1["cpu_ticks"] - s0["cpu_ticks"]) / TICKS / wall * 100}
 
 
-def report(r: dict, quick: bool) -> str:
+def figures(r: dict, seconds: float) -> Figures:
+    """Every /proc sample of the window (t from its start) and the probe counters at its ends."""
+    fig = Figures("footprint", "footprint.py", {
+        "wans": N_WANS, "probe_interval_ms": INTERVAL_MS, "window_s": seconds,
+        "clock_ticks_per_s": TICKS, "cpus": os.cpu_count()})
+    fig.series("ready", "s from start to READY=1")
+    fig.point("ready", r["ready_s"])
+    fig.series("samples", "KiB VmRSS", {"t": "s since the window's start", "hwm_kib": "KiB VmHWM",
+                                        "cpu_s": "s of user + system CPU time since start",
+                                        "cpu_ticks": "clock ticks of user + system CPU time",
+                                        "threads": "threads", "fds": "open file descriptors"},
+               wans=N_WANS, probe_interval_ms=INTERVAL_MS)
+    t0 = r["s0"]["t"]
+    for s in r["samples"]:
+        fig.point("samples", s["rss_kb"], t=s["t"] - t0, hwm_kib=s["hwm_kb"],
+                  cpu_s=s["cpu_ticks"] / TICKS, cpu_ticks=s["cpu_ticks"], threads=s["threads"],
+                  fds=s["fds"])
+    fig.series("probes", "probes sent, all WANs (daemon's status counters)",
+               {"t": "s since the window's start", "lost": "probes lost", "up": "WANs up",
+                "answering": "WANs answering", "transitions": "state changes, all WANs"})
+    for p, s in ((r["p0"], r["s0"]), (r["p1"], r["s1"])):
+        fig.point("probes", p["sent"], t=s["t"] - t0, lost=p["lost"], up=p["up"],
+                  answering=p["answering"], transitions=p["transitions"])
+    return fig
+
+
+def report(r: dict, quick: bool, fig: Figures) -> str:
     s0, s1, p0, p1 = r["s0"], r["s1"], r["p0"], r["p1"]
-    sent = p1["sent"] - p0["sent"]
-    lost = p1["lost"] - p0["lost"]
-    flaps = p1["transitions"] - p0["transitions"]
+    sum_ = fig.summarize
+    sent = sum_("probes sent over the window", "delta", "probes", p1["sent"] - p0["sent"],
+                "probes")
+    lost = sum_("probes lost over the window", "delta", "probes:lost", p1["lost"] - p0["lost"],
+                "probes")
+    flaps = sum_("WAN state changes over the window", "delta", "probes:transitions",
+                 p1["transitions"] - p0["transitions"], "state changes")
+    sum_("ready after start", "first", "ready", r["ready_s"] * 1000, "ms", scale=1000)
+    for name, statistic, of, value in (
+            ("VmRSS at the start", "first", "samples", s0["rss_kb"]),
+            ("VmRSS at the end", "last", "samples", s1["rss_kb"]),
+            ("VmRSS, lowest sample", "min", "samples", r["rss_min"]),
+            ("VmRSS, highest sample", "max", "samples", r["rss_max"]),
+            ("VmHWM at the start", "first", "samples:hwm_kib", s0["hwm_kb"]),
+            ("VmHWM at the end", "last", "samples:hwm_kib", s1["hwm_kb"])):
+        sum_(name, statistic, of, value, "KiB")
+    sum_("CPU, user + system, of one core", "rate", "samples:cpu_s", r["cpu_pct"], "%",
+         scale=100)
+    sum_("CPU time over the window", "delta", "samples:cpu_s",
+         (s1["cpu_ticks"] - s0["cpu_ticks"]) / TICKS, "s")
+    sum_("window", "delta", "samples:t", r["wall"], "s")
+    sum_("probes per second", "rate", "probes", sent / r["wall"], "probes/s")
+    for name, of, value in (("open file descriptors at the start", "samples:fds", s0["fds"]),
+                            ("threads at the start", "samples:threads", s0["threads"])):
+        sum_(name, "first", of, value, name.split(" at ")[0])
+    for name, of, value in (("open file descriptors at the end", "samples:fds", s1["fds"]),
+                            ("threads at the end", "samples:threads", s1["threads"])):
+        sum_(name, "last", of, value, name.split(" at ")[0])
     all_up = p1["up"] == N_WANS and p1["answering"] == N_WANS
     rows = [
         ("VmRSS (resident memory)", mib(s0["rss_kb"]), mib(s1["rss_kb"]),
@@ -139,6 +192,7 @@ percentage of one core ({os.cpu_count()} CPUs on the machine; the kernel counts 
                         f"{flaps} state changes")
     if s1["fds"] != s0["fds"]:
         problems.append(f"open file descriptors changed from {s0['fds']} to {s1['fds']}")
+    fig.outcome["problems"] = problems
     return text + problems_text(problems)
 
 
@@ -148,6 +202,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a 10 s window (smoke test)")
     parser.add_argument("--seconds", type=float, help="window length (default 60, quick 10)")
     parser.add_argument("--markdown", type=Path, help="write the markdown section here")
+    add_json_argument(parser)
     parser.add_argument("--build-dir", help="where wanbalanced is built (default: "
                         "$WANBALANCE_BUILD_DIR or build/)")
     args = parser.parse_args()
@@ -165,8 +220,9 @@ def main() -> int:
         r = measure(seconds)
     except (LabError, TimeoutError, subprocess.TimeoutExpired, OSError, ValueError) as e:
         return fail("footprint.py", str(e) or type(e).__name__)
-    text = report(r, args.quick)
-    return finish(text, args.markdown)
+    fig = figures(r, seconds)
+    text = report(r, args.quick, fig)
+    return finish(text, args.markdown, fig, args.json)
 
 
 if __name__ == "__main__":

@@ -75,8 +75,9 @@ class MultiWanLab(labkit.Lab):
 
     def up(self) -> MultiWanLab:
         labkit._install_handlers()  # atexit + SIGTERM tear every live lab down
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"wanbalance-{self.prefix}-"))
-        (self.workdir / "hooks.d").mkdir()
+        labkit.LAB_ROOT.mkdir(mode=0o755, exist_ok=True)  # hooks need root-only parents, not /tmp
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"wanbalance-{self.prefix}-", dir=labkit.LAB_ROOT))
+        (self.workdir / "hooks.d").mkdir(mode=0o755)
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         # The owner record first, so `lab.sh gc` cleans up even if we die half-way.
         (STATE_DIR / self.prefix).write_text(f"{os.getpid()} {_start_time(os.getpid())}\n")

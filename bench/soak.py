@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
-from benchkit import fail, problems_text  # noqa: E402
+from benchkit import Figures, add_json_argument, fail, finish, problems_text  # noqa: E402
 
 import labkit  # noqa: E402
 import soak  # noqa: E402
@@ -36,11 +36,48 @@ def mib(kib: int) -> str:
     return f"{kib / 1024:.2f} MiB"
 
 
-def report(r: soak.SoakResult, command: str) -> str:
+def figures(r: soak.SoakResult, seconds: float) -> Figures:
+    """Every sample (t since the soak started), and the counts read once or at both ends."""
+    fig = Figures("soak", "soak.py", {"seconds": seconds, "probe": soak.SOAK_PROBE,
+                                      "flap_period_s": soak.FLAP_PERIOD_S,
+                                      "down_hold_s": soak.DOWN_HOLD_S,
+                                      "rss_bound_kib": RSS_BOUND_KIB})
+    fig.series("samples", "KiB VmRSS", {"t": "s since the soak started",
+                                        "fds": "open file descriptors"})
+    for s in r.samples:
+        fig.point("samples", s.rss_kib, t=s.at, fds=s.fds)
+    for key, unit, value in (
+            ("duration", "s", r.seconds), ("flaps", "down + up cycles driven", r.flaps),
+            ("transitions", "state changes counted by the daemon", r.transitions),
+            ("events", "wan-down / wan-up log lines", r.events),
+            ("foreign_repairs", "log lines taking own changes for someone else's",
+             r.foreign_repairs)):
+        fig.series(key, unit)
+        fig.point(key, value)
+    fig.series("fds", "open file descriptors")
+    fig.point("fds", r.fds_start, when="start")
+    fig.point("fds", r.fds_end, when="end")
+    start, end = r.counts(r.objects_start), r.counts(r.objects_end)
+    for key in start:
+        fig.series(f"objects.{key.replace(' ', '_')}", key, object=key)
+        fig.point(f"objects.{key.replace(' ', '_')}", start[key], when="start")
+        fig.point(f"objects.{key.replace(' ', '_')}", end[key], when="end")
+    fig.outcome = {"kernel_same": r.kernel_same, "missed": r.missed,
+                   "problems": r.problems(RSS_BOUND_KIB)}
+    return fig
+
+
+def report(r: soak.SoakResult, command: str, fig: Figures) -> str:
     rss = r.rss_summary()
     start, end = r.counts(r.objects_start), r.counts(r.objects_end)
     problems = r.problems(RSS_BOUND_KIB)
     growth = r.rss_growth_kib()
+    for name, statistic in (("start", "first"), ("min", "min"), ("max", "max"), ("end", "last")):
+        fig.summarize(f"VmRSS {name}", statistic, "samples", rss[name], "KiB")
+    half = len(r.samples) // 2
+    if half:  # rss_growth_kib: the second half's peak minus the first half's
+        fig.summarize("VmRSS growth (2nd half's peak - 1st half's)", "max", f"samples[{half}:]",
+                      growth, "KiB", minus={"statistic": "max", "of": f"samples[:{half}]"})
     rows = [
         ("duration", f"{r.seconds:.0f} s", ""),
         ("flaps (down + up cycles)", str(r.flaps), "carrier and upstream in turn, one every "
@@ -101,6 +138,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float,
                         help=f"soak length (default {FULL_S}, quick {QUICK_S})")
     parser.add_argument("--markdown", type=Path, help="write the markdown section here")
+    add_json_argument(parser)
     args = parser.parse_args()
     seconds = args.seconds or (QUICK_S if args.quick else FULL_S)
     if seconds <= 0:
@@ -134,11 +172,8 @@ def main() -> int:
     except (labkit.LabError, RuntimeError, TimeoutError, subprocess.TimeoutExpired, OSError,
             ValueError) as e:
         return fail("soak.py", str(e) or type(e).__name__)
-    text = report(result, command)
-    print(text)
-    if args.markdown:
-        args.markdown.write_text(text)
-        labkit.progress(f"wrote {args.markdown}")
+    fig = figures(result, seconds)
+    finish(report(result, command, fig), args.markdown, fig, args.json)
     problems = result.problems(RSS_BOUND_KIB)
     if problems:
         print(f"soak.py: {problems[0]}", file=sys.stderr)

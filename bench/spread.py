@@ -27,11 +27,12 @@ import os
 import shlex
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
-from benchkit import command_args, fail, finish, md_table  # noqa: E402
+from benchkit import Figures, add_json_argument, command_args, fail, finish, md_table  # noqa: E402
 
 import labkit  # noqa: E402
 from labkit import progress  # noqa: E402
@@ -40,17 +41,18 @@ WANS = ("charter", "integra")
 MANY_SOURCES = "192.168.88.11-192.168.88.250"
 
 
-def map_share(d: labkit.Daemon) -> dict[str, int]:
-    """Buckets of the balance map per WAN, as installed in the kernel."""
+def map_buckets(d: labkit.Daemon) -> list[tuple[object, str]]:
+    """(bucket, WAN) for every element of the balance map pointing at a WAN, as installed."""
     out = d.lab.run("rtr", "nft -j list map inet wanbalance balance").stdout
-    counts = dict.fromkeys(WANS, 0)
+    buckets = []
     for item in json.loads(out)["nftables"]:
         for elem in (item.get("map") or {}).get("elem", []):
             text = json.dumps(elem)
+            key = elem[0] if isinstance(elem, list) and elem else None
             for wan in WANS:
                 if f'"wan_{wan}"' in text:
-                    counts[wan] += 1
-    return counts
+                    buckets.append((key if isinstance(key, (int, str)) else None, wan))
+    return buckets
 
 
 def add_lan_sources(lab: labkit.Lab) -> None:
@@ -68,14 +70,17 @@ def one_case(lab: labkit.Lab, name: str, weights: tuple[int, int], classifier: s
         d.wait_ready()
         labkit.wait_until(lambda: all(w["state"] == "up" for w in d.status()["wans"]), 15,
                           "both WANs up")
-        buckets = map_share(d)
+        buckets = map_buckets(d)
         progress(f"{name}: {n} connections ...")
-        counts = lab.spread(n, src=src)
+        results = lab.connect_many(n, src=src)  # what lab.spread counts, per connection
     finally:
         code = d.stop()
     if code != 0:
         raise labkit.LabError(f"wanbalanced exited {code} on SIGTERM")
     lab.run("rtr", "conntrack -F", check=False)
+    wans = ["failed" if not r["ok"] else labkit.WAN_OF_SOURCE.get(r["seen"], r["seen"])
+            for r in results]
+    counts = Counter(wans)
     if counts.get("failed"):
         raise labkit.LabError(f"{name}: {counts['failed']} of {n} connections failed")
     unknown = set(counts) - set(WANS)
@@ -87,7 +92,40 @@ def one_case(lab: labkit.Lab, name: str, weights: tuple[int, int], classifier: s
     sigma = math.sqrt(expected * (1 - expected) / units)
     return {"name": name, "classifier": classifier, "weights": weights, "n": n,
             "counts": counts, "expected": expected, "observed": observed, "sigma": sigma,
-            "map": buckets["charter"] / max(1, sum(buckets.values())), "sources": sources}
+            "map": sum(w == "charter" for _, w in buckets) / max(1, len(buckets)),
+            "sources": sources, "connections": [(w, r.get("src"), r.get("ms")) for w, r in zip(wans, results)],
+            "buckets": buckets}
+
+
+def case_key(c: dict) -> str:
+    return f"{c['classifier']}.{c['weights'][0]}-{c['weights'][1]}"
+
+
+def figures(cases: list[dict], args: argparse.Namespace) -> Figures:
+    """Every connection (1 = it went through charter, 0 = integra) and every map bucket."""
+    fig = Figures("spread", "spread.py", {"connections_per_case": args.n,
+                                          "src_address_case": not args.no_src_address})
+    for c in cases:
+        key = case_key(c)
+        labels = {"case": c["name"], "classifier": c["classifier"],
+                  "weights_charter_integra": list(c["weights"]), "lan_sources": c["sources"],
+                  "expected_charter_share": c["expected"]}
+        fig.series(f"{key}.connections", "1 = through charter, 0 = through integra",
+                   {"ms": "ms, connect time"}, **labels)
+        for i, (wan, src, ms) in enumerate(c["connections"]):
+            fig.point(f"{key}.connections", int(wan == "charter"), run=i + 1, src=src, wan=wan,
+                      ms=ms)
+        fig.series(f"{key}.map", "1 = bucket points at charter, 0 = at integra", **labels)
+        for bucket, wan in c["buckets"]:
+            fig.point(f"{key}.map", int(wan == "charter"), bucket=bucket, wan=wan)
+        for name, statistic, of, value, unit in (
+                ("connections through charter", "sum", "connections", c["counts"]["charter"],
+                 "connections"),
+                ("connections", "count", "connections", c["n"], "connections"),
+                ("charter observed", "mean", "connections", c["observed"], "share"),
+                ("map buckets pointing at charter", "mean", "map", c["map"], "share")):
+            fig.summarize(f"{c['name']}: {name}", statistic, f"{key}.{of}", value, unit)
+    return fig
 
 
 def report(cases: list[dict], args: argparse.Namespace) -> str:
@@ -124,6 +162,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smoke test: 200 connections per case")
     parser.add_argument("--markdown", type=Path, metavar="OUT.md",
                         help="write the markdown section to this file")
+    add_json_argument(parser)
     parser.add_argument("-n", type=int, help="connections per case (default 1000; --quick 200)")
     parser.add_argument("--no-src-address", action="store_true",
                         help="skip the src-address case")
@@ -168,7 +207,7 @@ def main() -> int:
         return fail("spread.py", str(e))
 
     text = report(cases, args)
-    return finish(text, args.markdown)
+    return finish(text, args.markdown, figures(cases, args), args.json)
 
 
 if __name__ == "__main__":
