@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <map>
 
+#include "base/dirs.hpp"
 #include "base/event_ptr.hpp"
 #include "base/fd.hpp"
 #include "base/ipv4.hpp"
@@ -28,25 +29,6 @@ uint64_t to_usec(std::chrono::milliseconds d) {
 }
 
 std::string too_large() { return "request is larger than " + std::to_string(kMaxControlRequestBytes) + " bytes"; }
-
-// mkdir -p, giving directories it creates mode 0755 whatever the umask.
-Status make_dirs(const std::string& dir) {
-    for (size_t pos = 1; pos <= dir.size(); ++pos) {
-        if (pos != dir.size() && dir[pos] != '/') continue;
-        std::string part = dir.substr(0, pos);
-        if (mkdir(part.c_str(), 0755) == 0) {
-            chmod(part.c_str(), 0755);
-        } else if (errno != EEXIST) {
-            return Status::fail(errno, "Could not create runtime directory " + part + ": " + errno_text(errno));
-        }
-    }
-    struct stat st {};
-    if (stat(dir.c_str(), &st) != 0)
-        return Status::fail(errno, "Could not use runtime directory " + dir + ": " + errno_text(errno));
-    if (!S_ISDIR(st.st_mode))
-        return Status::fail(ENOTDIR, "Could not use runtime directory " + dir + ": " + errno_text(ENOTDIR));
-    return Status::ok();
-}
 
 // Something is at `path`: a live daemon (refuse), a stale socket of a crashed run (remove it),
 // or something that is not ours (refuse rather than delete it).
@@ -318,7 +300,7 @@ Expected<std::unique_ptr<ControlServer>> ControlServer::open(sd_event* event, co
     std::string path = control_socket_path(runtime_dir);
     auto addr = unix_address(path);
     if (!addr) return addr.error();
-    if (Status s = make_dirs(runtime_dir); !s) return s;
+    if (Status s = make_dirs(runtime_dir, 0755, "runtime directory"); !s) return s;
     if (Status s = clear_stale_socket(path, *addr, runtime_dir); !s) return s;
 
     impl->listen_fd = Fd{socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)};

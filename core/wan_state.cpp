@@ -78,7 +78,6 @@ Announcement wan_announcement(const WanConfig& wan, const WanState& w) {
 void set_health(State& s, size_t i, const Verdict& v, WallTime now, Effects& fx) {
     WanState& w = s.wans[i];
     const WanConfig& wan = s.config.wans[i];
-    w.inputs.health = v.health;
     bool first = !w.decided;
     w.decided = true;
     if (w.health == v.health && (!first || s.ready)) {
@@ -123,9 +122,8 @@ void decide(State& s, WallTime now, Effects& fx) {
 
 // ---- events ----
 
-WanInputs inputs_from(const WanConfig& wan, const KernelFacts& links, Health health) {
+WanInputs inputs_from(const WanConfig& wan, const KernelFacts& links) {
     WanInputs next;
-    next.health = health;
     auto it = links.find(wan.interface);
     if (it == links.end()) return next;
     const LinkFacts& f = it->second;
@@ -167,7 +165,7 @@ void follow_link(State& s, size_t i, WanInputs next, Effects& fx) {
 
 void on(State& s, const KernelChanged& e, WallTime now, Effects& fx) {
     for (size_t i = 0; i < s.wans.size(); ++i)
-        follow_link(s, i, inputs_from(s.config.wans[i], e.links, s.wans[i].inputs.health), fx);
+        follow_link(s, i, inputs_from(s.config.wans[i], e.links), fx);
     decide(s, now, fx);
 }
 
@@ -291,7 +289,10 @@ Step step(State state, const Event& event, WallTime now) {
 std::vector<WanInputs> desired_inputs(const State& state) {
     std::vector<WanInputs> inputs;
     inputs.reserve(state.wans.size());
-    for (const auto& w : state.wans) inputs.push_back(w.inputs);
+    for (const auto& w : state.wans) {
+        inputs.push_back(w.inputs);
+        inputs.back().health = w.health;  // kept once, in WanState; build_desired reads it here
+    }
     return inputs;
 }
 

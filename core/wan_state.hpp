@@ -59,7 +59,7 @@ struct WanState {
     std::string reason;
     Override override_mode = Override::Auto;
     unsigned transitions = 0;
-    WanInputs inputs;               // what build_desired() needs: link facts, gateway, health
+    WanInputs inputs;               // link facts and gateway (its health is unused: see `health`)
     bool decided = false;           // health decided at least once (the first is logged, not announced)
     bool seen = false;              // link facts known at least once (health machine initialised)
     HealthMachine machine{ProbeState::Up};

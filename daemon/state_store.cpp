@@ -1,6 +1,5 @@
 #include "daemon/state_store.hpp"
 
-#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -9,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "base/dirs.hpp"
 #include "config/config.hpp"
 
 namespace wb {
@@ -47,15 +47,7 @@ std::string StateStore::path(std::string_view name) const { return dir_ + "/" + 
 
 std::string StateStore::last_config_path() const { return path(kLastConfig); }
 
-Status StateStore::prepare() const {
-    for (size_t pos = 1; pos <= dir_.size(); ++pos) {
-        if (pos != dir_.size() && dir_[pos] != '/') continue;
-        std::string part = dir_.substr(0, pos);
-        if (mkdir(part.c_str(), 0700) != 0 && errno != EEXIST)
-            return Status::fail(errno, "Could not create state directory " + part + ": " + errno_text(errno));
-    }
-    return Status::ok();
-}
+Status StateStore::prepare() const { return make_dirs(dir_, 0700, "state directory"); }
 
 Status StateStore::write(std::string_view name, std::string_view text) const {
     std::string final_path = path(name);
