@@ -98,3 +98,13 @@ ConfigResult load_config(const std::string& file) {
 }
 
 }  // namespace wb
+
+namespace wb {
+
+bool Config::any_ipv6() const {
+    for (const auto& wan : wans)
+        if (wan.ipv6) return true;
+    return false;
+}
+
+}  // namespace wb

@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "base/ipv4.hpp"
+#include "base/ip.hpp"
 
 namespace wb {
 
@@ -37,7 +37,8 @@ std::string_view classifier_name(Classifier c);
 std::optional<Classifier> parse_classifier(std::string_view name);
 
 struct ProbeConfig {
-    std::vector<Ipv4> targets;  // empty: probe the WAN's gateway
+    std::vector<Ipv4> targets;   // IPv4 targets; empty: probe the WAN's IPv4 gateway
+    std::vector<Ipv6> targets6;  // IPv6 targets (for WANs with gateway6); empty: probe gateway6
     std::chrono::milliseconds interval{300};
     std::chrono::milliseconds timeout{600};
     unsigned down_after = 3;
@@ -51,6 +52,8 @@ struct WanConfig {
     std::string name;
     std::string interface;
     std::optional<Ipv4> gateway;  // nullopt means "auto"
+    bool ipv6 = false;             // "gateway6" is set: the WAN carries IPv6
+    std::optional<Ipv6> gateway6;  // with ipv6: nullopt means "auto" (router advertisements)
     unsigned weight = 1;          // 1..1000
     unsigned tier = 0;
     uint32_t table = 0;  // always resolved: explicit or allocated
@@ -73,6 +76,7 @@ struct Config {
     std::string hooks_dir = kDefaultHooksDir;
 
     bool operator==(const Config&) const = default;
+    bool any_ipv6() const;  // some WAN has gateway6
 };
 
 // One problem: where (JSON pointer, "" for the whole file) and what, e.g.

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "base/noncopyable.hpp"
+#include "base/ip.hpp"
 #include "base/status.hpp"
 
 namespace wb {
@@ -17,13 +18,13 @@ public:
     static Expected<std::unique_ptr<Conntrack>> open();  // NETLINK_NETFILTER, current netns
     ~Conntrack();
 
-    // Number of IPv4 entries per (ctmark & mask), over one dump. Entries whose masked mark is 0
-    // are not counted, nor ICMP echoes whose identifier is in skip_icmp_ids (the daemon's own
+    // Number of entries (IPv4 and IPv6) per (ctmark & mask), over one dump each. Entries whose masked mark is 0
+    // are not counted, nor ICMP/ICMPv6 echoes whose identifier is in skip_icmp_ids (the daemon's own
     // probes: the operator asks how many connections a WAN carries, not how many pings).
     Expected<std::map<uint32_t, unsigned>> count_by_mark(uint32_t mask, const std::set<uint16_t>& skip_icmp_ids = {});
 
-    // Deletes every IPv4 entry whose (ctmark & mask) == mark; returns how many were deleted.
-    Expected<unsigned> delete_by_mark(uint32_t mark, uint32_t mask);
+    // Deletes every entry of `family` whose (ctmark & mask) == mark; returns how many were deleted.
+    Expected<unsigned> delete_by_mark(Family family, uint32_t mark, uint32_t mask);
 
 private:
     Conntrack() = default;

@@ -16,17 +16,26 @@
 
 namespace wb {
 
+// An interface's IPv6 settings that decide whether router advertisements are obeyed.
+struct Ipv6Conf {
+    int accept_ra = 1;   // 0 never, 1 only while not forwarding, 2 even while forwarding
+    int forwarding = 0;
+    // Whether RAs install their default route on this interface.
+    bool accepts_ra() const { return accept_ra == 2 || (accept_ra == 1 && forwarding == 0); }
+    bool operator==(const Ipv6Conf&) const = default;
+};
+
 class KernelPort {
 public:
     virtual ~KernelPort() = default;
 
-    // --- routes and rules: IPv4 default routes and rules with protocol kRouteProtocol ---
-    virtual Expected<std::vector<Route>> dump_own_routes() = 0;
-    virtual Expected<std::vector<Rule>> dump_own_rules() = 0;
-    // The description of a default route that is NOT ours in (table, metric), e.g.
+    // --- routes and rules: default routes and rules of both families with protocol kRouteProtocol ---
+    virtual Expected<std::vector<Route>> dump_own_routes() = 0;  // IPv4 and IPv6 (Route::family)
+    virtual Expected<std::vector<Rule>> dump_own_rules() = 0;    // IPv4 and IPv6 (Rule::family)
+    // The description of a default route of `family` that is NOT ours in (table, metric), e.g.
     // "default via 203.0.113.1 dev ether1 proto dhcp", or "" when the slot is free: a replace
     // there would take it over.
-    virtual Expected<std::string> foreign_default_route(uint32_t table, uint32_t metric) = 0;
+    virtual Expected<std::string> foreign_default_route(Family family, uint32_t table, uint32_t metric) = 0;
     virtual Status replace_route(const Route& route) = 0;  // create or replace, protocol ours
 
     // An answer that means "already done" counts as success, for every implementation alike:
@@ -43,8 +52,11 @@ public:
     virtual Expected<bool> get_src_valid_mark(int ifindex) = 0;
     virtual Status set_src_valid_mark(int ifindex, bool on) = 0;
 
-    // --- conntrack: deletes the IPv4 entries whose (ctmark & mask) == mark; how many ---
-    virtual Expected<unsigned> delete_by_mark(uint32_t mark, uint32_t mask) = 0;
+    // --- net.ipv6.conf.IFACE.{accept_ra,forwarding}: read only, to warn about RAs ignored ---
+    virtual Expected<Ipv6Conf> get_ipv6_conf(int ifindex) = 0;
+
+    // --- conntrack: deletes the entries of `family` whose (ctmark & mask) == mark; how many ---
+    virtual Expected<unsigned> delete_by_mark(Family family, uint32_t mark, uint32_t mask) = 0;
 
 protected:
     // The kernel's answer verbatim: ESRCH for a route that is not there, EEXIST for a rule that

@@ -1,5 +1,6 @@
-// ICMP echo probing of every WAN out of that WAN: one raw socket per WAN, bound to its
-// interface and carrying its mark, driven by sd-event timers. No ping processes, no blocking.
+// ICMP and ICMPv6 echo probing of every WAN out of that WAN, per family: one raw socket per WAN
+// and family, bound to its interface and carrying its mark, driven by sd-event timers. No ping
+// processes, no blocking. IPv4 and IPv6 of one WAN are probed, counted and judged apart.
 #pragma once
 
 #include <systemd/sd-event.h>
@@ -13,15 +14,24 @@
 #include <string>
 #include <vector>
 
-#include "base/ipv4.hpp"
+#include "base/ip.hpp"
 #include "base/status.hpp"
 
 namespace wb {
 
+// What is probed: one family of one WAN.
+struct ProbeKey {
+    std::string wan;
+    Family family = Family::V4;
+    auto operator<=>(const ProbeKey&) const = default;
+};
+
 struct ProbeSpec {
     std::string interface;
     uint32_t mark = 0;            // SO_MARK: the WAN's mark, so policy routing sends it out of the WAN
-    std::vector<Ipv4> targets;    // resolved: the configured targets, or the gateway
+    // Resolved: the configured targets of the key's family, or its gateway; all of that family.
+    // A link-local IPv6 target (fe80::1) is reached on `interface`.
+    std::vector<IpAddr> targets;
     std::chrono::milliseconds interval{300};
     std::chrono::milliseconds timeout{600};
     unsigned min_targets_up = 1;
@@ -49,8 +59,8 @@ inline constexpr unsigned kLossWindow = 100;
 
 class Prober {
 public:
-    // Called once per finished round, in round order per WAN, from the event loop.
-    using RoundCallback = std::function<void(const std::string& wan, const RoundOutcome& outcome)>;
+    // Called once per finished round, in round order per key, from the event loop.
+    using RoundCallback = std::function<void(const ProbeKey& key, const RoundOutcome& outcome)>;
 
     static Expected<std::unique_ptr<Prober>> create(sd_event* event, RoundCallback callback);
     ~Prober();
@@ -64,17 +74,19 @@ public:
     // A missing interface is not an error: each round then fails with the reason and retries the
     // bind, so an interface that appears (or is re-created) is picked up without a call here.
     // Other socket errors (no CAP_NET_RAW) are returned, and rounds keep retrying as well.
-    Status configure(const std::string& wan, const ProbeSpec& spec);
-    // Stops probing WANs not in `wans` (removed by a reload).
-    void retain(const std::vector<std::string>& wans);
-    // Pauses/resumes a WAN's rounds (no carrier: nothing to learn; rounds resume at once on resume).
-    void pause(const std::string& wan, bool paused);
+    // Everything here is per key: a WAN's IPv4 and IPv6 are two independent probers.
+    Status configure(const ProbeKey& key, const ProbeSpec& spec);
+    // Stops probing keys not in `keys` (WANs removed by a reload, gateway6 dropped).
+    void retain(const std::vector<ProbeKey>& keys);
+    // Pauses/resumes a key's rounds (no carrier: nothing to learn; rounds resume at once on resume).
+    void pause(const ProbeKey& key, bool paused);
 
-    ProbeStats stats(const std::string& wan) const;
+    ProbeStats stats(const ProbeKey& key) const;
     // Whether the last timer could be armed: a failure means rounds may stop (the daemon logs it).
     Status timer_status() const;
-    // The ICMP identifier of the WAN's echo requests (for packet captures and tests).
-    std::optional<uint16_t> identifier(const std::string& wan) const;
+    // The ICMP / ICMPv6 identifier of the key's echo requests (for packet captures, tests, and
+    // to keep the probes out of the connection counts).
+    std::optional<uint16_t> identifier(const ProbeKey& key) const;
 
 private:
     Prober() = default;

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "base/ipv4.hpp"
+#include "base/ip.hpp"
 #include "config/config.hpp"
 #include "rules/nft.hpp"
 #include "rules/routing.hpp"
@@ -17,7 +17,6 @@ namespace wb {
 
 inline constexpr uint32_t kBalanceBuckets = 1021;  // prime: the Maglev permutation needs it
 inline constexpr uint32_t kHashSeed = 0x77616e62;   // "wanb"; pinned so reloads keep clients put
-inline constexpr uint32_t kRouteMetric = 0;
 // wanbalance's own table for the balanced multipath default: looked up after the WANs' fwmark
 // rules, before main, so others' default routes in main are shadowed while it runs, never fought.
 inline constexpr uint32_t kBalancedTable = 100;
@@ -39,17 +38,27 @@ struct WanInputs {
     bool point_to_point = false;
     std::optional<Ipv4> gateway;  // resolved: the configured one, or the auto one if known
     Health health = Health::Down;
+    // IPv6, for a WAN with gateway6 (else all unset).
+    bool has_address6 = false;     // a usable global IPv6 address on the interface
+    std::optional<Ipv6> gateway6;  // resolved: the configured one, or the one RAs put there
+    Health health6 = Health::Down;
 
-    // The link can carry traffic: exists, admin up, carrier, an address, and a gateway
+    // The link can carry IPv4 traffic: exists, admin up, carrier, an address, and a gateway
     // (or a point-to-point link).
     bool link_usable() const {
         return ifindex > 0 && admin_up && carrier && has_address && (gateway || point_to_point);
     }
+    // The same for a family: IPv6 needs a global address and a gateway6 (or point-to-point).
+    bool link_usable(Family f) const {
+        if (f == Family::V4) return link_usable();
+        return ifindex > 0 && admin_up && carrier && has_address6 && (gateway6 || point_to_point);
+    }
+    Health health_of(Family f) const { return f == Family::V4 ? health : health6; }
     bool operator==(const WanInputs&) const = default;
 };
 
 // Inputs for offline output (`wanbalancectl ruleset`): every interface present as ifindex
-// 1000+i, usable, healthy; "auto" gateways stay unknown and p2p is assumed false.
+// 1000+i, usable, healthy in both families; "auto" gateways stay unknown (routes on-link).
 std::vector<WanInputs> assume_all_up(const Config& config);
 
 // Which WANs take new LAN connections (indices into Config::wans): the healthy usable WANs of
@@ -59,13 +68,18 @@ struct ActiveSet {
     std::vector<size_t> wans;
     bool all_down = false;  // no WAN is healthy: the fallback above is in effect
 };
-ActiveSet active_wans(const Config& config, const std::vector<WanInputs>& inputs);
+// Per family: only WANs that carry it count (for IPv6, those with gateway6).
+ActiveSet active_wans(const Config& config, const std::vector<WanInputs>& inputs, Family family = Family::V4);
 
+// With no WAN carrying IPv6 the IPv6 parts are absent: an IPv4-only config gives exactly the
+// table, routes and rules it gave before dual-stack.
 struct Desired {
     nft::Table table;
-    std::vector<Route> routes;  // per-WAN table defaults, then the balanced multipath default
-    std::vector<Rule> rules;    // suppress rule, one fwmark rule per WAN, then the balanced table
-    ActiveSet active;
+    std::vector<Route> routes;  // per family (IPv4, then IPv6): per-WAN table defaults, then the balanced default
+    std::vector<Rule> rules;    // per family: suppress rule, one fwmark rule per WAN, then the balanced table
+    ActiveSet active;           // IPv4
+    ActiveSet active6;          // IPv6 (empty without IPv6 WANs)
+    const ActiveSet& active_of(Family f) const { return f == Family::V4 ? active : active6; }
 };
 
 Desired build_desired(const Config& config, const std::vector<WanInputs>& inputs);
