@@ -52,13 +52,13 @@ struct WanConfig {
     std::string name;
     std::string interface;
     std::optional<Ipv4> gateway;  // nullopt means "auto"
-    bool ipv6 = false;             // "gateway6" is set: the WAN carries IPv6
-    std::optional<Ipv6> gateway6;  // with ipv6: nullopt means "auto" (router advertisements)
     unsigned weight = 1;          // 1..1000
     unsigned tier = 0;
     uint32_t table = 0;  // always resolved: explicit or allocated
     uint32_t mark = 0;   // always resolved: explicit or allocated, inside mark_mask
     ProbeConfig probe;   // global probe settings with this WAN's overrides applied
+    bool ipv6 = false;             // "gateway6" is set: the WAN carries IPv6
+    std::optional<Ipv6> gateway6;  // with ipv6: nullopt means "auto" (router advertisements)
 
     bool operator==(const WanConfig&) const = default;
 };

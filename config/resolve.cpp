@@ -121,21 +121,31 @@ void check_rule_room(const ConfigDraft& draft, Reporter& report) {
                     std::to_string(*draft.rule_priority.value));
 }
 
-std::string targets_phrase(const std::vector<Ipv4>& targets) {
-    return targets.empty() ? "1: the gateway, as targets is empty" : std::to_string(targets.size());
+// How many targets a family's rounds use: its own addresses, or its gateway alone.
+std::string targets_phrase(Family f, const ProbeTargets& targets) {
+    size_t n = targets.count(f);
+    if (n > 0) return std::to_string(n);
+    return f == Family::V4 ? "1: the gateway, as targets is empty"
+                           : "1: the IPv6 gateway, as targets holds no IPv6 address";
 }
 
+std::string family_words(Family f) { return f == Family::V4 ? "" : std::string(family_label(f)) + " "; }
+
 // min_targets_up against the targets it will be used with, reported where min_targets_up was
-// set: the global value alone, then each WAN's merged settings.
+// set: the global value alone, then each WAN's merged settings. IPv6 counts only for WANs with
+// gateway6, against the IPv6 targets (a WAN's IPv4 and IPv6 rounds are judged apart).
 void check_min_targets(const ConfigDraft& draft, Reporter& report) {
     const Field<unsigned>& global_min = draft.probe.min_targets_up;
-    const Field<std::vector<Ipv4>>& global_targets = draft.probe.targets;
+    const Field<ProbeTargets>& global_targets = draft.probe.targets;
+    bool any_ipv6 = std::any_of(draft.wans.begin(), draft.wans.end(), [](const WanDraft& w) { return w.gateway6.value; });
     if (global_min.value && (!global_targets.present() || global_targets.value)) {
-        auto targets = global_targets.value.value_or(std::vector<Ipv4>{});
-        if (*global_min.value > std::max<size_t>(1, targets.size())) {
-            report.fail(global_min.path, std::to_string(*global_min.value) +
-                                             " is more than the number of probe targets (" + targets_phrase(targets) +
-                                             ")");
+        auto targets = global_targets.value.value_or(ProbeTargets{});
+        for (Family f : kFamilies) {
+            if (f == Family::V6 && !any_ipv6) continue;
+            if (*global_min.value <= std::max<size_t>(1, targets.count(f))) continue;
+            report.fail(global_min.path, std::to_string(*global_min.value) + " is more than the number of " +
+                                             family_words(f) + "probe targets (" + targets_phrase(f, targets) + ")");
+            break;
         }
     }
     for (const WanDraft& wan : draft.wans) {
@@ -143,18 +153,25 @@ void check_min_targets(const ConfigDraft& draft, Reporter& report) {
         bool own_targets = wan.probe.targets.present();
         if (!own_min && !own_targets) continue;  // the global check covers it
         const Field<unsigned>& min = own_min ? wan.probe.min_targets_up : global_min;
-        const Field<std::vector<Ipv4>>& targets_field = own_targets ? wan.probe.targets : global_targets;
+        const Field<ProbeTargets>& targets_field = own_targets ? wan.probe.targets : global_targets;
         if (!min.value || (targets_field.present() && !targets_field.value)) continue;
-        auto targets = targets_field.value.value_or(std::vector<Ipv4>{});
-        if (*min.value <= std::max<size_t>(1, targets.size())) continue;
-        std::string whose = own_min ? "" : " of " + wan_label(wan);
-        report.fail(min.path, std::to_string(*min.value) + " is more than the number of probe targets" + whose + " (" +
-                                  targets_phrase(targets) + ")");
+        auto targets = targets_field.value.value_or(ProbeTargets{});
+        for (Family f : kFamilies) {
+            if (f == Family::V6 && !wan.gateway6.value) continue;
+            if (*min.value <= std::max<size_t>(1, targets.count(f))) continue;
+            std::string whose = own_min ? "" : " of " + wan_label(wan);
+            report.fail(min.path, std::to_string(*min.value) + " is more than the number of " + family_words(f) +
+                                      "probe targets" + whose + " (" + targets_phrase(f, targets) + ")");
+            break;
+        }
     }
 }
 
 ProbeConfig merge(ProbeConfig base, const ProbeDraft& over) {
-    if (over.targets.value) base.targets = *over.targets.value;
+    if (over.targets.value) {
+        base.targets = over.targets.value->v4;
+        base.targets6 = over.targets.value->v6;
+    }
     if (over.interval_ms.value) base.interval = std::chrono::milliseconds(*over.interval_ms.value);
     if (over.timeout_ms.value) base.timeout = std::chrono::milliseconds(*over.timeout_ms.value);
     if (over.down_after.value) base.down_after = *over.down_after.value;
@@ -220,6 +237,18 @@ void allocate(Config& config, const ConfigDraft& draft, Reporter& report) {
     }
 }
 
+// IPv6 targets probe only the WANs with gateway6: say so where they are listed for none.
+void warn_unused_ipv6_targets(const Config& config, const ConfigDraft& draft, Reporter& report) {
+    const auto& global = draft.probe.targets;
+    if (global.value && !global.value->v6.empty() && !config.any_ipv6())
+        report.warn(global.path, "the IPv6 targets are not probed: no WAN has \"gateway6\"");
+    for (size_t i = 0; i < draft.wans.size(); ++i) {
+        const auto& own = draft.wans[i].probe.targets;
+        if (own.value && !own.value->v6.empty() && !config.wans[i].ipv6)
+            report.warn(own.path, "the IPv6 targets are not probed: " + config.wans[i].name + " has no \"gateway6\"");
+    }
+}
+
 Config build(const ConfigDraft& draft, Reporter& report) {
     Config config;
     if (draft.classifier.value) config.classifier = *draft.classifier.value;
@@ -235,12 +264,17 @@ Config build(const ConfigDraft& draft, Reporter& report) {
         wan.name = *d.name.value;
         wan.interface = *d.interface.value;
         wan.gateway = *d.gateway.value;
+        if (d.gateway6.value) {
+            wan.ipv6 = true;
+            wan.gateway6 = *d.gateway6.value;
+        }
         wan.weight = d.weight.value.value_or(1);
         wan.tier = d.tier.value.value_or(0);
         wan.probe = merge(config.probe, d.probe);
         config.wans.push_back(std::move(wan));
     }
     allocate(config, draft, report);
+    warn_unused_ipv6_targets(config, draft, report);
     return config;
 }
 

@@ -48,7 +48,8 @@ namespace {
 constexpr std::string_view kTopKeys[] = {
     "wans", "lans", "balance", "probe", "masquerade", "flush_conntrack", "mark_mask", "rule_priority", "hooks_dir"};
 constexpr std::string_view kTopRequired[] = {"wans", "lans"};
-constexpr std::string_view kWanKeys[] = {"name", "interface", "gateway", "weight", "tier", "table", "mark", "probe"};
+constexpr std::string_view kWanKeys[] = {"name", "interface", "gateway", "gateway6", "weight",
+                                         "tier", "table", "mark", "probe"};
 constexpr std::string_view kWanRequired[] = {"name", "interface", "gateway"};
 constexpr std::string_view kProbeKeys[] = {"targets",    "interval_ms", "timeout_ms",
                                            "down_after", "up_after",    "min_targets_up"};
@@ -197,12 +198,28 @@ std::optional<std::string_view> unusable_address_kind(Ipv4 address) {
     return std::nullopt;
 }
 
+std::optional<std::string_view> unusable_address_kind(Ipv6 address) {
+    if (address.unspecified()) return "the unspecified address";
+    if (address.loopback()) return "the loopback address";
+    if (address.multicast()) return "a multicast address";
+    return std::nullopt;
+}
+
+std::optional<std::string_view> unusable_address_kind(const IpAddr& address) {
+    return std::visit([](const auto& a) { return unusable_address_kind(a); }, address);
+}
+
+std::optional<IpAddr> read_ip(const Json& v) {
+    if (!v.is_string()) return std::nullopt;
+    return parse_ip(v.get_ref<const std::string&>());
+}
+
 // ---- Objects ----
 
-void read_targets(Field<std::vector<Ipv4>>& field, const Json& v, const std::string& path, Reporter& report) {
+void read_targets(Field<ProbeTargets>& field, const Json& v, const std::string& path, Reporter& report) {
     field.path = path;
     if (!v.is_array()) {
-        report.fail(path, "expected an array of IPv4 addresses, got " + describe(v));
+        report.fail(path, "expected an array of IPv4 or IPv6 addresses, got " + describe(v));
         return;
     }
     bool ok = true;
@@ -211,14 +228,14 @@ void read_targets(Field<std::vector<Ipv4>>& field, const Json& v, const std::str
             path, "expected at most " + std::to_string(kMaxProbeTargets) + " targets, got " + std::to_string(v.size()));
         ok = false;
     }
-    std::vector<Ipv4> targets;
-    std::map<Ipv4, std::string> first_seen;
+    ProbeTargets targets;
+    std::map<IpAddr, std::string> first_seen;
     for (size_t i = 0; i < v.size(); ++i) {
         std::string at = pointer_append(path, i);
-        auto address = read_ipv4(v[i]);
+        auto address = read_ip(v[i]);
         std::optional<std::string_view> unusable = address ? unusable_address_kind(*address) : std::nullopt;
         if (!address) {
-            report.fail(at, describe(v[i]) + " is not an IPv4 address");
+            report.fail(at, describe(v[i]) + " is not an IPv4 or IPv6 address");
             ok = false;
         } else if (unusable) {
             report.fail(at, describe(v[i]) + " is " + std::string(*unusable) +
@@ -227,8 +244,10 @@ void read_targets(Field<std::vector<Ipv4>>& field, const Json& v, const std::str
         } else if (auto [it, fresh] = first_seen.emplace(*address, at); !fresh) {
             report.fail(at, describe(v[i]) + " is already listed at " + it->second);
             ok = false;
+        } else if (const auto* v4 = std::get_if<Ipv4>(&*address)) {
+            targets.v4.push_back(*v4);
         } else {
-            targets.push_back(*address);
+            targets.v6.push_back(std::get<Ipv6>(*address));
         }
     }
     if (ok) field.value = std::move(targets);
@@ -308,6 +327,23 @@ void read_gateway(Field<std::optional<Ipv4>>& field, const Json& v, const std::s
     }
 }
 
+// A link-local gateway (fe80::1) is the usual IPv6 one: routes name the interface with it.
+void read_gateway6(Field<std::optional<Ipv6>>& field, const Json& v, const std::string& path, Reporter& report) {
+    field.path = path;
+    std::optional<Ipv6> address;
+    if (v.is_string()) address = Ipv6::parse(v.get_ref<const std::string&>());
+    if (v == "auto") {
+        field.value.emplace(std::nullopt);
+    } else if (!address || v.get_ref<const std::string&>().find(':') == std::string::npos) {
+        report.fail(path, describe(v) + " is not an IPv6 address or \"auto\"");
+    } else if (auto unusable = unusable_address_kind(*address)) {
+        report.fail(path, describe(v) + " is " + std::string(*unusable) +
+                              ": an IPv6 gateway must be a unicast address on the WAN's link (global or fe80::)");
+    } else {
+        field.value.emplace(*address);
+    }
+}
+
 WanDraft read_wan(const Json& v, const std::string& path, Reporter& report) {
     WanDraft wan;
     wan.path = path;
@@ -332,6 +368,8 @@ WanDraft read_wan(const Json& v, const std::string& path, Reporter& report) {
             wan.interface.value = read_interface(value, at, report);
         } else if (key == "gateway") {
             read_gateway(wan.gateway, value, at, report);
+        } else if (key == "gateway6") {
+            read_gateway6(wan.gateway6, value, at, report);
         } else if (key == "weight") {
             read_unsigned(wan.weight, value, at, 1, 1000, report);
         } else if (key == "tier") {

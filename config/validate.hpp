@@ -45,8 +45,15 @@ struct Field {
     bool present() const { return !path.empty(); }
 };
 
+// probe.targets as read, split by family.
+struct ProbeTargets {
+    std::vector<Ipv4> v4;
+    std::vector<Ipv6> v6;
+    size_t count(Family f) const { return f == Family::V4 ? v4.size() : v6.size(); }
+};
+
 struct ProbeDraft {
-    Field<std::vector<Ipv4>> targets;
+    Field<ProbeTargets> targets;
     Field<unsigned> interval_ms;
     Field<unsigned> timeout_ms;
     Field<unsigned> down_after;
@@ -59,6 +66,7 @@ struct WanDraft {
     Field<std::string> name;
     Field<std::string> interface;
     Field<std::optional<Ipv4>> gateway;  // nullopt inside: "auto"
+    Field<std::optional<Ipv6>> gateway6;  // nullopt inside: "auto"; absent: no IPv6
     Field<unsigned> weight;
     Field<unsigned> tier;
     Field<uint32_t> table;

@@ -209,7 +209,7 @@ TEST_CASE("unknown keys suggest the closest key or list the allowed ones") {
     check_error(article("", "", R"(, "probe": {"intervall_ms": 100})"), "/probe/intervall_ms",
                 "unknown key \"intervall_ms\" (did you mean \"interval_ms\"?)");
     check_error(article(R"(, "colour": "red")"), "/wans/0/colour",
-                "unknown key \"colour\" (allowed: \"name\", \"interface\", \"gateway\", \"weight\", \"tier\", "
+                "unknown key \"colour\" (allowed: \"name\", \"interface\", \"gateway\", \"gateway6\", \"weight\", \"tier\", "
                 "\"table\", \"mark\" and \"probe\")");
     check_error(article("", "", R"(, "balance": {"hash": "x"})"), "/balance/hash",
                 "unknown key \"hash\" (allowed: \"classifier\")");
@@ -408,9 +408,9 @@ TEST_CASE("probe") {
     check_error(global("[]"), "/probe", "expected an object, got []");
     check_error(article(R"(, "probe": 3)"), "/wans/0/probe", "expected an object, got 3");
     check_error(global(R"({"targets": "192.0.2.1"})"), "/probe/targets",
-                "expected an array of IPv4 addresses, got \"192.0.2.1\"");
+                "expected an array of IPv4 or IPv6 addresses, got \"192.0.2.1\"");
     check_error(global(R"({"targets": ["192.0.2.1", "192.0.2.300"]})"), "/probe/targets/1",
-                "\"192.0.2.300\" is not an IPv4 address");
+                "\"192.0.2.300\" is not an IPv4 or IPv6 address");
     check_error(global(R"({"targets": ["192.0.2.1", "192.0.2.1"]})"), "/probe/targets/1",
                 "\"192.0.2.1\" is already listed at /probe/targets/0");
     std::string seventeen;
@@ -523,4 +523,64 @@ TEST_CASE("ConfigError::format") {
               "/etc/wanbalance.json") ==
           "/etc/wanbalance.json: /wans/1/gateway: \"198.51.100.x\" is not an IPv4 address or \"auto\"");
     CHECK(ConfigError{"", "is a directory"}.format("/etc") == "/etc: is a directory");
+}
+
+TEST_CASE("wans[].gateway6: an IPv6 address (global or link-local) or \"auto\"; absent means no IPv6") {
+    ConfigResult r = parse(article(R"(, "gateway6": "fe80::1")", R"(, "gateway6": "auto")"));
+    REQUIRE(r.errors == Errors{});
+    CHECK(r.config->wans[0].ipv6);
+    CHECK(r.config->wans[0].gateway6 == wb::Ipv6::parse("fe80::1"));
+    CHECK(r.config->wans[1].ipv6);
+    CHECK(r.config->wans[1].gateway6 == std::nullopt);  // "auto"
+    CHECK(r.config->any_ipv6());
+    ConfigResult v4 = parse(article());
+    CHECK_FALSE(v4.config->wans[0].ipv6);
+    CHECK_FALSE(v4.config->any_ipv6());
+    check_valid(article(R"(, "gateway6": "2001:db8:1::1")"));
+    for (nlohmann::json bad : {nlohmann::json("203.0.113.1"), nlohmann::json("2001:db8::g"), nlohmann::json("fe80::1%ether1"),
+                               nlohmann::json("2001:db8::/64"), nlohmann::json("AUTO"), nlohmann::json(""),
+                               nlohmann::json(6), nlohmann::json(nullptr)}) {
+        check_error(with_wan0("gateway6", bad), "/wans/0/gateway6", js(bad) + " is not an IPv6 address or \"auto\"");
+    }
+    const std::string rule = ": an IPv6 gateway must be a unicast address on the WAN's link (global or fe80::)";
+    check_error(with_wan0("gateway6", "::"), "/wans/0/gateway6", "\"::\" is the unspecified address" + rule);
+    check_error(with_wan0("gateway6", "::1"), "/wans/0/gateway6", "\"::1\" is the loopback address" + rule);
+    check_error(with_wan0("gateway6", "ff02::2"), "/wans/0/gateway6", "\"ff02::2\" is a multicast address" + rule);
+}
+
+TEST_CASE("probe targets of both families are split; IPv6 ones probe the WANs with gateway6") {
+    ConfigResult r = parse(article(R"(, "gateway6": "fe80::1")", "",
+                                   R"(, "probe": {"targets": ["192.0.2.53", "2001:db8:ff::53", "2001:db8:ff::54"]})"));
+    REQUIRE(r.errors == Errors{});
+    CHECK(r.warnings == Errors{});
+    const wb::ProbeConfig& p = r.config->wans[0].probe;
+    CHECK(p.targets == std::vector{ip("192.0.2.53")});
+    CHECK(p.targets6 == std::vector{*wb::Ipv6::parse("2001:db8:ff::53"), *wb::Ipv6::parse("2001:db8:ff::54")});
+    check_error(article("", "", R"(, "probe": {"targets": ["2001:db8:ff::53", "2001:db8:ff:0::53"]})"),
+                "/probe/targets/1", "\"2001:db8:ff:0::53\" is already listed at /probe/targets/0");
+    check_error(article("", "", R"(, "probe": {"targets": ["ff02::1"]})"), "/probe/targets/0",
+                "\"ff02::1\" is a multicast address: a probe target must be a unicast address reached through the WAN");
+    // Listed for no WAN that carries IPv6: loads, with a warning where they are listed.
+    ConfigResult unused = parse(article("", "", R"(, "probe": {"targets": ["2001:db8:ff::53"]})"));
+    REQUIRE(unused.errors == Errors{});
+    CHECK(unused.warnings == Errors{{"/probe/targets", "the IPv6 targets are not probed: no WAN has \"gateway6\""}});
+    ConfigResult own = parse(article(R"(, "probe": {"targets": ["2001:db8:ff::53"]})", R"(, "gateway6": "auto")"));
+    REQUIRE(own.errors == Errors{});
+    CHECK(own.warnings ==
+          Errors{{"/wans/0/probe/targets", "the IPv6 targets are not probed: charter has no \"gateway6\""}});
+}
+
+TEST_CASE("min_targets_up is checked per family: IPv6 rounds count only IPv6 targets") {
+    // Two IPv4 targets, and IPv6 probes the gateway alone: 2 can never be met for IPv6.
+    check_error(article(R"(, "gateway6": "auto")", "",
+                        R"(, "probe": {"min_targets_up": 2, "targets": ["192.0.2.1", "192.0.2.2"]})"),
+                "/probe/min_targets_up",
+                "2 is more than the number of IPv6 probe targets (1: the IPv6 gateway, as targets holds no IPv6 address)");
+    check_valid(article(R"(, "gateway6": "auto")", "",
+                        R"(, "probe": {"min_targets_up": 2, "targets": ["192.0.2.1", "192.0.2.2", "2001:db8::1", "2001:db8::2"]})"));
+    // Without gateway6 the IPv6 count does not matter.
+    check_valid(article("", "", R"(, "probe": {"min_targets_up": 2, "targets": ["192.0.2.1", "192.0.2.2"]})"));
+    check_error(article(R"(, "gateway6": "auto", "probe": {"min_targets_up": 2, "targets": ["192.0.2.1", "192.0.2.2"]})"),
+                "/wans/0/probe/min_targets_up",
+                "2 is more than the number of IPv6 probe targets (1: the IPv6 gateway, as targets holds no IPv6 address)");
 }
