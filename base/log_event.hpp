@@ -20,9 +20,9 @@ struct LogEvent {
     const char* message_id = nullptr;
     std::string kind;  // "wan-down", "wan-up", "all-down", "config-reloaded"
     std::string wan, interface, state, reason;
-    std::string family;  // "ipv4" / "ipv6" (WANBALANCE_FAMILY); empty: not about one family
     std::optional<long> rtt_us;
     std::optional<double> loss_pct;
+    std::string family;  // "ipv4" / "ipv6" (WANBALANCE_FAMILY); empty: not about one family
     bool operator==(const LogEvent&) const = default;
 };
 

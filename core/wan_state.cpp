@@ -44,80 +44,96 @@ struct Verdict {
     std::string reason;
 };
 
-Verdict decide_one(const WanConfig& wan, const WanState& w) {
-    bool usable = w.inputs.link_usable();
-    bool probes_up = w.machine.state() == ProbeState::Up;
+Verdict decide_one(const WanConfig& wan, const WanState& w, Family f) {
+    const FamilyHealth& h = w.of(f);
+    bool usable = w.inputs.link_usable(f);
+    bool probes_up = h.machine.state() == ProbeState::Up;
     for (const PrecedenceRow& row : kPrecedence) {
         if (!row.any_override && row.override_mode != w.override_mode) continue;
         if (!matches(row.link_usable, usable) || !matches(row.probes_up, probes_up)) continue;
         if (row.reason) return {row.health, row.reason};
-        if (!usable) return {row.health, link_problem(wan, w.inputs).text};
+        if (!usable) return {row.health, link_problem(wan, w.inputs, f).text};
         std::string fallback = probes_up ? "probes answered" : "no probe answers yet";
-        return {row.health, w.probe_reason.empty() ? fallback : w.probe_reason};
+        return {row.health, h.probe_reason.empty() ? fallback : h.probe_reason};
     }
     return {Health::Down, "no rule decides"};  // unreachable: the last two rows cover the rest
 }
 
 // ---- transitions ----
 
-void push_flush(State& s, const WanConfig& wan) {
-    if (s.config.flush_conntrack) s.pending_flushes.push_back({wan.mark, wan.name});
+bool carries(const WanConfig& wan, Family f) { return f == Family::V4 || wan.ipv6; }
+
+void push_flush(State& s, const WanConfig& wan, Family f) {
+    if (s.config.flush_conntrack) s.pending_flushes.push_back({wan.mark, wan.name, f});
 }
 
-Announcement wan_announcement(const WanConfig& wan, const WanState& w) {
-    bool up = w.health == Health::Up;
-    std::string state(health_name(w.health));
+// " for IPv6": a dual-stack WAN's lines say which family; an IPv4-only WAN's read as they always did.
+std::string for_family(const WanConfig& wan, Family f) {
+    return wan.ipv6 ? " for " + std::string(family_label(f)) : "";
+}
+
+Announcement wan_announcement(const WanConfig& wan, const FamilyHealth& h, Family f) {
+    bool up = h.health == Health::Up;
+    std::string state(health_name(h.health));
     std::optional<long> rtt_us;
-    if (w.figures.rtt_ms) rtt_us = long(*w.figures.rtt_ms * 1000);
+    if (h.figures.rtt_ms) rtt_us = long(*h.figures.rtt_ms * 1000);
     LogEvent e{up ? kMessageWanUp : kMessageWanDown, up ? "wan-up" : "wan-down", wan.name, wan.interface, state,
-               w.reason, rtt_us, w.figures.loss_pct};
+               h.reason, rtt_us, h.figures.loss_pct, std::string(family_name(f))};
     return {up ? Level::Notice : Level::Warning, e,
-            "WAN " + wan.name + " (" + wan.interface + ") is " + state + ": " + w.reason};
+            "WAN " + wan.name + " (" + wan.interface + ") is " + state + for_family(wan, f) + ": " + h.reason};
 }
 
-void set_health(State& s, size_t i, const Verdict& v, WallTime now, Effects& fx) {
-    WanState& w = s.wans[i];
+void set_health(State& s, size_t i, Family f, const Verdict& v, WallTime now, Effects& fx) {
+    FamilyHealth& h = s.wans[i].of(f);
     const WanConfig& wan = s.config.wans[i];
-    bool first = !w.decided;
-    w.decided = true;
-    if (w.health == v.health && (!first || s.ready)) {
-        w.reason = v.reason;
+    bool first = !h.decided;
+    h.decided = true;
+    if (h.health == v.health && (!first || s.ready)) {
+        h.reason = v.reason;
         return;
     }
-    bool was_up = w.health == Health::Up;
-    w.health = v.health;
-    w.reason = v.reason;
-    w.since = now;
+    bool was_up = h.health == Health::Up;
+    h.health = v.health;
+    h.reason = v.reason;
+    h.since = now;
     if (first && !s.ready) {
         fx.logs.push_back({Level::Info, wan.name + " (" + wan.interface + ") starts " +
-                                            std::string(health_name(v.health)) + ": " + v.reason});
+                                            std::string(health_name(v.health)) + for_family(wan, f) + ": " + v.reason});
         return;
     }
-    ++w.transitions;
-    s.pending_announcements.push_back(wan_announcement(wan, w));
+    ++h.transitions;
+    s.pending_announcements.push_back(wan_announcement(wan, h, f));
     // Disabled from down too: with every WAN down it was still balanced over, and the operator
     // cuts it off from everything.
-    if ((was_up || v.health == Health::Disabled) && v.health != Health::Up) push_flush(s, wan);
+    if ((was_up || v.health == Health::Disabled) && v.health != Health::Up) push_flush(s, wan, f);
 }
 
-void check_all_down(State& s) {
-    ActiveSet active = active_wans(s.config, desired_inputs(s));
-    if (active.all_down && !s.all_down && !s.config.wans.empty()) {
+void check_all_down(State& s, Family f) {
+    if (f == Family::V6 && !s.config.any_ipv6()) {
+        s.all_down[size_t(f)] = false;
+        return;
+    }
+    ActiveSet active = active_wans(s.config, desired_inputs(s), f);
+    if (active.all_down && !s.all_down[size_t(f)] && !s.config.wans.empty()) {
         bool all_disabled = std::all_of(s.wans.begin(), s.wans.end(),
-                                        [](const WanState& w) { return w.health == Health::Disabled; });
+                                        [](const WanState& w) { return w.health() == Health::Disabled; });
         std::string fallback =
             !active.wans.empty() ? "balancing over the " + std::to_string(active.wans.size()) + " WANs whose link is up"
             : all_disabled       ? "every WAN is disabled by the operator: LAN traffic has no way out"
                                  : "no usable link either: LAN traffic has no way out";
-        LogEvent e{kMessageAllDown, "all-down", "", "", "down", "no WAN is healthy", {}, {}};
-        s.pending_announcements.push_back({Level::Critical, e, "every WAN is down; " + fallback});
+        std::string which = s.config.any_ipv6() ? " for " + std::string(family_label(f)) : "";
+        LogEvent e{kMessageAllDown, "all-down", "", "", "down", "no WAN is healthy", {}, {}, std::string(family_name(f))};
+        s.pending_announcements.push_back({Level::Critical, e, "every WAN is down" + which + "; " + fallback});
     }
-    s.all_down = active.all_down;
+    s.all_down[size_t(f)] = active.all_down;
 }
 
 void decide(State& s, WallTime now, Effects& fx) {
-    for (size_t i = 0; i < s.wans.size(); ++i) set_health(s, i, decide_one(s.config.wans[i], s.wans[i]), now, fx);
-    check_all_down(s);
+    for (Family f : kFamilies) {
+        for (size_t i = 0; i < s.wans.size(); ++i)
+            if (carries(s.config.wans[i], f)) set_health(s, i, f, decide_one(s.config.wans[i], s.wans[i], f), now, fx);
+        check_all_down(s, f);
+    }
 }
 
 // ---- events ----
@@ -133,34 +149,51 @@ WanInputs inputs_from(const WanConfig& wan, const KernelFacts& links) {
     next.has_address = f.has_address;
     next.point_to_point = f.point_to_point;
     next.gateway = wan.gateway ? wan.gateway : f.auto_gateway;
+    if (wan.ipv6) {  // a WAN without gateway6 keeps its IPv6 inputs unset: they change nothing
+        next.has_address6 = f.has_address6;
+        next.gateway6 = wan.gateway6 ? wan.gateway6 : f.auto_gateway6;
+    }
     return next;
+}
+
+void log_auto_gateways(const WanConfig& wan, const WanInputs& was, const WanInputs& next, Effects& fx) {
+    if (!wan.gateway && next.gateway && next.gateway != was.gateway)
+        fx.logs.push_back({Level::Info, wan.name + ": gateway on " + wan.interface + " is now " +
+                                            next.gateway->str() + " (auto)"});
+    if (wan.ipv6 && !wan.gateway6 && next.gateway6 && next.gateway6 != was.gateway6)
+        fx.logs.push_back({Level::Info, wan.name + ": IPv6 gateway on " + wan.interface + " is now " +
+                                            next.gateway6->str() + " (auto, from router advertisements)"});
+}
+
+// One family's machine follows the link: it starts with it, goes down when it is lost and
+// probes again when it is back.
+void follow_family(State& s, const WanConfig& wan, WanState& w, Family f, bool was_usable, bool usable) {
+    FamilyHealth& h = w.of(f);
+    if (!h.seen) {
+        // Optimistic start: a usable link starts up so a restart never drains traffic; the
+        // probes take it down within down_after rounds if it is dead.
+        h.machine = HealthMachine(usable ? ProbeState::Up : ProbeState::Down);
+        h.probe_reason = usable ? "link up, probing" : "";
+        h.seen = true;
+    } else if (was_usable && !usable) {
+        if (auto t = h.machine.on_event(HealthEvent::LinkLost, wan.probe)) h.probe_reason = t->reason;
+        // Also when the WAN was already down: with every WAN down it was still balanced over,
+        // and its connections must now re-establish on a link that is left.
+        push_flush(s, wan, f);
+    } else if (!was_usable && usable) {
+        h.machine.on_event(HealthEvent::LinkBack, wan.probe);
+        h.probe_reason = "link back, probing";
+    }
 }
 
 void follow_link(State& s, size_t i, WanInputs next, Effects& fx) {
     const WanConfig& wan = s.config.wans[i];
     WanState& w = s.wans[i];
-    if (!wan.gateway && next.gateway && next.gateway != w.inputs.gateway)
-        fx.logs.push_back({Level::Info, wan.name + ": gateway on " + wan.interface + " is now " +
-                                            next.gateway->str() + " (auto)"});
-    bool was_usable = w.inputs.link_usable();
-    bool usable = next.link_usable();
+    log_auto_gateways(wan, w.inputs, next, fx);
     if (next != w.inputs) fx.reconcile = true;
-    w.inputs = std::move(next);
-    if (!w.seen) {
-        // Optimistic start: a usable link starts up so a restart never drains traffic; the
-        // probes take it down within down_after rounds if it is dead.
-        w.machine = HealthMachine(usable ? ProbeState::Up : ProbeState::Down);
-        w.probe_reason = usable ? "link up, probing" : "";
-        w.seen = true;
-    } else if (was_usable && !usable) {
-        if (auto t = w.machine.on_event(HealthEvent::LinkLost, wan.probe)) w.probe_reason = t->reason;
-        // Also when the WAN was already down: with every WAN down it was still balanced over,
-        // and its connections must now re-establish on a link that is left.
-        push_flush(s, wan);
-    } else if (!was_usable && usable) {
-        w.machine.on_event(HealthEvent::LinkBack, wan.probe);
-        w.probe_reason = "link back, probing";
-    }
+    WanInputs was = std::exchange(w.inputs, std::move(next));
+    for (Family f : kFamilies)
+        if (carries(wan, f)) follow_family(s, wan, w, f, was.link_usable(f), w.inputs.link_usable(f));
 }
 
 void on(State& s, const KernelChanged& e, WallTime now, Effects& fx) {
@@ -171,14 +204,15 @@ void on(State& s, const KernelChanged& e, WallTime now, Effects& fx) {
 
 void on(State& s, const ProbeRound& e, WallTime now, Effects& fx) {
     auto i = find_wan(s, e.wan);
-    if (!i) return;  // a round of a WAN a reload removed
+    if (!i || !carries(s.config.wans[*i], e.family)) return;  // a round of what a reload removed
     WanState& w = s.wans[*i];
-    w.figures = e.figures;
-    if (!w.inputs.link_usable()) return;  // the link decides while it is down
-    auto t = w.machine.on_event(e.success ? HealthEvent::RoundOk : HealthEvent::RoundFailed, s.config.wans[*i].probe);
+    FamilyHealth& h = w.of(e.family);
+    h.figures = e.figures;
+    if (!w.inputs.link_usable(e.family)) return;  // the link decides while it is down
+    auto t = h.machine.on_event(e.success ? HealthEvent::RoundOk : HealthEvent::RoundFailed, s.config.wans[*i].probe);
     if (!t) return;
-    w.probe_reason = t->reason;
-    if (!e.success && !e.problem.empty()) w.probe_reason += " (" + e.problem + ")";
+    h.probe_reason = t->reason;
+    if (!e.success && !e.problem.empty()) h.probe_reason += " (" + e.problem + ")";
     decide(s, now, fx);
     fx.reconcile = true;
 }
@@ -205,8 +239,17 @@ void on(State& s, const Reloaded& e, WallTime now, Effects& fx) {
     s.pending_announcements = std::move(old.pending_announcements);
     s.pending_flushes = std::move(old.pending_flushes);
     // Health, override and history survive a reload by WAN name: a reload never causes a flap.
-    for (size_t i = 0; i < s.wans.size(); ++i)
-        if (auto j = find_wan(old, s.config.wans[i].name)) s.wans[i] = old.wans[*j];
+    for (size_t i = 0; i < s.wans.size(); ++i) {
+        auto j = find_wan(old, s.config.wans[i].name);
+        if (!j) continue;
+        s.wans[i] = old.wans[*j];
+        // IPv6 newly carried (or no longer): its health starts afresh from the next kernel facts.
+        if (old.config.wans[*j].ipv6 != s.config.wans[i].ipv6) {
+            FamilyHealth fresh;
+            fresh.since = now;
+            s.wans[i].of(Family::V6) = fresh;
+        }
+    }
     // Connections marked for a WAN that is gone, or whose mark or interface changed, can no
     // longer be routed the way they started: delete them so they re-establish.
     for (const WanConfig& was : old.config.wans) {
@@ -215,7 +258,9 @@ void on(State& s, const Reloaded& e, WallTime now, Effects& fx) {
         });
         if (kept != s.config.wans.end()) continue;
         fx.notes.push_back(was.name + " removed or renumbered");
-        if (old.config.flush_conntrack) s.pending_flushes.push_back({was.mark, was.name});
+        if (old.config.flush_conntrack)
+            for (Family f : kFamilies)
+                if (carries(was, f)) s.pending_flushes.push_back({was.mark, was.name, f});
     }
     fx.replace_table = old.config.mark_mask != s.config.mark_mask;
     fx.reconcile = true;
@@ -241,9 +286,10 @@ void on(State& s, const KernelApplied&, WallTime, Effects& fx) {
     s.ready = true;
     fx.announcements = std::move(s.pending_announcements);
     s.pending_announcements.clear();
-    // Each mark once, in the order decided: the same WAN may have been flushed for two reasons.
+    // Each mark and family once, in the order decided: the same WAN may have been flushed for two reasons.
     for (Flush& f : s.pending_flushes) {
-        bool seen = std::any_of(fx.flushes.begin(), fx.flushes.end(), [&](const Flush& g) { return g.mark == f.mark; });
+        bool seen = std::any_of(fx.flushes.begin(), fx.flushes.end(),
+                                [&](const Flush& g) { return g.mark == f.mark && g.family == f.family; });
         if (!seen) fx.flushes.push_back(std::move(f));
     }
     s.pending_flushes.clear();
@@ -263,10 +309,16 @@ std::optional<Override> parse_override(std::string_view name) {
     return std::nullopt;
 }
 
-LinkProblem link_problem(const WanConfig& wan, const WanInputs& in) {
+LinkProblem link_problem(const WanConfig& wan, const WanInputs& in, Family family) {
     if (in.ifindex == 0) return {"absent", "interface " + wan.interface + " does not exist"};
     if (!in.admin_up) return {"admin-down", "interface " + wan.interface + " is administratively down"};
     if (!in.carrier) return {"no-carrier", "no carrier on " + wan.interface};
+    if (family == Family::V6) {
+        if (!in.has_address6) return {"no-address", "no global IPv6 address on " + wan.interface};
+        if (!in.gateway6 && !in.point_to_point)
+            return {"no-gateway", "no IPv6 gateway known on " + wan.interface + " (auto: no router advertisement yet)"};
+        return {"up", ""};
+    }
     if (!in.has_address) return {"no-address", "no IPv4 address on " + wan.interface};
     if (!in.gateway && !in.point_to_point) return {"no-gateway", "no gateway known on " + wan.interface + " (auto)"};
     return {"up", ""};
@@ -276,7 +328,8 @@ State initial_state(Config config, WallTime now) {
     State s;
     s.config = std::move(config);
     s.wans.resize(s.config.wans.size());
-    for (auto& w : s.wans) w.since = now;
+    for (auto& w : s.wans)
+        for (auto& h : w.families) h.since = now;
     return s;
 }
 
@@ -291,7 +344,9 @@ std::vector<WanInputs> desired_inputs(const State& state) {
     inputs.reserve(state.wans.size());
     for (const auto& w : state.wans) {
         inputs.push_back(w.inputs);
-        inputs.back().health = w.health;  // kept once, in WanState; build_desired reads it here
+        // Kept once, in WanState; build_desired reads it here.
+        inputs.back().health = w.of(Family::V4).health;
+        inputs.back().health6 = w.of(Family::V6).health;
     }
     return inputs;
 }
@@ -310,14 +365,22 @@ std::optional<size_t> find_wan(const State& state, std::string_view name) {
 }
 
 std::string status_line(const State& state) {
-    unsigned up = 0;
-    std::string names;
-    for (size_t i = 0; i < state.wans.size(); ++i)
-        if (state.wans[i].health == Health::Up) {
+    std::string out;
+    for (Family f : kFamilies) {
+        if (f == Family::V6 && !state.config.any_ipv6()) break;
+        unsigned up = 0, carried = 0;
+        std::string names;
+        for (size_t i = 0; i < state.wans.size(); ++i) {
+            if (!carries(state.config.wans[i], f)) continue;
+            ++carried;
+            if (state.wans[i].of(f).health != Health::Up) continue;
             ++up;
             names += (names.empty() ? ": " : ", ") + state.config.wans[i].name;
         }
-    return std::to_string(up) + "/" + std::to_string(state.wans.size()) + " WANs up" + names;
+        if (f == Family::V4) out = std::to_string(up) + "/" + std::to_string(carried) + " WANs up" + names;
+        else out += "; IPv6 " + std::to_string(up) + "/" + std::to_string(carried) + " up" + names;
+    }
+    return out;
 }
 
 }  // namespace wb

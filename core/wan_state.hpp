@@ -3,6 +3,7 @@
 // happened and performs what it returns (journal entries, hooks, conntrack flushes, reconciles).
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -12,7 +13,7 @@
 #include <variant>
 #include <vector>
 
-#include "base/ipv4.hpp"
+#include "base/ip.hpp"
 #include "base/log_event.hpp"
 #include "config/config.hpp"
 #include "probe/health.hpp"
@@ -35,6 +36,8 @@ struct LinkFacts {
     bool has_address = false;  // an IPv4 address on it
     bool point_to_point = false;
     std::optional<Ipv4> auto_gateway;  // the default route's gateway others put on it (DHCP, PPP)
+    bool has_address6 = false;          // a usable global IPv6 address on it
+    std::optional<Ipv6> auto_gateway6;  // the IPv6 default route's gateway others put on it (RAs)
     bool operator==(const LinkFacts&) const = default;
 };
 using KernelFacts = std::map<std::string, LinkFacts>;  // by interface name; absent: no such interface
@@ -46,25 +49,37 @@ struct ProbeFigures {
     bool operator==(const ProbeFigures&) const = default;
 };
 
-// Why a WAN's link cannot carry traffic: a status word ("no-carrier") and the words an operator
-// would use ("no carrier on ether1"); {"up", ""} when it can.
+// Why a WAN's link cannot carry a family's traffic: a status word ("no-carrier") and the words
+// an operator would use ("no carrier on ether1"); {"up", ""} when it can.
 struct LinkProblem {
     std::string word, text;
 };
-LinkProblem link_problem(const WanConfig& wan, const WanInputs& in);
+LinkProblem link_problem(const WanConfig& wan, const WanInputs& in, Family family = Family::V4);
 
-struct WanState {
+// One family's health of one WAN: IPv4 and IPv6 are probed and decided apart (an ISP's IPv6
+// often breaks while its IPv4 works); the link and the operator's override act on both.
+struct FamilyHealth {
     Health health = Health::Down;
     WallTime since;
     std::string reason;
-    Override override_mode = Override::Auto;
     unsigned transitions = 0;
-    WanInputs inputs;               // link facts and gateway (its health is unused: see `health`)
-    bool decided = false;           // health decided at least once (the first is logged, not announced)
-    bool seen = false;              // link facts known at least once (health machine initialised)
+    bool decided = false;           // decided at least once (the first is logged, not announced)
+    bool seen = false;              // link facts known at least once (machine initialised)
     HealthMachine machine{ProbeState::Up};
     std::string probe_reason;       // why the machine is in its state
     ProbeFigures figures;           // as of the last probe round
+    bool operator==(const FamilyHealth&) const = default;
+};
+
+struct WanState {
+    std::array<FamilyHealth, 2> families;  // by Family; IPv6's is unused for a WAN without gateway6
+    Override override_mode = Override::Auto;
+    WanInputs inputs;               // link facts and gateways (their health is unused: see `families`)
+
+    FamilyHealth& of(Family f) { return families[size_t(f)]; }
+    const FamilyHealth& of(Family f) const { return families[size_t(f)]; }
+    // IPv4's health: the WAN's own (status JSON's top level, `set`'s answer).
+    Health health() const { return of(Family::V4).health; }
     bool operator==(const WanState&) const = default;
 };
 
@@ -76,10 +91,11 @@ struct Announcement {
     bool operator==(const Announcement&) const = default;
 };
 
-// Connections of one WAN to delete once the kernel no longer sends new ones there.
+// Connections of one WAN and family to delete once the kernel no longer sends new ones there.
 struct Flush {
     uint32_t mark = 0;
     std::string wan;
+    Family family = Family::V4;
     bool operator==(const Flush&) const = default;
 };
 
@@ -92,7 +108,7 @@ struct LogLine {
 struct State {
     Config config;
     std::vector<WanState> wans;  // same order as config.wans
-    bool all_down = false;
+    std::array<bool, 2> all_down{};  // by Family: no WAN of that family is healthy
     bool ready = false;          // the first ruleset is in the kernel
     // Decided, not yet performed: they wait for the kernel to change (KernelApplied).
     std::vector<Announcement> pending_announcements;
@@ -105,12 +121,13 @@ struct State {
 struct KernelChanged {
     KernelFacts links;
 };
-// One finished probe round of a WAN.
+// One finished probe round of a WAN's family.
 struct ProbeRound {
     std::string wan;
     bool success = false;
     std::string problem;  // why nothing could be sent, if so
     ProbeFigures figures;
+    Family family = Family::V4;
 };
 struct OverrideRequested {
     std::string wan;
