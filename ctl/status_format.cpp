@@ -76,7 +76,17 @@ constexpr Column kColumns[] = {
 };
 constexpr size_t kColumnCount = sizeof kColumns / sizeof kColumns[0];
 
-std::vector<Cell> wan_row(const json& wan, std::chrono::system_clock::time_point now, bool color) {
+// A WAN's IPv6 object (status JSON), or nullptr for an IPv4-only WAN.
+const json* ipv6_of(const json& wan) {
+    if (!wan.is_object()) return nullptr;
+    auto it = wan.find("ipv6");
+    return it != wan.end() && it->is_object() ? &*it : nullptr;
+}
+
+// `wan` is a WAN's status object, or its "ipv6" object for the IPv6 line under it (`name` then
+// reads "  ipv6", and the counters that are the WAN's, not a family's, stay empty).
+std::vector<Cell> wan_row(const json& wan, std::chrono::system_clock::time_point now, bool color,
+                          const char* ipv6_line = nullptr) {
     std::string state = or_dash(get_string(wan, "state"));
 
     std::string since = "-";
@@ -96,6 +106,17 @@ std::vector<Cell> wan_row(const json& wan, std::chrono::system_clock::time_point
     auto share = get_number(wan, "share_pct");
     auto bytes = get_number(wan, "bytes");
 
+    if (ipv6_line)
+        return {{ipv6_line, ""},
+                {"", ""},
+                {state, color ? state_color(state) : ""},
+                {since, ""},
+                {gateway, ""},
+                {rtt ? printf_string("%.1fms", *rtt) : "-", ""},
+                {loss ? printf_string("%.1f%%", *loss) : "-", ""},
+                {"", ""},
+                {"", ""},
+                {"", ""}};
     return {
         {or_dash(get_string(wan, "name")), ""},
         {or_dash(get_string(wan, "interface")), ""},
@@ -126,6 +147,20 @@ std::optional<std::string> wan_note(const json& wan) {
     return note;
 }
 
+// The same for a WAN's IPv6, and the warning that its "auto" gateway cannot be learned.
+std::vector<std::string> ipv6_notes(const json& wan) {
+    std::vector<std::string> notes;
+    const json* v6 = ipv6_of(wan);
+    if (!v6) return notes;
+    std::string name = or_dash(get_string(wan, "name")) + " ipv6";
+    json named = *v6;
+    named["name"] = name;
+    named["override"] = get_string(wan, "override").value_or("auto");
+    if (auto note = wan_note(named)) notes.push_back(*note);
+    if (auto warning = get_string(*v6, "warning")) notes.push_back(name + ": warning: " + *warning);
+    return notes;
+}
+
 std::string render_table(const std::vector<std::vector<Cell>>& rows) {
     size_t width[kColumnCount];
     for (size_t c = 0; c < kColumnCount; ++c) {
@@ -148,6 +183,7 @@ std::string render_table(const std::vector<std::vector<Cell>>& rows) {
     out += "\n";
     for (const auto& row : rows) {
         for (size_t c = 0; c < kColumnCount; ++c) emit(out, c, row[c]);
+        while (!out.empty() && out.back() == ' ') out.pop_back();  // an ipv6 line's empty counters
         out += "\n";
     }
     return out;
@@ -213,9 +249,10 @@ std::string format_status(const json& status, bool color, std::chrono::system_cl
         out += ", up " + format_duration(std::chrono::seconds(static_cast<long long>(*up)));
     out += "\n";
 
-    if (get_bool(status, "all_down")) {
-        std::string warning =
-            "warning: every WAN is down; balancing over all WANs whose link is up";
+    for (const char* key : {"all_down", "all_down_ipv6"}) {
+        if (!get_bool(status, key)) continue;
+        std::string which = std::string_view(key) == "all_down" ? "" : " for IPv6";
+        std::string warning = "warning: every WAN is down" + which + "; balancing over all WANs whose link is up";
         out += color ? std::string(kBoldRed) + warning + kReset : warning;
         out += "\n";
     }
@@ -236,7 +273,9 @@ std::string format_status(const json& status, bool color, std::chrono::system_cl
     if (wans) {
         for (const auto& wan : *wans) {
             rows.push_back(wan_row(wan, now, color));
+            if (const json* v6 = ipv6_of(wan)) rows.push_back(wan_row(*v6, now, color, "  ipv6"));
             if (auto note = wan_note(wan)) notes.push_back(*note);
+            for (auto& note : ipv6_notes(wan)) notes.push_back(std::move(note));
         }
     }
     out += render_table(rows);
@@ -292,20 +331,22 @@ void family_header(std::string& out, const Family& f) {
 
 struct WanMetric {
     Family family;
-    const char* key;  // in the WAN's status object
+    const char* key;  // in the WAN's status object (and in its "ipv6" object when per_family)
     double divisor;
+    bool per_family = false;  // labelled family="ipv4" / "ipv6"
 };
 
 constexpr WanMetric kWanMetrics[] = {
     {{"wanbalance_wan_active", "gauge", "1 when the WAN takes new LAN connections (up, and in the tier in use)."},
-     "active", 1},
+     "active", 1, true},
     {{"wanbalance_wan_rtt_seconds", "gauge", "Probe round-trip time (absent until a probe is answered)."},
-     "rtt_ms", 1000},
+     "rtt_ms", 1000, true},
     {{"wanbalance_wan_loss_ratio", "gauge", "Share of recent probes that got no answer in time, 0 to 1."},
-     "loss_pct", 100},
-    {{"wanbalance_wan_probes_sent_total", "counter", "Probes sent out of the WAN."}, "probes_sent", 1},
-    {{"wanbalance_wan_probes_lost_total", "counter", "Probes that got no answer in time."}, "probes_lost", 1},
-    {{"wanbalance_wan_transitions_total", "counter", "State changes since the daemon started."}, "transitions", 1},
+     "loss_pct", 100, true},
+    {{"wanbalance_wan_probes_sent_total", "counter", "Probes sent out of the WAN."}, "probes_sent", 1, true},
+    {{"wanbalance_wan_probes_lost_total", "counter", "Probes that got no answer in time."}, "probes_lost", 1, true},
+    {{"wanbalance_wan_transitions_total", "counter", "State changes since the daemon started."}, "transitions", 1,
+     true},
     {{"wanbalance_wan_receive_bytes_total", "counter", "Bytes received on the WAN's interface."}, "rx_bytes", 1},
     {{"wanbalance_wan_transmit_bytes_total", "counter", "Bytes sent on the WAN's interface."}, "tx_bytes", 1},
     {{"wanbalance_wan_connections", "gauge", "Tracked connections marked for the WAN."}, "connections", 1},
@@ -324,8 +365,10 @@ std::string format_prometheus(const json& status) {
     family_header(out, {"wanbalance_uptime_seconds", "gauge", "Seconds since wanbalanced started."});
     if (auto v = prom_value(status, "uptime_s")) out += "wanbalance_uptime_seconds " + *v + "\n";
     family_header(out, {"wanbalance_all_down", "gauge",
-                        "1 when every WAN is down and traffic is balanced over the WANs whose link is up."});
-    out += std::string("wanbalance_all_down ") + (get_bool(status, "all_down") ? "1" : "0") + "\n";
+                        "1 when every WAN is down for the family and traffic is balanced over the WANs whose link is up."});
+    out += std::string("wanbalance_all_down{family=\"ipv4\"} ") + (get_bool(status, "all_down") ? "1" : "0") + "\n";
+    if (status.is_object() && status.contains("all_down_ipv6") && status["all_down_ipv6"].is_boolean())
+        out += std::string("wanbalance_all_down{family=\"ipv6\"} ") + (get_bool(status, "all_down_ipv6") ? "1" : "0") + "\n";
     family_header(out, {"wanbalance_config_invalid", "gauge",
                         "1 when the config file is invalid and the last applied configuration runs."});
     out += std::string("wanbalance_config_invalid ") + (get_string(status, "config_error") ? "1" : "0") + "\n";
@@ -345,22 +388,35 @@ std::string format_prometheus(const json& status) {
         }
     }
 
+    // Per family: the WAN's own object is IPv4's, its "ipv6" object IPv6's.
+    auto each_family = [&](const std::string& labels, const json& wan, auto emit) {
+        emit(labels + ",family=\"ipv4\"", wan);
+        if (const json* v6 = ipv6_of(wan)) emit(labels + ",family=\"ipv6\"", *v6);
+    };
     family_header(out, {"wanbalance_wan_state", "gauge",
-                        "1 for the WAN's current state (up, down: probes or link, disabled: operator), else 0."});
+                        "1 for the WAN's current state per family (up, down: probes or link, disabled: operator), else 0."});
     for (const auto& [labels, wan] : wans) {
-        std::string state = get_string(*wan, "state").value_or("");
-        bool known = false;
-        for (const char* s : kStates) {
-            known |= state == s;
-            out += "wanbalance_wan_state{" + labels + ",state=\"" + s + "\"} " + (state == s ? "1" : "0") + "\n";
-        }
-        if (!known && !state.empty()) out += "wanbalance_wan_state{" + labels + ",state=\"" + prom_label(state) + "\"} 1\n";
+        each_family(labels, *wan, [&](const std::string& l, const json& obj) {
+            std::string state = get_string(obj, "state").value_or("");
+            bool known = false;
+            for (const char* s : kStates) {
+                known |= state == s;
+                out += "wanbalance_wan_state{" + l + ",state=\"" + s + "\"} " + (state == s ? "1" : "0") + "\n";
+            }
+            if (!known && !state.empty()) out += "wanbalance_wan_state{" + l + ",state=\"" + prom_label(state) + "\"} 1\n";
+        });
     }
     for (const auto& metric : kWanMetrics) {
         family_header(out, metric.family);
         for (const auto& [labels, wan] : wans) {
-            if (auto v = prom_value(*wan, metric.key, metric.divisor))
-                out += std::string(metric.family.name) + "{" + labels + "} " + *v + "\n";
+            auto emit = [&](const std::string& l, const json& obj) {
+                if (auto v = prom_value(obj, metric.key, metric.divisor))
+                    out += std::string(metric.family.name) + "{" + l + "} " + *v + "\n";
+            };
+            if (metric.per_family)
+                each_family(labels, *wan, emit);
+            else
+                emit(labels, *wan);
         }
     }
     return out;

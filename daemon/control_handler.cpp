@@ -18,7 +18,8 @@ void Daemon::on_control(const Request& request, Respond respond) {
         // The probes' own ICMP echoes carry the WAN's mark too; they are not the operator's traffic.
         std::set<uint16_t> probe_ids;
         for (const auto& wan : state_.config.wans)
-            if (auto id = prober_->identifier(wan.name)) probe_ids.insert(*id);
+            for (Family f : kFamilies)
+                if (auto id = prober_->identifier({wan.name, f})) probe_ids.insert(*id);
         // Counting a big conntrack table takes long: the worker does it while the loop runs on,
         // and the status is made when the count is back, with the counters of that moment.
         counter_->count(state_.config.mark_mask, std::move(probe_ids),
@@ -88,7 +89,7 @@ Reply Daemon::set_override(const SetRequest& request) {
     // Kept for the next run: a crash, a watchdog restart or an upgrade keeps a drained WAN drained.
     report("state directory", store_.save_overrides(overrides_of(state_)));
     auto i = find_wan(state_, request.wan);
-    return SetReply{request.wan, std::string(health_name(state_.wans[*i].health))};
+    return SetReply{request.wan, std::string(health_name(state_.wans[*i].health()))};
 }
 
 Reply Daemon::handover() {
@@ -108,7 +109,9 @@ nlohmann::json Daemon::status_json(const ConntrackCounter::Counts& connections) 
     std::vector<WanCounters> counters;
     for (const auto& wan : state_.config.wans) {
         auto n = connections.find(wan.mark);
-        WanCounters c{prober_->stats(wan.name), n == connections.end() ? 0 : n->second, 0, 0};
+        WanCounters c{prober_->stats({wan.name, Family::V4}), prober_->stats({wan.name, Family::V6}), {},
+                      n == connections.end() ? 0 : n->second, 0, 0};
+        if (auto w = ra_warnings_.find(wan.name); w != ra_warnings_.end()) c.ipv6_warning = w->second;
         if (const LinkState* link = watch_->snapshot().link(wan.interface)) {
             c.rx_bytes = link->rx_bytes;
             c.tx_bytes = link->tx_bytes;

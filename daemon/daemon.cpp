@@ -204,8 +204,8 @@ Status Daemon::open_sources() {
     verify_source_.reset(verify_source);
 
     hooks_ = std::make_unique<HookRunner>(event_.get());
-    auto prober = Prober::create(event_.get(), [this](const std::string& wan, const RoundOutcome& outcome) {
-        on_probe_round(wan, outcome);
+    auto prober = Prober::create(event_.get(), [this](const ProbeKey& key, const RoundOutcome& outcome) {
+        on_probe_round(key, outcome);
     });
     if (!prober)
         return Status::fail(prober.error().err, prober.error().message + (prober.error().err == EPERM
@@ -276,11 +276,11 @@ void Daemon::on_nft_notification() {
     request_reconcile();
 }
 
-void Daemon::on_probe_round(const std::string& wan, const RoundOutcome& outcome) {
+void Daemon::on_probe_round(const ProbeKey& key, const RoundOutcome& outcome) {
     // Only the core runs here: a failover's reconcile (which reconfigures the prober) is deferred
     // to the loop, so the prober is never re-entered from its own callback.
-    ProbeStats st = prober_->stats(wan);
-    perform(dispatch(ProbeRound{wan, outcome.success, outcome.problem, {st.rtt_ms, st.loss_pct}}));
+    ProbeStats st = prober_->stats(key);
+    perform(dispatch(ProbeRound{key.wan, outcome.success, outcome.problem, {st.rtt_ms, st.loss_pct}, key.family}));
 }
 
 }  // namespace wb

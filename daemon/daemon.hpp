@@ -73,7 +73,7 @@ private:
     void on_kernel_readable();
     void on_nft_notification();
     void on_verify_timer();
-    void on_probe_round(const std::string& wan, const RoundOutcome& outcome);
+    void on_probe_round(const ProbeKey& key, const RoundOutcome& outcome);
 
     // reconcile.cpp: the core's events in, its effects out, the kernel kept equal to the desire.
     Effects dispatch(const Event& event);
@@ -82,6 +82,8 @@ private:
     void reconcile();
     KernelFacts kernel_facts() const;
     void configure_probes();
+    void configure_probe(const WanConfig& wan, const WanState& w, Family family, std::vector<ProbeKey>& keys);
+    void check_router_advertisements();
     void flush(const Flush& f);
     void apply_sysctls();
     void restore_sysctls();
@@ -124,6 +126,7 @@ private:
 
     std::map<std::string, std::string> reported_;  // failing thing -> its error, logged once until it clears
     std::map<std::string, int> src_valid_mark_set_;  // interface -> the ifindex on which we set it
+    std::map<std::string, std::string> ra_warnings_;  // WAN -> why its "auto" gateway6 cannot be learned
     ChangeCount changes_;                          // since the last reload started
     SysctlRecord sysctls_;                         // originals of what we changed
 };

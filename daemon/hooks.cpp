@@ -126,6 +126,7 @@ bool HookRunner::start(const std::string& key, const Job& job) {
     std::vector<std::string> env_strings = {
         "WANBALANCE_EVENT=" + ev.event, "WANBALANCE_WAN=" + ev.wan, "WANBALANCE_INTERFACE=" + ev.interface,
         "WANBALANCE_STATE=" + ev.state, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
+    if (!ev.family.empty()) env_strings.push_back("WANBALANCE_FAMILY=" + ev.family);
     std::vector<char*> envp;
     for (auto& s : env_strings) envp.push_back(s.data());
     envp.push_back(nullptr);

@@ -28,6 +28,7 @@ struct HookEvent {
     std::string wan;        // WANBALANCE_WAN
     std::string interface;  // WANBALANCE_INTERFACE
     std::string state;      // WANBALANCE_STATE: up, down, disabled
+    std::string family;     // WANBALANCE_FAMILY: ipv4, ipv6 (empty for events of no family)
 };
 
 class HookRunner {

@@ -79,6 +79,7 @@ void log_event(Level level, const LogEvent& e, std::string_view message) {
         if (!e.interface.empty()) fields.push_back("WANBALANCE_INTERFACE=" + e.interface);
         if (!e.state.empty()) fields.push_back("WANBALANCE_STATE=" + e.state);
         if (!e.reason.empty()) fields.push_back("WANBALANCE_REASON=" + e.reason);
+        if (!e.family.empty()) fields.push_back("WANBALANCE_FAMILY=" + e.family);
         if (e.rtt_us) fields.push_back("WANBALANCE_RTT_US=" + std::to_string(*e.rtt_us));
         if (e.loss_pct) {
             char buf[32];
@@ -95,6 +96,7 @@ void log_event(Level level, const LogEvent& e, std::string_view message) {
     if (!e.wan.empty()) suffix += " wan=" + e.wan;
     if (!e.interface.empty()) suffix += " interface=" + e.interface;
     if (!e.state.empty()) suffix += " state=" + e.state;
+    if (!e.family.empty()) suffix += " family=" + e.family;
     suffix += "]";
     write_stderr(level, message, suffix);
 }

@@ -20,7 +20,7 @@ void Daemon::perform(const Effects& fx) {
     // runs, the failover is done. Then the dead WAN's connections go, onto the new paths.
     for (const Announcement& a : fx.announcements) {
         log_event(a.level, a.event, a.message);
-        hooks_->run(state_.config.hooks_dir, {a.event.kind, a.event.wan, a.event.interface, a.event.state});
+        hooks_->run(state_.config.hooks_dir, {a.event.kind, a.event.wan, a.event.interface, a.event.state, a.event.family});
     }
     for (const Flush& f : fx.flushes) flush(f);
     if (fx.reconcile) request_reconcile();
@@ -43,6 +43,7 @@ void Daemon::reconcile() {
     perform(r.released);
     configure_probes();
     apply_sysctls();
+    check_router_advertisements();
     notify_status();
 }
 
@@ -55,41 +56,79 @@ KernelFacts Daemon::kernel_facts() const {
         LinkFacts f{link->ifindex, link->admin_up, link->carrier, !link->addresses.empty(), link->point_to_point, {}};
         auto gateway = snap.auto_gateways.find(link->ifindex);
         if (gateway != snap.auto_gateways.end()) f.auto_gateway = gateway->second;
+        f.has_address6 = !link->addresses6.empty();
+        auto gateway6 = snap.auto_gateways6.find(link->ifindex);
+        if (gateway6 != snap.auto_gateways6.end()) f.auto_gateway6 = gateway6->second;
         facts[wan.interface] = f;
     }
     return facts;
 }
 
+// One family of one WAN: its own targets of that family, else its gateway of that family.
+void Daemon::configure_probe(const WanConfig& wan, const WanState& w, Family family, std::vector<ProbeKey>& keys) {
+    ProbeKey key{wan.name, family};
+    keys.push_back(key);
+    ProbeSpec spec;
+    spec.interface = wan.interface;
+    spec.mark = wan.mark;
+    if (family == Family::V4) {
+        spec.targets.assign(wan.probe.targets.begin(), wan.probe.targets.end());
+        if (spec.targets.empty() && w.inputs.gateway) spec.targets.push_back(*w.inputs.gateway);
+    } else {
+        spec.targets.assign(wan.probe.targets6.begin(), wan.probe.targets6.end());
+        if (spec.targets.empty() && w.inputs.gateway6) spec.targets.push_back(*w.inputs.gateway6);
+    }
+    spec.interval = wan.probe.interval;
+    spec.timeout = wan.probe.timeout;
+    spec.min_targets_up = wan.probe.min_targets_up;
+    // An override does not pause probing: `set WAN auto` must hand back to a machine that
+    // knows the WAN's health now, not as it was before the override.
+    bool can_probe = w.inputs.link_usable(family) && !spec.targets.empty();
+    std::string what = family == Family::V4 ? "probe " + wan.name : "IPv6 probe " + wan.name;
+    if (!spec.targets.empty()) report(what, prober_->configure(key, spec));
+    prober_->pause(key, !can_probe);
+}
+
 void Daemon::configure_probes() {
-    std::vector<std::string> names;
+    std::vector<ProbeKey> keys;
     for (size_t i = 0; i < state_.config.wans.size(); ++i) {
         const WanConfig& wan = state_.config.wans[i];
-        const WanState& w = state_.wans[i];
-        names.push_back(wan.name);
-        ProbeSpec spec;
-        spec.interface = wan.interface;
-        spec.mark = wan.mark;
-        spec.targets = wan.probe.targets;
-        if (spec.targets.empty() && w.inputs.gateway) spec.targets.push_back(*w.inputs.gateway);
-        spec.interval = wan.probe.interval;
-        spec.timeout = wan.probe.timeout;
-        spec.min_targets_up = wan.probe.min_targets_up;
-        // An override does not pause probing: `set WAN auto` must hand back to a machine that
-        // knows the WAN's health now, not as it was before the override.
-        bool can_probe = w.inputs.link_usable() && !spec.targets.empty();
-        if (!spec.targets.empty()) report("probe " + wan.name, prober_->configure(wan.name, spec));
-        prober_->pause(wan.name, !can_probe);
+        configure_probe(wan, state_.wans[i], Family::V4, keys);
+        if (wan.ipv6) configure_probe(wan, state_.wans[i], Family::V6, keys);
     }
-    prober_->retain(names);
+    prober_->retain(keys);
     report("probe timers", prober_->timer_status());
 }
 
 void Daemon::flush(const Flush& f) {
-    auto n = kernel_->delete_by_mark(f.mark, state_.config.mark_mask);
+    auto n = kernel_->delete_by_mark(f.family, f.mark, state_.config.mark_mask);
+    std::string which = f.family == Family::V4 ? "" : " IPv6";
     if (n)
-        log(Level::Info, f.wan + ": flushed " + std::to_string(*n) + " connections so they re-establish on a live WAN");
+        log(Level::Info, f.wan + ": flushed " + std::to_string(*n) + which +
+                             " connections so they re-establish on a live WAN");
     else
         log(Level::Error, f.wan + ": " + n.error().message);
+}
+
+// A WAN whose IPv6 gateway is "auto" learns it from router advertisements, which a forwarding
+// router ignores unless accept_ra is 2: said once per WAN in the log, and shown in status.
+void Daemon::check_router_advertisements() {
+    std::map<std::string, std::string> now;
+    for (size_t i = 0; i < state_.config.wans.size(); ++i) {
+        const WanConfig& wan = state_.config.wans[i];
+        int ifindex = state_.wans[i].inputs.ifindex;
+        if (!wan.ipv6 || wan.gateway6 || ifindex == 0) continue;
+        auto conf = kernel_->get_ipv6_conf(ifindex);
+        if (!conf || conf->accepts_ra()) continue;
+        now[wan.name] = "gateway6 is \"auto\" but " + wan.interface + " ignores router advertisements (net.ipv6.conf." +
+                        wan.interface + ".accept_ra=" + std::to_string(conf->accept_ra) +
+                        (conf->forwarding ? " while forwarding; set it to 2)" : "; set it to 1 or 2)");
+    }
+    for (const auto& [wan, text] : now) {
+        auto was = ra_warnings_.find(wan);
+        if (was == ra_warnings_.end() || was->second != text) log(Level::Warning, wan + ": " + text);
+    }
+    ra_warnings_ = std::move(now);
 }
 
 void Daemon::apply_sysctls() {

@@ -10,13 +10,39 @@ namespace {
 
 nlohmann::json optional_json(const auto& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); }
 
+bool is_active(const ActiveSet& active, size_t i) {
+    return std::find(active.wans.begin(), active.wans.end(), i) != active.wans.end();
+}
+
+// A WAN's IPv6 beside its IPv4 (docs/design.md, status JSON): null without gateway6.
+nlohmann::json ipv6_json(const WanConfig& wan, const WanState& w, const WanCounters& c, bool active) {
+    if (!wan.ipv6) return nullptr;
+    const FamilyHealth& h = w.of(Family::V6);
+    return {
+        {"state", std::string(health_name(h.health))},
+        {"since", iso8601(h.since)},
+        {"reason", h.reason},
+        {"link", link_problem(wan, w.inputs, Family::V6).word},
+        {"active", active},
+        {"gateway", w.inputs.gateway6 ? nlohmann::json(w.inputs.gateway6->str()) : nlohmann::json(nullptr)},
+        {"gateway_auto", !wan.gateway6.has_value()},
+        {"rtt_ms", optional_json(c.probe6.rtt_ms)},
+        {"loss_pct", c.probe6.loss_pct},
+        {"probes_sent", c.probe6.sent},
+        {"probes_lost", c.probe6.lost},
+        {"transitions", h.transitions},
+        {"warning", c.ipv6_warning.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.ipv6_warning)},
+    };
+}
+
 nlohmann::json wan_json(const WanConfig& wan, const WanState& w, const WanCounters& c, bool active, unsigned total) {
+    const FamilyHealth& h = w.of(Family::V4);
     return {
         {"name", wan.name},
         {"interface", wan.interface},
-        {"state", std::string(health_name(w.health))},
-        {"since", iso8601(w.since)},
-        {"reason", w.reason},
+        {"state", std::string(health_name(h.health))},
+        {"since", iso8601(h.since)},
+        {"reason", h.reason},
         {"link", link_problem(wan, w.inputs).word},
         {"active", active},
         {"override", std::string(override_name(w.override_mode))},
@@ -35,7 +61,7 @@ nlohmann::json wan_json(const WanConfig& wan, const WanState& w, const WanCounte
         {"bytes", c.rx_bytes + c.tx_bytes},
         {"rx_bytes", c.rx_bytes},
         {"tx_bytes", c.tx_bytes},
-        {"transitions", w.transitions},
+        {"transitions", h.transitions},
     };
 }
 
@@ -54,15 +80,25 @@ nlohmann::json status_json(const State& state, const std::vector<WanCounters>& c
                            std::chrono::seconds uptime, int pid) {
     unsigned total = 0;
     for (const auto& c : counters) total += c.connections;
-    ActiveSet active = active_wans(state.config, desired_inputs(state));
+    const std::vector<WanInputs> inputs = desired_inputs(state);
+    ActiveSet active = active_wans(state.config, inputs);
+    ActiveSet active6 = active_wans(state.config, inputs, Family::V6);
     nlohmann::json wans = nlohmann::json::array();
     for (size_t i = 0; i < state.config.wans.size(); ++i) {
-        bool is_active = std::find(active.wans.begin(), active.wans.end(), i) != active.wans.end();
         WanCounters c = i < counters.size() ? counters[i] : WanCounters{};
-        wans.push_back(wan_json(state.config.wans[i], state.wans[i], c, is_active, total));
+        nlohmann::json wan = wan_json(state.config.wans[i], state.wans[i], c, is_active(active, i), total);
+        wan["ipv6"] = ipv6_json(state.config.wans[i], state.wans[i], c, is_active(active6, i));
+        wans.push_back(std::move(wan));
     }
-    return {{"version", WANBALANCE_VERSION}, {"config", state.config.path}, {"uptime_s", uptime.count()},
-            {"pid", pid},                    {"all_down", state.all_down},  {"wans", wans}};
+    bool any_ipv6 = state.config.any_ipv6();
+    nlohmann::json all_down6 = any_ipv6 ? nlohmann::json(state.all_down[size_t(Family::V6)]) : nlohmann::json(nullptr);
+    return {{"version", WANBALANCE_VERSION},
+            {"config", state.config.path},
+            {"uptime_s", uptime.count()},
+            {"pid", pid},
+            {"all_down", state.all_down[size_t(Family::V4)]},
+            {"all_down_ipv6", all_down6},
+            {"wans", wans}};
 }
 
 }  // namespace wb

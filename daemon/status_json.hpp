@@ -14,7 +14,9 @@ namespace wb {
 
 // Per WAN, same order as the config's WANs.
 struct WanCounters {
-    ProbeStats probe;
+    ProbeStats probe;   // IPv4's probes
+    ProbeStats probe6;  // IPv6's (WANs with gateway6)
+    std::string ipv6_warning;  // e.g. router advertisements ignored on the interface; "" if none
     unsigned connections = 0;  // conntrack entries with the WAN's mark, the prober's own excluded
     uint64_t rx_bytes = 0, tx_bytes = 0;
 };

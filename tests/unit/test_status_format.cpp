@@ -290,35 +290,35 @@ TEST_CASE("prometheus: one WAN, the whole exposition") {
         "# HELP wanbalance_uptime_seconds Seconds since wanbalanced started.\n"
         "# TYPE wanbalance_uptime_seconds gauge\n"
         "wanbalance_uptime_seconds 42\n"
-        "# HELP wanbalance_all_down 1 when every WAN is down and traffic is balanced over the WANs whose link is up.\n"
+        "# HELP wanbalance_all_down 1 when every WAN is down for the family and traffic is balanced over the WANs whose link is up.\n"
         "# TYPE wanbalance_all_down gauge\n"
-        "wanbalance_all_down 0\n"
+        "wanbalance_all_down{family=\"ipv4\"} 0\n"
         "# HELP wanbalance_config_invalid 1 when the config file is invalid and the last applied configuration runs.\n"
         "# TYPE wanbalance_config_invalid gauge\n"
         "wanbalance_config_invalid 0\n"
-        "# HELP wanbalance_wan_state 1 for the WAN's current state (up, down: probes or link, disabled: operator), else 0.\n"
+        "# HELP wanbalance_wan_state 1 for the WAN's current state per family (up, down: probes or link, disabled: operator), else 0.\n"
         "# TYPE wanbalance_wan_state gauge\n"
-        "wanbalance_wan_state{wan=\"charter\",interface=\"ether1\",state=\"up\"} 1\n"
-        "wanbalance_wan_state{wan=\"charter\",interface=\"ether1\",state=\"down\"} 0\n"
-        "wanbalance_wan_state{wan=\"charter\",interface=\"ether1\",state=\"disabled\"} 0\n"
+        "wanbalance_wan_state{wan=\"charter\",interface=\"ether1\",family=\"ipv4\",state=\"up\"} 1\n"
+        "wanbalance_wan_state{wan=\"charter\",interface=\"ether1\",family=\"ipv4\",state=\"down\"} 0\n"
+        "wanbalance_wan_state{wan=\"charter\",interface=\"ether1\",family=\"ipv4\",state=\"disabled\"} 0\n"
         "# HELP wanbalance_wan_active 1 when the WAN takes new LAN connections (up, and in the tier in use).\n"
         "# TYPE wanbalance_wan_active gauge\n"
-        "wanbalance_wan_active{wan=\"charter\",interface=\"ether1\"} 1\n"
+        "wanbalance_wan_active{wan=\"charter\",interface=\"ether1\",family=\"ipv4\"} 1\n"
         "# HELP wanbalance_wan_rtt_seconds Probe round-trip time (absent until a probe is answered).\n"
         "# TYPE wanbalance_wan_rtt_seconds gauge\n"
-        "wanbalance_wan_rtt_seconds{wan=\"charter\",interface=\"ether1\"} 0.0015\n"
+        "wanbalance_wan_rtt_seconds{wan=\"charter\",interface=\"ether1\",family=\"ipv4\"} 0.0015\n"
         "# HELP wanbalance_wan_loss_ratio Share of recent probes that got no answer in time, 0 to 1.\n"
         "# TYPE wanbalance_wan_loss_ratio gauge\n"
-        "wanbalance_wan_loss_ratio{wan=\"charter\",interface=\"ether1\"} 0.025\n"
+        "wanbalance_wan_loss_ratio{wan=\"charter\",interface=\"ether1\",family=\"ipv4\"} 0.025\n"
         "# HELP wanbalance_wan_probes_sent_total Probes sent out of the WAN.\n"
         "# TYPE wanbalance_wan_probes_sent_total counter\n"
-        "wanbalance_wan_probes_sent_total{wan=\"charter\",interface=\"ether1\"} 120\n"
+        "wanbalance_wan_probes_sent_total{wan=\"charter\",interface=\"ether1\",family=\"ipv4\"} 120\n"
         "# HELP wanbalance_wan_probes_lost_total Probes that got no answer in time.\n"
         "# TYPE wanbalance_wan_probes_lost_total counter\n"
-        "wanbalance_wan_probes_lost_total{wan=\"charter\",interface=\"ether1\"} 3\n"
+        "wanbalance_wan_probes_lost_total{wan=\"charter\",interface=\"ether1\",family=\"ipv4\"} 3\n"
         "# HELP wanbalance_wan_transitions_total State changes since the daemon started.\n"
         "# TYPE wanbalance_wan_transitions_total counter\n"
-        "wanbalance_wan_transitions_total{wan=\"charter\",interface=\"ether1\"} 2\n"
+        "wanbalance_wan_transitions_total{wan=\"charter\",interface=\"ether1\",family=\"ipv4\"} 2\n"
         "# HELP wanbalance_wan_receive_bytes_total Bytes received on the WAN's interface.\n"
         "# TYPE wanbalance_wan_receive_bytes_total counter\n"
         "wanbalance_wan_receive_bytes_total{wan=\"charter\",interface=\"ether1\"} 18446744073709551615\n"
@@ -373,7 +373,7 @@ TEST_CASE("prometheus: label values are escaped, odd input never throws") {
     REQUIRE_NOTHROW(out = wb::format_prometheus(status));
     auto samples = parse_exposition(out);
     CHECK(out.find("wanbalance_build_info{version=\"1\\\"2\\\\3\\n\"} 1\n") != std::string::npos);
-    CHECK(out.find("{wan=\"a\\\"b\",interface=\"x\\\\y\",state=\"weird\"} 1\n") != std::string::npos);
+    CHECK(out.find("{wan=\"a\\\"b\",interface=\"x\\\\y\",family=\"ipv4\",state=\"weird\"} 1\n") != std::string::npos);
     CHECK(find_sample(samples, "wanbalance_wan_connections", "")->value == "-3");
     CHECK(out.find("nameless") == std::string::npos);  // no name, no labels: left out
     CHECK(out.find("wanbalance_wan_rtt_seconds{") == std::string::npos);
@@ -384,4 +384,67 @@ TEST_CASE("prometheus: label values are escaped, odd input never throws") {
         samples = parse_exposition(out);
         CHECK(find_sample(samples, "wanbalance_all_down", "")->value == "0");
     }
+}
+
+namespace {
+
+json dual_stack_status() {
+    json status = sample_status();
+    status["wans"].erase(2);
+    status["all_down_ipv6"] = false;
+    status["wans"][0]["ipv6"] = json::parse(R"({ "state": "down", "since": "2026-11-25T18:59:00Z",
+        "reason": "3 probe rounds failed in a row", "link": "up", "active": false, "gateway": "2001:db8:1::1",
+        "gateway_auto": false, "rtt_ms": null, "loss_pct": 100.0, "probes_sent": 50, "probes_lost": 20,
+        "transitions": 1, "warning": null })");
+    status["wans"][1]["ipv6"] = json::parse(R"J({ "state": "up", "since": "2026-11-25T18:50:00Z",
+        "reason": "probes answered", "link": "up", "active": true, "gateway": "fe80::1", "gateway_auto": true,
+        "rtt_ms": 1.4, "loss_pct": 0.0, "probes_sent": 60, "probes_lost": 0, "transitions": 0,
+        "warning": "gateway6 is \"auto\" but ether2 ignores router advertisements (net.ipv6.conf.ether2.accept_ra=1 while forwarding; set it to 2)" })J");
+    return status;
+}
+
+}  // namespace
+
+TEST_CASE("status table: a WAN with IPv6 gets an ipv6 line under it, with its notes and warning") {
+    std::string out = wb::format_status(dual_stack_status(), false, at("2026-11-25T19:00:00Z"));
+    const std::string expected =
+        "wanbalanced 0.1.0, config /etc/wanbalance.json, up 2h3m\n"
+        "WAN      IFACE   STATE  SINCE  GATEWAY           RTT    LOSS  CONNS  SHARE      BYTES\n"
+        "charter  ether1  up     3m12s  203.0.113.1     1.2ms    0.0%     17  45.9%  120.6 KiB\n"
+        "  ipv6           down    1m0s  2001:db8:1::1       -  100.0%\n"
+        "integra  ether2  down     12s  auto                -  100.0%      0   0.0%        0 B\n"
+        "  ipv6           up     10m0s  fe80::1 (auto)  1.4ms    0.0%\n"
+        "  charter ipv6: down (3 probe rounds failed in a row)\n"
+        "  integra: down (3 probe rounds lost)\n"
+        "  integra ipv6: warning: gateway6 is \"auto\" but ether2 ignores router advertisements "
+        "(net.ipv6.conf.ether2.accept_ra=1 while forwarding; set it to 2)\n";
+    CHECK(out == expected);
+    json all_down = dual_stack_status();
+    all_down["all_down_ipv6"] = true;
+    CHECK(wb::format_status(all_down, false, at("2026-11-25T19:00:00Z"))
+              .find("warning: every WAN is down for IPv6; balancing over all WANs whose link is up\n") != std::string::npos);
+}
+
+TEST_CASE("prometheus: per-family metrics carry a family label, IPv6 from the ipv6 object") {
+    auto samples = parse_exposition(wb::format_prometheus(dual_stack_status()));
+    auto family_sample = [&](const char* name, const char* wan, const char* family, const char* state = "") {
+        for (const auto& s : samples) {
+            if (s.name != name || s.labels.at("wan") != wan) continue;
+            auto f = s.labels.find("family");
+            if (f == s.labels.end() || f->second != family) continue;
+            if (*state && s.labels.at("state") != state) continue;
+            return std::optional<std::string>(s.value);
+        }
+        return std::optional<std::string>();
+    };
+    CHECK(family_sample("wanbalance_wan_state", "charter", "ipv4", "up") == "1");
+    CHECK(family_sample("wanbalance_wan_state", "charter", "ipv6", "down") == "1");
+    CHECK(family_sample("wanbalance_wan_state", "integra", "ipv6", "up") == "1");
+    CHECK(family_sample("wanbalance_wan_loss_ratio", "charter", "ipv6") == "1");
+    CHECK(family_sample("wanbalance_wan_rtt_seconds", "integra", "ipv6") == "0.0014");
+    CHECK(family_sample("wanbalance_wan_probes_lost_total", "charter", "ipv6") == "20");
+    std::string out = wb::format_prometheus(dual_stack_status());
+    CHECK(out.find("wanbalance_all_down{family=\"ipv6\"} 0\n") != std::string::npos);
+    // Counters of the WAN, not of a family, keep their labels.
+    CHECK(out.find("wanbalance_wan_connections{wan=\"charter\",interface=\"ether1\"} 17\n") != std::string::npos);
 }
