@@ -265,6 +265,10 @@ CROSS_KEY = {
     "LAN is a WAN": lambda c: c.update(lans=["eth0"]),
     "mark outside mark_mask": lambda c: c["wans"][0].update(mark="0x1"),
     "min_targets_up above the targets": lambda c: c.update(probe={"min_targets_up": 2}),
+    "min_targets_up above the IPv6 targets": lambda c: (
+        c["wans"][0].update(gateway6="auto"),
+        c.update(probe={"targets": ["192.0.2.1", "192.0.2.2"], "min_targets_up": 2})),
+    "the same IPv6 target written twice": lambda c: c.update(probe={"targets": ["2001:db8::1", "2001:db8:0::1"]}),
     "rule_priority without room": lambda c: c.update(rule_priority=32765),
     "integer written as 1.0": lambda c: c["wans"][0].update(weight=1.0),
     "more WANs than the mask has marks": lambda c: c.update(
@@ -312,6 +316,13 @@ def mutations():
     for v in ("auto", "1.2.3.4", "0.0.0.0", "255.255.255.255", "01.2.3.4", "256.1.1.1", "1.2.3",
               "1.2.3.4.5", " 1.2.3.4", "1.2.3.4 ", "Auto", "1.2.3.-4", 16909060):
         yield f"gateway={v!r}", lambda c, v=v: c["wans"][0].update(gateway=v)
+    for v in ("auto", "fe80::1", "2001:db8:1::1", "::ffff:192.0.2.1", "1:2:3:4:5:6:7:8", "::", "::1",
+              "0:0::01", "ff02::2", "FF0E::1", "ff::1", "fe80::1%eth0", "2001:db8::/64", "1::2::3",
+              "1:2:3:4:5:6:7:8:9", "12345::", "192.0.2.1", "Auto", " ::2", 6):
+        yield f"gateway6={v!r}", lambda c, v=v: c["wans"][0].update(gateway6=v)
+    for v in (["2001:db8:ff::53", "192.0.2.53"], ["ff02::1"], ["::"], ["fe80::1"], ["2001:db8::g"]):
+        yield f"targets6={v!r}", lambda c, v=v: (c["wans"][0].update(gateway6="auto"),
+                                                 c["wans"][0].update(probe={"targets": v}))
     for v in (0, 1, 252, 253, 254, 255, 256, 4294967295, 4294967296, "101"):
         yield f"table={v!r}", lambda c, v=v: c["wans"][0].update(table=v)
     for v in ("0x100", "0x0100", "0X100", "0x", "0x0", "0x000", "0xffffffff", "0x1ffffffff",
