@@ -180,7 +180,7 @@ std::vector<WanInputs> assume_all_up(const Config& config) {
     return out;
 }
 
-ActiveSet active_wans(const Config& config, const std::vector<WanInputs>& inputs) {
+ActiveSet active_wans(const Config& config, const std::vector<WanInputs>& inputs, Family) {
     ActiveSet out;
     std::optional<unsigned> best_tier;
     for (size_t i = 0; i < config.wans.size(); ++i)
@@ -205,13 +205,13 @@ Desired build_desired(const Config& config, const std::vector<WanInputs>& inputs
 
     for (size_t i = 0; i < config.wans.size(); ++i) {
         if (!table_route_possible(inputs[i])) continue;
-        d.routes.push_back(Route{config.wans[i].table, kRouteMetric, {nexthop_for(config.wans[i], inputs[i], 1)}});
+        d.routes.push_back(Route{Family::V4, config.wans[i].table, route_metric(Family::V4), {nexthop_for(config.wans[i], inputs[i], 1)}});
     }
     const uint32_t balanced = balanced_table(config);
     if (!d.active.wans.empty()) {
         unsigned max_weight = 0;
         for (size_t i : d.active.wans) max_weight = std::max(max_weight, config.wans[i].weight);
-        Route main{balanced, kRouteMetric, {}};
+        Route main{Family::V4, balanced, route_metric(Family::V4), {}};
         for (size_t i : d.active.wans) {
             unsigned w = config.wans[i].weight;
             // Config weights go to 1000; the kernel's to 256: scale, keeping every WAN >= 1.
@@ -222,14 +222,14 @@ Desired build_desired(const Config& config, const std::vector<WanInputs>& inputs
         d.routes.push_back(main);
     }
 
-    d.rules.push_back(Rule{config.rule_priority, std::nullopt, 0xffffffff, kMainTable, uint8_t(0)});
+    d.rules.push_back(Rule{Family::V4, config.rule_priority, std::nullopt, 0xffffffff, kMainTable, uint8_t(0)});
     for (size_t i = 0; i < config.wans.size(); ++i) {
         const auto& wan = config.wans[i];
-        d.rules.push_back(Rule{config.rule_priority + 1 + uint32_t(i), wan.mark, config.mark_mask, wan.table, std::nullopt});
+        d.rules.push_back(Rule{Family::V4, config.rule_priority + 1 + uint32_t(i), wan.mark, config.mark_mask, wan.table, std::nullopt});
     }
     // After the WANs' rules, so marked packets find their WAN first; packets with a mark of no
     // WAN of ours (WireGuard's, say) are balanced too rather than left without a default route.
-    d.rules.push_back(Rule{config.rule_priority + 1 + uint32_t(config.wans.size()), std::nullopt, 0xffffffff, balanced,
+    d.rules.push_back(Rule{Family::V4, config.rule_priority + 1 + uint32_t(config.wans.size()), std::nullopt, 0xffffffff, balanced,
                            std::nullopt});
     return d;
 }

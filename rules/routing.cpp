@@ -12,7 +12,7 @@ std::string dev_name(const Nexthop& nh) {
 // "via 203.0.113.1 dev ether1", or "dev ppp0" for an on-link nexthop.
 std::string via(const Nexthop& nh) {
     std::string out;
-    if (nh.gateway) out = "via " + nh.gateway->str() + " ";
+    if (nh.gateway) out = "via " + str(*nh.gateway) + " ";
     return out + "dev " + dev_name(nh);
 }
 
@@ -83,4 +83,7 @@ bool kernel_equal(const Rule& a, const Rule& b) {
     return !a.fwmark || a.fwmask == b.fwmask;
 }
 
+}  // namespace wb
+namespace wb {
+uint32_t route_metric(Family family) { return family == Family::V4 ? 0 : 1024; }
 }  // namespace wb

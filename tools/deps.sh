@@ -9,7 +9,7 @@ set -euo pipefail
 
 build=(g++ meson ninja-build pkg-config libnftnl-dev libmnl-dev libnl-3-dev libnl-route-3-dev
        nlohmann-json3-dev libsystemd-dev doctest-dev)
-runtime=(nftables iproute2 conntrack iputils-ping procps kmod)
+runtime=(nftables iproute2 conntrack iputils-ping procps kmod dnsmasq-base)
 test=(python3 python3-pytest socat)
 bench=(iperf3 iptables)
 system=(debhelper dpkg-dev lintian scdoc man-db systemd systemd-container debootstrap
