@@ -41,15 +41,15 @@ Nexthop nh(const char* gateway, const std::string& dev, unsigned weight = 1) {
 }
 
 std::vector<Route> desired_routes(unsigned weight2 = 2) {
-    return {Route{101, 0, {nh("203.0.113.1", "ether1")}},
-            Route{102, 0, {nh("198.51.100.1", "ether2")}},
-            Route{kMainTable, 0, {nh("203.0.113.1", "ether1", 1), nh("198.51.100.1", "ether2", weight2)}}};
+    return {Route{V4, 101, 0, {nh("203.0.113.1", "ether1")}},
+            Route{V4, 102, 0, {nh("198.51.100.1", "ether2")}},
+            Route{V4, kMainTable, 0, {nh("203.0.113.1", "ether1", 1), nh("198.51.100.1", "ether2", weight2)}}};
 }
 
 std::vector<Rule> desired_rules() {
-    return {Rule{20000, std::nullopt, 0xffffffff, kMainTable, uint8_t(0)},
-            Rule{20001, 0x100u, 0x3f00, 101, std::nullopt},
-            Rule{20002, 0x200u, 0x3f00, 102, std::nullopt}};
+    return {Rule{V4, 20000, std::nullopt, 0xffffffff, kMainTable, uint8_t(0)},
+            Rule{V4, 20001, 0x100u, 0x3f00, 101, std::nullopt},
+            Rule{V4, 20002, 0x200u, 0x3f00, 102, std::nullopt}};
 }
 
 std::unique_ptr<NetlinkKernel> open_nl() {
@@ -139,8 +139,8 @@ TEST_CASE("a changed weight is one replace; a dropped WAN loses its route and ru
     CHECK(must("ip -4 route show default table main").find("via 198.51.100.1 dev ether2 weight 5") != std::string::npos);
 
     // Charter (ether1) leaves the config: its table route and rule go, the main route loses it.
-    std::vector<Route> routes = {Route{102, 0, {nh("198.51.100.1", "ether2")}},
-                                 Route{kMainTable, 0, {nh("198.51.100.1", "ether2", 5)}}};
+    std::vector<Route> routes = {Route{V4, 102, 0, {nh("198.51.100.1", "ether2")}},
+                                 Route{V4, kMainTable, 0, {nh("198.51.100.1", "ether2", 5)}}};
     std::vector<Rule> rules = {desired_rules()[0], desired_rules()[2]};
     SyncReport r = sync_routes(*nl, routes);
     require_clean(r);
@@ -263,7 +263,7 @@ TEST_CASE("with the rules and routes in place the kernel routes marked packets t
 TEST_CASE("errors carry the kernel's words and name the route") {
     make_router();
     auto nl = open_nl();
-    Status st = nl->replace_route(Route{101, 0, {nh("10.9.9.9", "ether1")}});
+    Status st = nl->replace_route(Route{V4, 101, 0, {nh("10.9.9.9", "ether1")}});
     CHECK_FALSE(st.is_ok());
     CHECK(st.err == ENETUNREACH);
     MESSAGE(st.message);
@@ -272,7 +272,7 @@ TEST_CASE("errors carry the kernel's words and name the route") {
 
     // A down interface: the kernel's ENETDOWN.
     must("ip link set ether2 down");
-    st = nl->replace_route(Route{102, 0, {nh(nullptr, "ether2")}});
+    st = nl->replace_route(Route{V4, 102, 0, {nh(nullptr, "ether2")}});
     CHECK(st.err == ENETDOWN);
     CHECK(st.message.rfind("Could not replace default route in table 102 (dev ether2): Network is down", 0) == 0);
     MESSAGE(st.message);
@@ -281,7 +281,7 @@ TEST_CASE("errors carry the kernel's words and name the route") {
 TEST_CASE("EEXIST on add and ESRCH/ENOENT on delete count as success") {
     make_router();
     auto nl = open_nl();
-    Rule rule{20001, 0x100u, 0x3f00, 101, std::nullopt};
+    Rule rule{V4, 20001, 0x100u, 0x3f00, 101, std::nullopt};
     CHECK(nl->add_rule(rule).is_ok());
     CHECK(nl->route_netlink().add_rule(rule).err == EEXIST);  // the kernel's word, as the fake gives it
     CHECK(nl->add_rule(rule).is_ok());
@@ -291,21 +291,21 @@ TEST_CASE("EEXIST on add and ESRCH/ENOENT on delete count as success") {
     CHECK(nl->delete_rule(rule).is_ok());
     CHECK(must("ip -4 rule show | grep -c '^20001:' || true") == "0\n");
 
-    Route route{101, 0, {nh("203.0.113.1", "ether1")}};
+    Route route{V4, 101, 0, {nh("203.0.113.1", "ether1")}};
     CHECK(nl->replace_route(route).is_ok());
     CHECK(nl->delete_route(route).is_ok());
     CHECK(nl->route_netlink().delete_route(route).err == ESRCH);
     CHECK(nl->delete_route(route).is_ok());
-    CHECK(nl->route_netlink().delete_route(Route{4242, 0, {nh("203.0.113.1", "ether1")}}).err == ESRCH);
-    CHECK(nl->delete_route(Route{4242, 0, {nh("203.0.113.1", "ether1")}}).is_ok());  // no such table
+    CHECK(nl->route_netlink().delete_route(Route{V4, 4242, 0, {nh("203.0.113.1", "ether1")}}).err == ESRCH);
+    CHECK(nl->delete_route(Route{V4, 4242, 0, {nh("203.0.113.1", "ether1")}}).is_ok());  // no such table
 }
 
 TEST_CASE("deleting our metric-0 route leaves our route at another metric") {
     // fib_table_delete() reads metric 0 as "any": the nexthops must pin the route.
     make_router();
     auto nl = open_nl();
-    Route low{101, 0, {nh("203.0.113.1", "ether1")}};
-    Route high{101, 10, {nh("198.51.100.1", "ether2")}};
+    Route low{V4, 101, 0, {nh("203.0.113.1", "ether1")}};
+    Route high{V4, 101, 10, {nh("198.51.100.1", "ether2")}};
     require_clean(sync_routes(*nl, {high}));
     CHECK(nl->delete_route(low).is_ok());
     CHECK(must("ip -4 route show table 101") == "default via 198.51.100.1 dev ether2 proto 87 metric 10 \n");
@@ -319,8 +319,8 @@ TEST_CASE("deleting our metric-0 route leaves our route at another metric") {
 TEST_CASE("an on-link route (point-to-point WAN) has no gateway and stays in sync") {
     make_router();
     auto nl = open_nl();
-    std::vector<Route> routes = {Route{103, 0, {nh(nullptr, "ether1")}},
-                                 Route{kMainTable, 0, {nh(nullptr, "ether1", 2), nh("198.51.100.1", "ether2", 1)}}};
+    std::vector<Route> routes = {Route{V4, 103, 0, {nh(nullptr, "ether1")}},
+                                 Route{V4, kMainTable, 0, {nh(nullptr, "ether1", 2), nh("198.51.100.1", "ether2", 1)}}};
     require_clean(sync_routes(*nl, routes));
     CHECK(must("ip -4 route show table 103") == "default dev ether1 proto 87 scope link \n");
     CHECK(must("ip -4 route show default table main") ==

@@ -8,6 +8,7 @@
 using namespace wb;
 using wb::test::article_config;
 using wb::test::healthy;
+using wb::test::ip;
 
 namespace {
 
@@ -35,7 +36,7 @@ TEST_CASE("the article's router: per-WAN tables, rules, and a balanced multipath
     const Route* main = route_in(d, kBalancedTable);
     REQUIRE(main);
     REQUIRE(main->nexthops.size() == 2);
-    CHECK(main->nexthops[0].gateway == Ipv4::parse("203.0.113.1"));
+    CHECK(main->nexthops[0].gateway == ip("203.0.113.1"));
     CHECK(main->nexthops[1].ifname == "ether2");
     CHECK(main->nexthops[0].weight == 1);
 
@@ -164,7 +165,7 @@ TEST_CASE("point-to-point WANs route on-link; auto gateways follow the inputs") 
     CHECK(balance_shares(d).count("wan_integra") == 0);
     in[1].gateway = Ipv4::parse("198.51.100.254");
     d = build_desired(c, in);
-    CHECK(route_in(d, 102)->nexthops[0].gateway == Ipv4::parse("198.51.100.254"));
+    CHECK(route_in(d, 102)->nexthops[0].gateway == ip("198.51.100.254"));
     in[1].gateway.reset();
     in[1].point_to_point = true;
     d = build_desired(c, in);

@@ -14,19 +14,21 @@ using namespace wb;
 using wb::test::FakeKernel;
 using Op = FakeKernel::Op;
 using wb::test::nh;
+using wb::test::V4;
+using wb::test::V6;
 
 namespace {
 
 std::vector<Route> desired_routes(unsigned weight2 = 2, const char* gateway1 = "203.0.113.1") {
-    return {Route{101, 0, {nh(gateway1, 10, "ether1")}},
-            Route{102, 0, {nh("198.51.100.1", 11, "ether2")}},
-            Route{kMainTable, 0, {nh(gateway1, 10, "ether1", 1), nh("198.51.100.1", 11, "ether2", weight2)}}};
+    return {Route{V4, 101, 0, {nh(gateway1, 10, "ether1")}},
+            Route{V4, 102, 0, {nh("198.51.100.1", 11, "ether2")}},
+            Route{V4, kMainTable, 0, {nh(gateway1, 10, "ether1", 1), nh("198.51.100.1", 11, "ether2", weight2)}}};
 }
 
 std::vector<Rule> desired_rules() {
-    return {Rule{20000, std::nullopt, 0xffffffff, kMainTable, uint8_t(0)},
-            Rule{20001, 0x100u, 0x3f00, 101, std::nullopt},
-            Rule{20002, 0x200u, 0x3f00, 102, std::nullopt}};
+    return {Rule{V4, 20000, std::nullopt, 0xffffffff, kMainTable, uint8_t(0)},
+            Rule{V4, 20001, 0x100u, 0x3f00, 101, std::nullopt},
+            Rule{V4, 20002, 0x200u, 0x3f00, 102, std::nullopt}};
 }
 
 void require_clean(const SyncReport& report) { REQUIRE_MESSAGE(report.errors.empty(), join(report.errors).message); }
@@ -137,8 +139,8 @@ TEST_CASE("stale own routes and rules are deleted, after the new ones are in") {
     FakeKernel kernel;
     fill(kernel);
     // Charter leaves: its table route and rule go, the main route loses it.
-    std::vector<Route> routes = {Route{102, 0, {nh("198.51.100.1", 11, "ether2")}},
-                                 Route{kMainTable, 0, {nh("198.51.100.1", 11, "ether2")}}};
+    std::vector<Route> routes = {Route{V4, 102, 0, {nh("198.51.100.1", 11, "ether2")}},
+                                 Route{V4, kMainTable, 0, {nh("198.51.100.1", 11, "ether2")}}};
     std::vector<Rule> rules = {desired_rules()[0], desired_rules()[2]};
     SyncReport r = sync_routes(kernel, routes);
     require_clean(r);
@@ -169,9 +171,9 @@ TEST_CASE("a changed rule is added at its priority, then the old one deleted: on
 
 TEST_CASE("foreign routes and rules are never touched, not even by a removal of everything") {
     FakeKernel kernel;
-    kernel.add_foreign_route(Route{101, 50, {nh("203.0.113.1", 10, "ether1")}}, "static");
-    kernel.add_foreign_route(Route{kMainTable, 100, {nh("203.0.113.1", 10, "ether1")}}, "dhcp");
-    kernel.add_foreign_rule(Rule{20001, 0x100u, 0x3f00, 101, std::nullopt});  // like ours, proto static
+    kernel.add_foreign_route(Route{V4, 101, 50, {nh("203.0.113.1", 10, "ether1")}}, "static");
+    kernel.add_foreign_route(Route{V4, kMainTable, 100, {nh("203.0.113.1", 10, "ether1")}}, "dhcp");
+    kernel.add_foreign_rule(Rule{V4, 20001, 0x100u, 0x3f00, 101, std::nullopt});  // like ours, proto static
     fill(kernel);
     CHECK(kernel.route_count() == 5);
     CHECK(kernel.rule_count() == 4);
@@ -189,7 +191,7 @@ TEST_CASE("foreign routes and rules are never touched, not even by a removal of 
 
 TEST_CASE("a foreign default route in our (table, metric) slot is reported and left alone") {
     FakeKernel kernel;
-    Route dhcp{101, 0, {nh("203.0.113.1", 10, "ether1")}};
+    Route dhcp{V4, 101, 0, {nh("203.0.113.1", 10, "ether1")}};
     kernel.add_foreign_route(dhcp, "dhcp");
     SyncReport r = sync_routes(kernel, desired_routes());
     REQUIRE(r.errors.size() == 1);
@@ -210,7 +212,7 @@ TEST_CASE("a foreign default route in our (table, metric) slot is reported and l
 TEST_CASE("two desired routes in one slot: the second is an error, not a silent replace") {
     FakeKernel kernel;
     auto routes = desired_routes();
-    routes.push_back(Route{101, 0, {nh("198.51.100.1", 11, "ether2")}});
+    routes.push_back(Route{V4, 101, 0, {nh("198.51.100.1", 11, "ether2")}});
     SyncReport r = sync_routes(kernel, routes);
     REQUIRE(r.errors.size() == 1);
     CHECK(r.errors[0].err == EINVAL);
@@ -364,7 +366,7 @@ TEST_CASE_FIXTURE(Router, "forget_table: the next apply replaces the table whole
 }
 
 TEST_CASE_FIXTURE(Router, "teardown removes the table, our routes and our rules, and nothing else") {
-    kernel.add_foreign_route(Route{kMainTable, 100, {nh("203.0.113.1", 10, "ether1")}}, "dhcp");
+    kernel.add_foreign_route(Route{V4, kMainTable, 100, {nh("203.0.113.1", 10, "ether1")}}, "dhcp");
     require_clean(sync.apply(desired()));
     REQUIRE(kernel.table());
 
@@ -462,11 +464,22 @@ TEST_CASE("the fake kernel's sysctl and conntrack") {
     kernel.add_connections(0x100, 3);
     kernel.add_connections(0x4100, 2);  // a foreign bit outside the mask
     kernel.add_connections(0x200, 5);
-    auto n = kernel.delete_by_mark(0x100, 0x3f00);
+    kernel.add_connections(0x100, 4, V6);
+    auto n = kernel.delete_by_mark(V4, 0x100, 0x3f00);
     REQUIRE(n.has_value());
     CHECK(*n == 5);
+    CHECK(kernel.connections(V4) == 5);
+    CHECK(kernel.connections(V6) == 4);  // an IPv4 flush leaves IPv6 alone
+    CHECK(kernel.delete_by_mark(V6, 0x100, 0x3f00).value() == 4);
     CHECK(kernel.connections() == 5);
     kernel.fail_next(Op::DeleteConntrack, EBUSY);
-    CHECK(kernel.delete_by_mark(0x200, 0x3f00).error().err == EBUSY);
+    CHECK(kernel.delete_by_mark(V4, 0x200, 0x3f00).error().err == EBUSY);
     CHECK(kernel.connections() == 5);
+
+    CHECK(kernel.get_ipv6_conf(10).value() == Ipv6Conf{});
+    kernel.set_ipv6_conf(10, Ipv6Conf{2, 1});
+    CHECK(kernel.get_ipv6_conf(10).value().accepts_ra());
+    kernel.set_ipv6_conf(10, Ipv6Conf{1, 1});
+    CHECK_FALSE(kernel.get_ipv6_conf(10).value().accepts_ra());  // forwarding: RAs ignored
+    CHECK(kernel.get_ipv6_conf(0).error().err == ENODEV);
 }
