@@ -483,3 +483,88 @@ TEST_CASE("the fake kernel's sysctl and conntrack") {
     CHECK_FALSE(kernel.get_ipv6_conf(10).value().accepts_ra());  // forwarding: RAs ignored
     CHECK(kernel.get_ipv6_conf(0).error().err == ENODEV);
 }
+
+TEST_CASE("dual-stack on the fake kernel: one apply installs both families, a second changes nothing") {
+    FakeKernel kernel;
+    KernelSync sync{kernel};
+    Config config = test::dual_stack_config();
+    auto inputs = test::healthy(config);
+    Desired desired = build_desired(config, inputs);
+    ApplyReport first = sync.apply(desired);
+    require_clean(first);
+    CHECK(first.results.count("IPv6 routes") == 1);
+    CHECK(first.results.count("IPv6 rules") == 1);
+    CHECK(holds_exactly(kernel.own_routes(), desired.routes));
+    CHECK(holds_exactly(kernel.own_rules(), desired.rules));
+    CHECK(holds_table(kernel, desired.table));
+    // IPv4 and IPv6 rules at the same priority and IPv4 and IPv6 routes in the same table are
+    // distinct objects.
+    CHECK(kernel.own_rules().size() == 5 + 4);
+    CHECK(kernel.own_routes().size() == 4 + 3);
+
+    kernel.reset_counters();
+    ApplyReport second = sync.apply(desired);
+    require_clean(second);
+    CHECK(kernel.writes() == 0);
+    CHECK(second.routes.unchanged == 7);
+    CHECK(second.rules.unchanged == 9);
+
+    // An IPv6 outage changes the IPv6 balanced route and balance6 only.
+    inputs[0].health6 = Health::Down;
+    kernel.reset_counters();
+    ApplyReport moved = sync.apply(build_desired(config, inputs));
+    require_clean(moved);
+    CHECK(moved.routes.replaced == 1);
+    CHECK(moved.rules.changes() == 0);
+    CHECK(kernel.calls(Op::ReplaceRoute) == 1);
+
+    // Dropping IPv6 from the config removes every IPv6 object and nothing else.
+    for (auto& w : config.wans) {
+        w.ipv6 = false;
+        w.gateway6.reset();
+    }
+    ApplyReport v4_only = sync.apply(build_desired(config, test::healthy(config)));
+    require_clean(v4_only);
+    CHECK(v4_only.routes.deleted == 3);
+    CHECK(v4_only.rules.deleted == 4);
+    for (const auto& r : kernel.own_routes()) CHECK(r.family == V4);
+    for (const auto& r : kernel.own_rules()) CHECK(r.family == V4);
+}
+
+TEST_CASE("IPv6 errors are reported under their own keys and name the family") {
+    FakeKernel kernel;
+    KernelSync sync{kernel};
+    Config config = test::dual_stack_config();
+    auto inputs = test::healthy(config);
+    kernel.set_link_up(inputs[1].ifindex, false);  // ether2 down: the kernel refuses nexthops via it
+    Desired desired = build_desired(config, inputs);
+    ApplyReport report = sync.apply(desired);
+    CHECK_FALSE(report.ok());
+    const Status& v6 = report.results["IPv6 routes"];
+    CHECK(v6.err == ENETDOWN);
+    CHECK(v6.message.find("Could not replace IPv6 default route in table 102 (via 2001:db8:2::1 dev ether2): ") == 0);
+    CHECK(report.results["routes"].err == ENETDOWN);  // the IPv4 routes via ether2 too
+    CHECK(report.results["routes"].message.find("IPv6") == std::string::npos);
+    CHECK(report.results["rules"].is_ok());
+    CHECK(report.results["IPv6 rules"].is_ok());
+    kernel.set_link_up(inputs[1].ifindex, true);
+    require_clean(sync.apply(desired));
+}
+
+TEST_CASE("a foreign IPv6 default route in our slot is left alone; an IPv4 one does not block IPv6") {
+    FakeKernel kernel;
+    Route foreign{V6, 101, 1024, {nh("fe80::99", 10, "ether1")}};
+    kernel.add_foreign_route(foreign, "ra");
+    Route v4_foreign{V4, 102, 1024, {nh("198.51.100.9", 11, "ether2")}};
+    kernel.add_foreign_route(v4_foreign, "static");
+    std::vector<Route> want = {Route{V6, 101, 1024, {nh("fe80::1", 10, "ether1")}},
+                               Route{V6, 102, 1024, {nh("2001:db8:2::1", 11, "ether2")}}};
+    SyncReport report = sync_routes(kernel, want);
+    REQUIRE(report.errors.size() == 1);
+    CHECK(report.error_families[0] == V6);
+    CHECK(report.errors[0].message ==
+          "Could not add IPv6 default route in table 101 (via fe80::1 dev ether1): IPv6 table 101 metric 1024 already "
+          "holds \"default via fe80::99 dev ether1 proto ra metric 1024\", which wanbalance does not own; left alone");
+    CHECK(report.added == 1);  // table 102's IPv6 slot is free whatever IPv4 holds there
+    CHECK(kernel.route_count() == 3);
+}

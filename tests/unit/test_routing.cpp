@@ -97,3 +97,27 @@ TEST_CASE("kernel_equal compares rules on every attribute we set") {
     Rule s2{V4, 20000, std::nullopt, 0, kMainTable, uint8_t(0)};
     CHECK(kernel_equal(s1, s2));  // no fwmark: the mask means nothing
 }
+
+TEST_CASE("IPv6 routes and rules: ip -6, metric 1024, IPv6 in messages, never equal across families") {
+    CHECK(route_metric(V4) == 0);
+    CHECK(route_metric(V6) == 1024);
+    Route r{V6, 101, 1024, {nh("fe80::1", 3, "ether1")}};
+    CHECK(ip_command(r) == "ip -6 route replace default proto wanbalance table 101 metric 1024 via fe80::1 dev ether1");
+    CHECK(describe(r) == "IPv6 default route in table 101 (via fe80::1 dev ether1)");
+    Route multi{V6, 100, 1024, {nh("fe80::1", 3, "ether1"), nh("2001:db8:2::1", 4, "ether2", 2)}};
+    CHECK(ip_command(multi) ==
+          "ip -6 route replace default proto wanbalance table 100 metric 1024 "
+          "nexthop via fe80::1 dev ether1 weight 1 nexthop via 2001:db8:2::1 dev ether2 weight 2");
+    Rule rule{V6, 20001, 0x100u, 0x3f00, 101, std::nullopt};
+    CHECK(ip_command(rule) == "ip -6 rule add priority 20001 fwmark 0x100/0x3f00 lookup 101 proto wanbalance");
+    CHECK(describe(rule) == "IPv6 rule 20001 (fwmark 0x100/0x3f00 lookup 101)");
+
+    Rule rule4 = rule;
+    rule4.family = V4;
+    CHECK_FALSE(kernel_equal(rule, rule4));
+    CHECK(kernel_equal(rule, rule));
+    Route on_link4{V4, 101, 1024, {nh(nullptr, 3, "ether1")}};
+    Route on_link6{V6, 101, 1024, {nh(nullptr, 3, "ether1")}};
+    CHECK_FALSE(kernel_equal(on_link4, on_link6));
+    CHECK(kernel_equal(on_link6, on_link6));
+}
