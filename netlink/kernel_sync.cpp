@@ -2,33 +2,49 @@
 
 #include <cerrno>
 #include <set>
+#include <tuple>
 #include <utility>
 
 namespace wb {
 
 namespace {
 
+// "IPv6 " where the family is worth saying; IPv4 messages read as they always did.
+std::string family_word(Family family) {
+    return family == Family::V4 ? std::string() : std::string(family_label(family)) + " ";
+}
+
+// A default route's identity in the kernel: fib_table_insert() (IPv4) and fib6_add_rt2node()
+// (IPv6) replace the route with the same (table, metric) for the same prefix, per family.
+using RouteSlot = std::tuple<Family, uint32_t, uint32_t>;
+RouteSlot slot_of(const Route& r) { return {r.family, r.table, r.metric}; }
+
 // Whether the dump of what we own came back; if not, its error is the report's.
 template <class T>
 bool dumped(const Expected<std::vector<T>>& own, SyncReport& report) {
-    if (!own) report.errors.push_back(own.error());
+    if (!own) report.fail(Family::V4, own.error());
     return own.has_value();
+}
+
+std::string part_name(const char* part, Family family) {
+    return family == Family::V4 ? std::string(part) : std::string(family_label(family)) + " " + part;
 }
 
 // A slot we do not own yet: a replace would silently take over someone else's route there.
 void add_route(KernelPort& kernel, const Route& want, SyncReport& report) {
-    auto foreign = kernel.foreign_default_route(want.table, want.metric);
+    auto foreign = kernel.foreign_default_route(want.family, want.table, want.metric);
     if (!foreign) {
-        report.errors.push_back(foreign.error());
+        report.fail(want.family, foreign.error());
     } else if (!foreign->empty()) {
-        report.errors.push_back(Status::fail(
-            EEXIST, "Could not add " + describe(want) + ": table " + table_name(want.table) + " metric " +
+        report.fail(want.family, Status::fail(
+            EEXIST, "Could not add " + describe(want) + ": " + family_word(want.family) + "table " +
+                        table_name(want.table) + " metric " +
                         std::to_string(want.metric) + " already holds \"" + *foreign +
                         "\", which wanbalance does not own; left alone"));
     } else if (Status st = kernel.replace_route(want); st) {
         ++report.added;
     } else {
-        report.errors.push_back(st);
+        report.fail(want.family, st);
     }
 }
 
@@ -39,17 +55,15 @@ SyncReport sync_routes(KernelPort& kernel, const std::vector<Route>& desired) {
     auto own = kernel.dump_own_routes();
     if (!dumped(own, report)) return report;
     std::vector<bool> wanted(own->size(), false);
-    std::set<std::pair<uint32_t, uint32_t>> slots_seen;
+    std::set<RouteSlot> slots_seen;
     for (const auto& want : desired) {
-        if (!slots_seen.insert({want.table, want.metric}).second) {
-            report.errors.push_back(Status::fail(EINVAL, "Could not add " + describe(want) +
+        if (!slots_seen.insert(slot_of(want)).second) {
+            report.fail(want.family, Status::fail(EINVAL, "Could not add " + describe(want) +
                                                              ": another desired route has the same table and metric"));
             continue;
         }
-        // (table, metric) is the kernel's identity of a default route: fib_table_insert()
-        // replaces the alias with the same (dst/len, tos, priority) in the table.
         size_t i = 0;
-        while (i < own->size() && ((*own)[i].table != want.table || (*own)[i].metric != want.metric)) ++i;
+        while (i < own->size() && slot_of((*own)[i]) != slot_of(want)) ++i;
         if (i == own->size()) {
             add_route(kernel, want, report);
             continue;
@@ -57,13 +71,13 @@ SyncReport sync_routes(KernelPort& kernel, const std::vector<Route>& desired) {
         wanted[i] = true;
         if (kernel_equal((*own)[i], want)) ++report.unchanged;
         else if (Status st = kernel.replace_route(want); st) ++report.replaced;
-        else report.errors.push_back(st);
+        else report.fail(want.family, st);
     }
     // Stale routes go last, so traffic always has a route while the new ones go in.
     for (size_t i = 0; i < own->size(); ++i) {
         if (wanted[i]) continue;
         if (Status st = kernel.delete_route((*own)[i]); st) ++report.deleted;
-        else report.errors.push_back(st);
+        else report.fail((*own)[i].family, st);
     }
     return report;
 }
@@ -88,21 +102,22 @@ SyncReport sync_rules(KernelPort& kernel, const std::vector<Rule>& desired) {
     // stale one, so marked traffic always has a rule. The new rule goes after every rule of the
     // same priority, so the delete (rule_find(): first match, unset attributes match anything,
     // FRA_PROTOCOL always set) still finds the old one first.
-    std::multiset<uint32_t> added_priorities;
+    // Each family has its own rule list: a replace is an add and a delete in the same one.
+    std::multiset<std::pair<Family, uint32_t>> added_priorities;
     for (const auto& rule : to_add) {
-        if (Status st = kernel.add_rule(rule); st) added_priorities.insert(rule.priority);
-        else report.errors.push_back(st);
+        if (Status st = kernel.add_rule(rule); st) added_priorities.insert({rule.family, rule.priority});
+        else report.fail(rule.family, st);
     }
     report.added = unsigned(added_priorities.size());
     for (size_t i = 0; i < own->size(); ++i) {
         if (kept[i]) continue;
         Status st = kernel.delete_rule((*own)[i]);
         if (!st) {
-            report.errors.push_back(st);
+            report.fail((*own)[i].family, st);
             continue;
         }
         // A rule deleted where another was added at its priority was changed: count a replace.
-        if (auto it = added_priorities.find((*own)[i].priority); it != added_priorities.end()) {
+        if (auto it = added_priorities.find({(*own)[i].family, (*own)[i].priority}); it != added_priorities.end()) {
             added_priorities.erase(it);
             --report.added;
             ++report.replaced;
@@ -111,6 +126,18 @@ SyncReport sync_rules(KernelPort& kernel, const std::vector<Rule>& desired) {
         }
     }
     return report;
+}
+
+void SyncReport::fail(Family family, Status error) {
+    errors.push_back(std::move(error));
+    error_families.push_back(family);
+}
+
+std::vector<Status> SyncReport::errors_of(Family family) const {
+    std::vector<Status> out;
+    for (size_t i = 0; i < errors.size(); ++i)
+        if (error_families[i] == family) out.push_back(errors[i]);
+    return out;
 }
 
 Status join(const std::vector<Status>& errors) {
@@ -132,9 +159,11 @@ ApplyReport KernelSync::apply(const Desired& desired) {
     ApplyReport report;
     report.results["nftables"] = apply_table(desired.table, report.nft_ops);
     report.routes = sync_routes(kernel_, desired.routes);
-    report.results["routes"] = join(report.routes.errors);
     report.rules = sync_rules(kernel_, desired.rules);
-    report.results["rules"] = join(report.rules.errors);
+    for (Family family : kFamilies) {
+        report.results[part_name("routes", family)] = join(report.routes.errors_of(family));
+        report.results[part_name("rules", family)] = join(report.rules.errors_of(family));
+    }
     return report;
 }
 

@@ -21,12 +21,16 @@ namespace wb {
 struct SyncReport {
     unsigned added = 0, replaced = 0, deleted = 0, unchanged = 0;
     std::vector<Status> errors;
+    std::vector<Family> error_families;  // the family each error is about, in the same order
+    void fail(Family family, Status error);
+    std::vector<Status> errors_of(Family family) const;
     unsigned changes() const { return added + replaced + deleted; }
     bool changed() const { return changes() > 0; }
 };
 
-// Read what we own, skip what is equal, replace what changed, delete what is stale. A default
-// route in a (table, metric) slot held by a route that is not ours is left alone and reported.
+// Read what we own, skip what is equal, replace what changed, delete what is stale; both
+// families, each route and rule in its own (identity includes the family). A default route in
+// a (family, table, metric) slot held by a route that is not ours is left alone and reported.
 SyncReport sync_routes(KernelPort& kernel, const std::vector<Route>& desired);
 SyncReport sync_rules(KernelPort& kernel, const std::vector<Rule>& desired);
 
@@ -38,8 +42,10 @@ Status join(const std::vector<Status>& errors);
 struct ApplyReport {
     unsigned nft_ops = 0;  // ops of the nftables transaction applied (0: the table was equal)
     SyncReport routes, rules;
-    // The outcome of each part, "nftables", "routes" and "rules": ok, or its errors joined, so
-    // a caller can log each error once and say when it cleared.
+    // The outcome of each part, "nftables", "routes", "rules", "IPv6 routes" and "IPv6 rules"
+    // (always all five, so an IPv6 error is seen to clear when IPv6 leaves the config): ok,
+    // or its errors joined, so a caller can log each error once and say when it cleared. A
+    // failed dump of both families counts as IPv4's.
     std::map<std::string, Status> results;
 
     unsigned routes_changed() const { return routes.changes(); }

@@ -27,8 +27,8 @@ NetlinkKernel::~NetlinkKernel() = default;
 
 Expected<std::vector<Route>> NetlinkKernel::dump_own_routes() { return rtnl_->dump_own_routes(); }
 Expected<std::vector<Rule>> NetlinkKernel::dump_own_rules() { return rtnl_->dump_own_rules(); }
-Expected<std::string> NetlinkKernel::foreign_default_route(uint32_t table, uint32_t metric) {
-    return rtnl_->foreign_default_route(table, metric);
+Expected<std::string> NetlinkKernel::foreign_default_route(Family family, uint32_t table, uint32_t metric) {
+    return rtnl_->foreign_default_route(family, table, metric);
 }
 Status NetlinkKernel::replace_route(const Route& route) { return rtnl_->replace_route(route); }
 Status NetlinkKernel::send_delete_route(const Route& route) { return rtnl_->delete_route(route); }
@@ -41,8 +41,10 @@ Expected<bool> NetlinkKernel::table_exists() { return nft_->table_exists(); }
 Expected<bool> NetlinkKernel::get_src_valid_mark(int ifindex) { return rtnl_->get_src_valid_mark(ifindex); }
 Status NetlinkKernel::set_src_valid_mark(int ifindex, bool on) { return rtnl_->set_src_valid_mark(ifindex, on); }
 
-Expected<unsigned> NetlinkKernel::delete_by_mark(uint32_t mark, uint32_t mask) {
-    return conntrack_->delete_by_mark(mark, mask);
+Expected<Ipv6Conf> NetlinkKernel::get_ipv6_conf(int ifindex) { return rtnl_->get_ipv6_conf(ifindex); }
+
+Expected<unsigned> NetlinkKernel::delete_by_mark(Family family, uint32_t mark, uint32_t mask) {
+    return conntrack_->delete_by_mark(family, mark, mask);
 }
 
 }  // namespace wb

@@ -32,13 +32,14 @@ public:
 
     Expected<std::vector<Route>> dump_own_routes() override;
     Expected<std::vector<Rule>> dump_own_rules() override;
-    Expected<std::string> foreign_default_route(uint32_t table, uint32_t metric) override;
+    Expected<std::string> foreign_default_route(Family family, uint32_t table, uint32_t metric) override;
     Status replace_route(const Route& route) override;
     Status apply(const nft::Plan& plan) override;
     Expected<bool> table_exists() override;
     Expected<bool> get_src_valid_mark(int ifindex) override;
     Status set_src_valid_mark(int ifindex, bool on) override;
-    Expected<unsigned> delete_by_mark(uint32_t mark, uint32_t mask) override;
+    Expected<Ipv6Conf> get_ipv6_conf(int ifindex) override;
+    Expected<unsigned> delete_by_mark(Family family, uint32_t mark, uint32_t mask) override;
 
 private:
     NetlinkKernel() = default;

@@ -133,6 +133,19 @@ constexpr std::array<uint32_t, 3> kHookNumbers = {NF_INET_PRE_ROUTING, NF_INET_L
 
 bool is_address(HashField f) { return f == HashField::SrcAddr || f == HashField::DstAddr; }
 
+uint32_t field_length(HashField f, Family family) {
+    if (!is_address(f)) return 2;
+    return family == Family::V4 ? 4 : 16;
+}
+
+// The register of the hash input that starts `word` 32-bit words after NFT_REG_2. Like nft
+// (netlink_put_register()), the 128-bit number where a word starts one (reg 3 after an IPv6
+// address), else the 32-bit one (NFT_REG32_05 = "reg 13" after an IPv4 address).
+uint32_t register_at(uint32_t word) {
+    if (word % 4 == 0) return NFT_REG_2 + word / 4;
+    return NFT_REG32_04 + word;
+}
+
 // Emits each statement as the expressions nft 1.0.6 generates for its text (compare
 // `nft --debug=netlink add rule ...`). Everything loads into reg 1 except hash inputs.
 class RuleEncoder {
@@ -159,7 +172,7 @@ private:
         bitwise(NF_CT_STATE_BIT(IP_CT_NEW), 0, false);
         cmp_u32(NFT_CMP_NEQ, 0);
     }
-    void emit(const NfprotoIpv4&) { nfproto_ipv4(); }
+    void emit(const NfprotoIpv4&) { nfproto(Family::V4); }
     void emit(const IifnameInSet& s) { iifname_lookup(s.set, false); }
     Status emit(const OifnameIs& s) {
         auto name = ifname_bytes(s.name, "oifname");
@@ -185,23 +198,23 @@ private:
     Status emit(const HashVmap& s) {
         if (s.fields.empty() || s.fields.size() > 4)
             return Status::fail(EINVAL, "jhash over " + std::to_string(s.fields.size()) + " fields (1 to 4 allowed)");
-        // An ip header field needs "meta nfproto ipv4" first in an inet table; nft inserts it
-        // right before the loads unless the rule already checked it (then `nft list` hides the
-        // earlier one, as render() does).
-        bool needs_ipv4 = false;
-        for (HashField f : s.fields) needs_ipv4 |= is_address(f);
-        if (needs_ipv4 && !ipv4_checked_) nfproto_ipv4();
-        // Concatenated hash inputs: nft puts the first field in the 128-bit NFT_REG_2 and the
-        // rest in the 32-bit registers that follow it (NFT_REG32_05.., listed as "reg 13"..),
-        // one 32-bit register per field even for 2-byte ports.
-        for (size_t i = 0; i < s.fields.size(); ++i) {
-            uint32_t reg = i == 0 ? uint32_t(NFT_REG_2) : uint32_t(NFT_REG32_04) + uint32_t(i);
-            payload(s.fields[i], reg);
+        // An ip/ip6 header field needs "meta nfproto ipv4/ipv6" first in an inet table; nft
+        // inserts it right before the loads unless the rule already checked it (then `nft list`
+        // hides the earlier one, as render() does).
+        bool needs_family = false;
+        for (HashField f : s.fields) needs_family |= is_address(f);
+        if (needs_family) check_family(s.family);
+        // Concatenated hash inputs, one after another from NFT_REG_2 in 32-bit words, each field
+        // rounded up to a word (2-byte ports take one, IPv6 addresses four).
+        uint32_t word = 0;
+        for (HashField f : s.fields) {
+            payload(f, s.family, register_at(word));
+            word += (field_length(f, s.family) + 3) / 4;
         }
         ExprPtr e = expr("hash");
         nftnl_expr_set_u32(e.get(), NFTNL_EXPR_HASH_SREG, NFT_REG_2);
         nftnl_expr_set_u32(e.get(), NFTNL_EXPR_HASH_DREG, NFT_REG_1);
-        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_HASH_LEN, uint32_t(4 * s.fields.size()));
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_HASH_LEN, 4 * word);
         nftnl_expr_set_u32(e.get(), NFTNL_EXPR_HASH_MODULUS, s.modulus);
         nftnl_expr_set_u32(e.get(), NFTNL_EXPR_HASH_SEED, s.seed);
         nftnl_expr_set_u32(e.get(), NFTNL_EXPR_HASH_OFFSET, 0);
@@ -235,15 +248,44 @@ private:
         }
     }
     void emit(const Masquerade&) { add(expr("masq")); }
+    void emit(const NfprotoIpv6&) { nfproto(Family::V6); }
+    Status emit(const Ip6InPrefix& s) {
+        if (s.length < 1 || s.length > 128)
+            return Status::fail(EINVAL, "ip6 prefix length " + std::to_string(s.length) + " (1 to 128 allowed)");
+        check_family(Family::V6);
+        // nft loads only the prefix's bytes when it ends on a byte; otherwise the whole
+        // address, masked.
+        const uint32_t offset = s.source ? 8 : 24;  // struct ipv6hdr saddr / daddr
+        const bool whole_bytes = s.length % 8 == 0;
+        const uint32_t len = whole_bytes ? s.length / 8u : 16u;
+        load_network(offset, len, NFT_REG_1);
+        if (!whole_bytes) {
+            std::array<uint8_t, 16> mask{}, zero{};
+            for (unsigned bit = 0; bit < s.length; ++bit) mask[bit / 8] |= uint8_t(0x80 >> (bit % 8));
+            bitwise_bytes(mask.data(), zero.data(), len);
+        }
+        cmp(NFT_CMP_EQ, s.prefix.bytes.data(), len);
+        return Status::ok();
+    }
+    void emit(const Return&) {
+        ExprPtr e = expr("immediate");
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_IMM_VERDICT, uint32_t(NFT_RETURN));
+        add(std::move(e));
+    }
 
     static ExprPtr expr(const char* name) { return ExprPtr(must(nftnl_expr_alloc(name))); }
     void add(ExprPtr e) { nftnl_rule_add_expr(rule_, e.release()); }
 
-    void nfproto_ipv4() {
+    void nfproto(Family family) {
         meta_load(NFT_META_NFPROTO);
-        uint8_t proto = NFPROTO_IPV4;  // nfproto is one byte wide
+        uint8_t proto = family == Family::V4 ? NFPROTO_IPV4 : NFPROTO_IPV6;  // nfproto is one byte wide
         cmp(NFT_CMP_EQ, &proto, sizeof proto);
-        ipv4_checked_ = true;
+        checked_[size_t(family)] = true;
+    }
+    // The implied "meta nfproto" of an ip/ip6 header match, unless the rule checked it already.
+    void check_family(Family family) {
+        if (!checked_[size_t(family)]) nfproto(family);
     }
     void meta_load(uint32_t key) {
         ExprPtr e = expr("meta");
@@ -278,6 +320,17 @@ private:
         nftnl_expr_set(e.get(), NFTNL_EXPR_BITWISE_XOR, &xor_value, sizeof xor_value);
         add(std::move(e));
     }
+    // "x & mask" over `len` bytes, as nft sends a prefix match (with the op).
+    void bitwise_bytes(const uint8_t* mask, const uint8_t* xor_value, uint32_t len) {
+        ExprPtr e = expr("bitwise");
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_BITWISE_OP, NFT_BITWISE_BOOL);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_BITWISE_LEN, len);
+        nftnl_expr_set(e.get(), NFTNL_EXPR_BITWISE_MASK, mask, len);
+        nftnl_expr_set(e.get(), NFTNL_EXPR_BITWISE_XOR, xor_value, len);
+        add(std::move(e));
+    }
     void lookup(const std::string& set, bool verdict) {
         ExprPtr e = expr("lookup");
         nftnl_expr_set_u32(e.get(), NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
@@ -292,27 +345,28 @@ private:
         meta_load(NFT_META_IIFNAME);
         lookup(set, verdict);
     }
-    void payload(HashField field, uint32_t reg) {
-        bool network = is_address(field);
-        uint32_t offset = 0;
-        switch (field) {
-            case HashField::SrcAddr: offset = 12; break;  // struct iphdr saddr
-            case HashField::DstAddr: offset = 16; break;
-            case HashField::SrcPort: offset = 0; break;   // th: first two u16 of TCP/UDP/SCTP
-            case HashField::DstPort: offset = 2; break;
+    void payload(HashField field, Family family, uint32_t reg) {
+        if (!is_address(field)) {
+            load(NFT_PAYLOAD_TRANSPORT_HEADER, field == HashField::SrcPort ? 0 : 2, 2, reg);  // th: first two u16
+            return;
         }
+        bool src = field == HashField::SrcAddr;
+        if (family == Family::V4) load_network(src ? 12 : 16, 4, reg);  // struct iphdr saddr / daddr
+        else load_network(src ? 8 : 24, 16, reg);                        // struct ipv6hdr
+    }
+    void load_network(uint32_t offset, uint32_t len, uint32_t reg) { load(NFT_PAYLOAD_NETWORK_HEADER, offset, len, reg); }
+    void load(uint32_t base, uint32_t offset, uint32_t len, uint32_t reg) {
         ExprPtr e = expr("payload");
         nftnl_expr_set_u32(e.get(), NFTNL_EXPR_PAYLOAD_DREG, reg);
-        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_PAYLOAD_BASE,
-                           network ? NFT_PAYLOAD_NETWORK_HEADER : NFT_PAYLOAD_TRANSPORT_HEADER);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_PAYLOAD_BASE, base);
         nftnl_expr_set_u32(e.get(), NFTNL_EXPR_PAYLOAD_OFFSET, offset);
-        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_PAYLOAD_LEN, network ? 4 : 2);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_PAYLOAD_LEN, len);
         add(std::move(e));
     }
 
     nftnl_rule* rule_;
     const SetIds& ids_;
-    bool ipv4_checked_ = false;
+    std::array<bool, 2> checked_{};  // "meta nfproto" of each family checked already
 };
 
 size_t names_size(const Statement& st) {

@@ -1,7 +1,7 @@
 // Routes and policy rules over rtnetlink (libnl-3 messages): dump what wanbalance owns, replace
 // or delete one route, add or delete one rule (kernel_sync.hpp decides which). Never touches a
-// route or rule it does not own (protocol kRouteProtocol). Also the per-interface IPv4 sysctl it
-// needs (src_valid_mark).
+// route or rule it does not own (protocol kRouteProtocol). IPv4 and IPv6 alike. Also the
+// per-interface sysctls it needs: src_valid_mark (set), IPv6 accept_ra/forwarding (read).
 #pragma once
 
 #include <memory>
@@ -10,6 +10,7 @@
 
 #include "base/noncopyable.hpp"
 #include "base/status.hpp"
+#include "netlink/kernel_port.hpp"
 #include "rules/routing.hpp"
 
 namespace wb {
@@ -19,19 +20,20 @@ public:
     static Expected<std::unique_ptr<RouteNetlink>> open();  // NETLINK_ROUTE, current netns
     ~RouteNetlink();
 
-    // IPv4 default routes (any table) and IPv4 rules with protocol kRouteProtocol.
+    // Default routes (any table) and rules with protocol kRouteProtocol: IPv4's, then IPv6's.
     Expected<std::vector<Route>> dump_own_routes();
     Expected<std::vector<Rule>> dump_own_rules();
 
-    // Whether a default route that is NOT ours occupies (table, metric) — the kernel would
+    // Whether a default route of `family` that is NOT ours occupies (table, metric) — the kernel would
     // replace it with ours, so the caller must not. Returns its description, e.g.
     // "default via 203.0.113.1 dev ether1 proto dhcp", or "" if the slot is free.
-    Expected<std::string> foreign_default_route(uint32_t table, uint32_t metric);
+    Expected<std::string> foreign_default_route(Family family, uint32_t table, uint32_t metric);
 
     // Each sends one request and waits for the kernel's answer, its errno verbatim (what counts
     // as success is KernelPort's call, the same for the fake kernel).
     Status replace_route(const Route& route);  // NLM_F_CREATE|NLM_F_REPLACE, protocol ours
-    // Matches table, metric, protocol and nexthops: pass what dump_own_routes() returned.
+    // Matches table, metric, protocol and nexthops (an IPv6 multipath route: table, metric and
+    // protocol, every sibling): pass what dump_own_routes() returned.
     Status delete_route(const Route& route);   // ESRCH: no such route
     Status add_rule(const Rule& rule);         // NLM_F_EXCL: EEXIST for an identical rule
     Status delete_rule(const Rule& rule);      // ENOENT: no such rule
@@ -39,6 +41,8 @@ public:
     // net.ipv4.conf.IFACE.src_valid_mark over RTM_SETLINK (IFLA_INET_CONF); no /proc writes.
     Expected<bool> get_src_valid_mark(int ifindex);
     Status set_src_valid_mark(int ifindex, bool on);
+    // net.ipv6.conf.IFACE.{accept_ra,forwarding} over RTM_GETLINK (IFLA_INET6_CONF); no /proc.
+    Expected<Ipv6Conf> get_ipv6_conf(int ifindex);
 
     unsigned messages_sent() const;  // requests sent since open()
     // Messages the kernel answered with since open() (dump entries, replies; not ACKs): shows

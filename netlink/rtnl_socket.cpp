@@ -57,11 +57,19 @@ Status kernel_error(int err, const nlmsghdr* nlh) {
     return Status::fail(err, text);
 }
 
-std::optional<Ipv4> get_ipv4(nlattr* attr) {
-    if (!attr || nla_len(attr) != 4) return std::nullopt;
-    uint32_t be;
-    std::memcpy(&be, nla_data(attr), 4);
-    return Ipv4::from_network(be);
+// An address attribute of the route's family (4 or 16 bytes).
+std::optional<IpAddr> get_ip(nlattr* attr, Family family) {
+    if (!attr) return std::nullopt;
+    if (family == Family::V4) {
+        if (nla_len(attr) != 4) return std::nullopt;
+        uint32_t be;
+        std::memcpy(&be, nla_data(attr), 4);
+        return Ipv4::from_network(be);
+    }
+    if (nla_len(attr) != 16) return std::nullopt;
+    Ipv6 a;
+    std::memcpy(a.bytes.data(), nla_data(attr), 16);
+    return a;
 }
 
 }  // namespace
@@ -173,11 +181,13 @@ Status Socket::request(nl_msg* msg, const Handler& handler) {
 std::optional<RouteMsg> parse_route(const nlmsghdr* nlh) {
     if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) return std::nullopt;
     auto* rtm = static_cast<const rtmsg*>(NLMSG_DATA(nlh));
-    if (rtm->rtm_family != AF_INET) return std::nullopt;
+    if (rtm->rtm_family != AF_INET && rtm->rtm_family != AF_INET6) return std::nullopt;
+    const Family family = rtm->rtm_family == AF_INET ? Family::V4 : Family::V6;
     nlattr* tb[RTA_MAX + 1] = {};
     if (nlmsg_parse(const_cast<nlmsghdr*>(nlh), sizeof(rtmsg), tb, RTA_MAX, nullptr) < 0) return std::nullopt;
 
     RouteMsg r;
+    r.family = family;
     r.dst_len = rtm->rtm_dst_len;
     r.tos = rtm->rtm_tos;
     r.protocol = rtm->rtm_protocol;
@@ -185,8 +195,8 @@ std::optional<RouteMsg> parse_route(const nlmsghdr* nlh) {
     r.scope = rtm->rtm_scope;
     r.table = tb[RTA_TABLE] ? nla_get_u32(tb[RTA_TABLE]) : rtm->rtm_table;
     r.metric = tb[RTA_PRIORITY] ? nla_get_u32(tb[RTA_PRIORITY]) : 0;
-    r.dst = get_ipv4(tb[RTA_DST]);
-    r.prefsrc = get_ipv4(tb[RTA_PREFSRC]);
+    r.dst = get_ip(tb[RTA_DST], family);
+    r.prefsrc = get_ip(tb[RTA_PREFSRC], family);
     if (tb[RTA_NH_ID]) r.nexthop_id = nla_get_u32(tb[RTA_NH_ID]);
 
     if (tb[RTA_MULTIPATH]) {
@@ -200,7 +210,7 @@ std::optional<RouteMsg> parse_route(const nlmsghdr* nlh) {
             nlattr* ntb[RTA_MAX + 1] = {};
             int attrs_len = int(rtnh->rtnh_len) - int(RTNH_LENGTH(0));
             if (attrs_len > 0 && nla_parse(ntb, RTA_MAX, reinterpret_cast<nlattr*>(RTNH_DATA(rtnh)), attrs_len, nullptr) >= 0)
-                nh.gateway = get_ipv4(ntb[RTA_GATEWAY]);
+                nh.gateway = get_ip(ntb[RTA_GATEWAY], family);
             r.nexthops.push_back(nh);
             left -= int(RTNH_ALIGN(rtnh->rtnh_len));
             rtnh = RTNH_NEXT(rtnh);
@@ -208,7 +218,7 @@ std::optional<RouteMsg> parse_route(const nlmsghdr* nlh) {
     } else if (tb[RTA_OIF] || tb[RTA_GATEWAY]) {
         Nexthop nh;
         if (tb[RTA_OIF]) nh.ifindex = int(nla_get_u32(tb[RTA_OIF]));
-        nh.gateway = get_ipv4(tb[RTA_GATEWAY]);
+        nh.gateway = get_ip(tb[RTA_GATEWAY], family);
         r.nexthops.push_back(nh);
     }
     return r;
@@ -252,10 +262,11 @@ std::string describe_route(const RouteMsg& route) {
         case RTN_PROHIBIT: out = "prohibit "; break;
         default: out = "type " + std::to_string(route.type) + " "; break;
     }
-    out += route.dst_len == 0 ? "default" : (route.dst ? route.dst->str() : "0.0.0.0") + "/" + std::to_string(route.dst_len);
+    const char* any = route.family == Family::V4 ? "0.0.0.0" : "::";
+    out += route.dst_len == 0 ? "default" : (route.dst ? str(*route.dst) : any) + "/" + std::to_string(route.dst_len);
     auto hop = [](const Nexthop& nh) {
         std::string s;
-        if (nh.gateway) s += " via " + nh.gateway->str();
+        if (nh.gateway) s += " via " + str(*nh.gateway);
         if (nh.ifindex) s += " dev " + interface_name(nh.ifindex);
         return s;
     };

@@ -1,5 +1,5 @@
 // One NETLINK_ROUTE socket (libnl-3 core) shared by RouteNetlink and KernelWatch: requests that
-// wait for the kernel's answer with its errno kept verbatim, and the IPv4 route parsing both need.
+// wait for the kernel's answer with its errno kept verbatim, and the route parsing both need.
 #pragma once
 
 #include <linux/netlink.h>
@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "base/handle.hpp"
-#include "base/ipv4.hpp"
+#include "base/ip.hpp"
 #include "base/status.hpp"
 #include "rules/routing.hpp"
 
@@ -65,18 +65,21 @@ private:
     bool last_dump_filtered_ = false;
 };
 
-// An IPv4 route as rtnetlink reports it (RTM_NEWROUTE/RTM_DELROUTE).
+// An IPv4 or IPv6 route as rtnetlink reports it (RTM_NEWROUTE/RTM_DELROUTE).
 struct RouteMsg {
+    Family family = Family::V4;
     uint8_t dst_len = 0, tos = 0, protocol = 0, type = 0, scope = 0;
     uint32_t table = 0, metric = 0;
-    std::optional<Ipv4> dst, prefsrc;
+    std::optional<IpAddr> dst, prefsrc;
     std::vector<Nexthop> nexthops;  // ifname left empty
     bool multipath = false;
     uint32_t nexthop_id = 0;  // RTA_NH_ID: a nexthop object, nexthops unknown here
 };
-std::optional<RouteMsg> parse_route(const nlmsghdr* nlh);  // nullopt unless a valid AF_INET route
+// nullopt unless a valid AF_INET or AF_INET6 route (callers that want one family check `family`).
+std::optional<RouteMsg> parse_route(const nlmsghdr* nlh);
 
-// "default via 203.0.113.1 dev ether1 proto dhcp metric 100", `ip route` style.
+// "default via 203.0.113.1 dev ether1 proto dhcp metric 100", `ip route` style (the same
+// for IPv6: "default via fe80::1 dev ether1 proto ra metric 1024").
 std::string describe_route(const RouteMsg& route);
 std::string protocol_name(uint8_t protocol);
 // The interface's name in this network namespace, or "ifindex N".

@@ -22,9 +22,12 @@ using nft::KeyType;
 using nft::MarkKind;
 using nft::MarkVmap;
 using nft::Masquerade;
+using nft::Ip6InPrefix;
 using nft::NfprotoIpv4;
+using nft::NfprotoIpv6;
 using nft::NumgenVmap;
 using nft::OifnameIs;
+using nft::Return;
 using nft::Set;
 using nft::SetMarkBits;
 using nft::Table;
@@ -49,37 +52,36 @@ std::vector<HashField> classifier_fields(Classifier c) {
     return {};
 }
 
-NftRule balance_rule(const Config& config) {
+// Whether a WAN carries `family`: every WAN carries IPv4, only those with gateway6 IPv6.
+bool carries(const WanConfig& wan, Family family) { return family == Family::V4 || wan.ipv6; }
+
+std::string balance_map_name(Family family) { return family == Family::V4 ? "balance" : "balance6"; }
+
+NftRule balance_rule(const Config& config, Family family) {
     NftRule rule;
-    rule.statements = {CtStateNew{}, NfprotoIpv4{}, IifnameInSet{"lans"}, FibDaddrNotLocal{}};
+    rule.statements = {CtStateNew{}};
+    if (family == Family::V4) rule.statements.push_back(NfprotoIpv4{});
+    else rule.statements.push_back(NfprotoIpv6{});
+    rule.statements.insert(rule.statements.end(), {IifnameInSet{"lans"}, FibDaddrNotLocal{}});
+    const std::string map = balance_map_name(family);
     if (config.classifier == Classifier::RoundRobin)
-        rule.statements.push_back(NumgenVmap{kBalanceBuckets, "balance"});
+        rule.statements.push_back(NumgenVmap{kBalanceBuckets, map});
     else
-        rule.statements.push_back(
-            HashVmap{classifier_fields(config.classifier), kBalanceBuckets, kHashSeed, "balance"});
-    rule.comment = "new from a LAN: pick a WAN (" + std::string(classifier_name(config.classifier)) + ")";
+        rule.statements.push_back(HashVmap{classifier_fields(config.classifier), kBalanceBuckets, kHashSeed, map, family});
+    std::string what = family == Family::V4 ? "new from a LAN" : "new IPv6 from a LAN";
+    rule.comment = what + ": pick a WAN (" + std::string(classifier_name(config.classifier)) + ")";
     return rule;
 }
 
-Table build_table(const Config& config, const ActiveSet& active) {
-    Table table;
-    table.comment = "managed by wanbalanced; edit /etc/wanbalance.json instead";
-    const uint32_t mask = config.mark_mask;
-
-    Set lans{"lans", KeyType::Ifname, 0, false, {}};
-    for (const auto& lan : config.lans) lans.elements.push_back({lan, ""});
-    Set by_mark{"by_mark", KeyType::Mark, 0, true, {}};
-    Set by_wan{"by_wan", KeyType::Ifname, 0, true, {}};
-    for (const auto& wan : config.wans) {
-        by_mark.elements.push_back({wan.mark, wan_chain_name(wan)});
-        by_wan.elements.push_back({wan.interface, wan_chain_name(wan)});
-    }
-    Set balance{"balance", KeyType::HashBucket, kBalanceBuckets, true, {}};
-    // Home: every WAN of the tiers in service, as if all were up. Buckets of the WANs out of
-    // service go to the others; everyone else's clients stay where they are.
+// The balance map of a family: every WAN carrying it in the tiers in service, as if all were
+// up, is home; buckets of the WANs out of service go to the others, everyone else's clients
+// stay where they are.
+Set balance_map(const Config& config, const ActiveSet& active, Family family) {
+    Set balance{balance_map_name(family), KeyType::HashBucket, kBalanceBuckets, true, {}};
     std::vector<BalanceMember> home;
     std::vector<size_t> home_wan, active_in_home;
     for (size_t i = 0; i < config.wans.size(); ++i) {
+        if (!carries(config.wans[i], family)) continue;
         bool tier_in_service = std::any_of(active.wans.begin(), active.wans.end(),
                                            [&](size_t a) { return config.wans[a].tier == config.wans[i].tier; });
         if (!tier_in_service) continue;
@@ -91,7 +93,72 @@ Table build_table(const Config& config, const ActiveSet& active) {
     std::vector<uint32_t> owners = assign_buckets(home, active_in_home, kBalanceBuckets);
     for (uint32_t bucket = 0; bucket < owners.size(); ++bucket)
         balance.elements.push_back({bucket, wan_chain_name(config.wans[home_wan[owners[bucket]]])});
-    table.sets = {lans, by_mark, by_wan, balance};
+    return balance;
+}
+
+// Link-local traffic (neighbour discovery is untracked, but DHCPv6 and pings to fe80:: are
+// not) and multicast belong to one link: never marked, never balanced.
+std::vector<NftRule> link_local_returns() {
+    const Ipv6 fe80 = *Ipv6::parse("fe80::");
+    const Ipv6 ff00 = *Ipv6::parse("ff00::");
+    return {NftRule{{Ip6InPrefix{true, fe80, 10}, Return{}}, "link-local: never marked or balanced"},
+            NftRule{{Ip6InPrefix{false, fe80, 10}, Return{}}, "link-local: never marked or balanced"},
+            NftRule{{Ip6InPrefix{false, ff00, 8}, Return{}}, "multicast: never marked or balanced"}};
+}
+
+Chain prerouting_chain(const Config& config, uint32_t mask) {
+    Chain prerouting{"prerouting", BaseChain{ChainType::Filter, Hook::Prerouting, kManglePriority}, {}};
+    prerouting.rules.push_back(
+        NftRule{{MarkVmap{MarkKind::Ct, mask, "by_mark"}}, "known connection: the packet takes its WAN's mark"});
+    // After the known-connection rule: link-local traffic never has a ct mark to restore.
+    if (config.any_ipv6())
+        for (auto& rule : link_local_returns()) prerouting.rules.push_back(rule);
+    prerouting.rules.push_back(
+        NftRule{{CtStateNew{}, IifnameVmap{"by_wan"}}, "new from a WAN: answer through that WAN"});
+    prerouting.rules.push_back(balance_rule(config, Family::V4));
+    if (config.any_ipv6()) prerouting.rules.push_back(balance_rule(config, Family::V6));
+    return prerouting;
+}
+
+Chain output_chain(const Config& config, uint32_t mask) {
+    // A route chain: the kernel re-routes a locally generated packet whose mark changed here.
+    Chain output{"output", BaseChain{ChainType::Route, Hook::Output, kManglePriority}, {}};
+    output.rules.push_back(
+        NftRule{{MarkVmap{MarkKind::Ct, mask, "by_mark"}}, "replies of connections that came in on a WAN"});
+    if (config.any_ipv6())
+        for (auto& rule : link_local_returns()) output.rules.push_back(rule);
+    output.rules.push_back(NftRule{{CtStateNew{}, MarkVmap{MarkKind::Meta, mask, "by_mark"}},
+                                   "sockets that chose a WAN (SO_MARK) keep it for their replies"});
+    return output;
+}
+
+Chain postrouting_chain(const Config& config) {
+    Chain postrouting{"postrouting", BaseChain{ChainType::Nat, Hook::Postrouting, kSrcnatPriority}, {}};
+    if (!config.masquerade) return postrouting;
+    for (const auto& wan : config.wans)
+        postrouting.rules.push_back(NftRule{{NfprotoIpv4{}, OifnameIs{wan.interface}, Masquerade{}}, wan.name});
+    for (const auto& wan : config.wans)
+        if (wan.ipv6)
+            postrouting.rules.push_back(NftRule{{NfprotoIpv6{}, OifnameIs{wan.interface}, Masquerade{}}, wan.name});
+    return postrouting;
+}
+
+Table build_table(const Config& config, const ActiveSet& active, const ActiveSet& active6) {
+    Table table;
+    table.comment = "managed by wanbalanced; edit /etc/wanbalance.json instead";
+    const uint32_t mask = config.mark_mask;
+
+    Set lans{"lans", KeyType::Ifname, 0, false, {}};
+    for (const auto& lan : config.lans) lans.elements.push_back({lan, ""});
+    // Both families share the marks, so these maps and the WAN chains serve both.
+    Set by_mark{"by_mark", KeyType::Mark, 0, true, {}};
+    Set by_wan{"by_wan", KeyType::Ifname, 0, true, {}};
+    for (const auto& wan : config.wans) {
+        by_mark.elements.push_back({wan.mark, wan_chain_name(wan)});
+        by_wan.elements.push_back({wan.interface, wan_chain_name(wan)});
+    }
+    table.sets = {lans, by_mark, by_wan, balance_map(config, active, Family::V4)};
+    if (config.any_ipv6()) table.sets.push_back(balance_map(config, active6, Family::V6));
 
     for (const auto& wan : config.wans) {
         Chain chain{wan_chain_name(wan), std::nullopt, {}};
@@ -99,34 +166,17 @@ Table build_table(const Config& config, const ActiveSet& active) {
         chain.rules.push_back(NftRule{{SetMarkBits{MarkKind::Meta, mask, wan.mark}}, ""});
         table.chains.push_back(chain);
     }
-
-    Chain prerouting{"prerouting", BaseChain{ChainType::Filter, Hook::Prerouting, kManglePriority}, {}};
-    prerouting.rules.push_back(
-        NftRule{{MarkVmap{MarkKind::Ct, mask, "by_mark"}}, "known connection: the packet takes its WAN's mark"});
-    prerouting.rules.push_back(
-        NftRule{{CtStateNew{}, IifnameVmap{"by_wan"}}, "new from a WAN: answer through that WAN"});
-    prerouting.rules.push_back(balance_rule(config));
-    table.chains.push_back(prerouting);
-
-    // A route chain: the kernel re-routes a locally generated packet whose mark changed here.
-    Chain output{"output", BaseChain{ChainType::Route, Hook::Output, kManglePriority}, {}};
-    output.rules.push_back(
-        NftRule{{MarkVmap{MarkKind::Ct, mask, "by_mark"}}, "replies of connections that came in on a WAN"});
-    output.rules.push_back(NftRule{{CtStateNew{}, MarkVmap{MarkKind::Meta, mask, "by_mark"}},
-                                "sockets that chose a WAN (SO_MARK) keep it for their replies"});
-    table.chains.push_back(output);
-
-    Chain postrouting{"postrouting", BaseChain{ChainType::Nat, Hook::Postrouting, kSrcnatPriority}, {}};
-    if (config.masquerade)
-        for (const auto& wan : config.wans)
-            postrouting.rules.push_back(NftRule{{NfprotoIpv4{}, OifnameIs{wan.interface}, Masquerade{}}, wan.name});
-    table.chains.push_back(postrouting);
+    table.chains.push_back(prerouting_chain(config, mask));
+    table.chains.push_back(output_chain(config, mask));
+    table.chains.push_back(postrouting_chain(config));
     return table;
 }
 
-Nexthop nexthop_for(const WanConfig& wan, const WanInputs& in, unsigned weight) {
+Nexthop nexthop_for(const WanConfig& wan, const WanInputs& in, Family family, unsigned weight) {
     Nexthop nh;
-    if (!in.point_to_point) nh.gateway = in.gateway;
+    if (family == Family::V4 && !in.point_to_point && in.gateway) nh.gateway = *in.gateway;
+    // IPv6 over a point-to-point link still has a gateway when RAs name one; on-link otherwise.
+    if (family == Family::V6 && in.gateway6) nh.gateway = *in.gateway6;
     nh.ifindex = in.ifindex;
     nh.ifname = wan.interface;
     nh.weight = weight;
@@ -135,8 +185,49 @@ Nexthop nexthop_for(const WanConfig& wan, const WanInputs& in, unsigned weight) 
 
 // A WAN's own table holds its default route whenever the route can exist: probes and replies
 // of connections that came in on it must leave through it even while it is down.
-bool table_route_possible(const WanInputs& in) {
-    return in.ifindex > 0 && in.admin_up && in.has_address && (in.gateway || in.point_to_point);
+bool table_route_possible(const WanInputs& in, Family family) {
+    if (in.ifindex <= 0 || !in.admin_up) return false;
+    if (family == Family::V4) return in.has_address && (in.gateway || in.point_to_point);
+    return in.has_address6 && (in.gateway6 || in.point_to_point || in.on_link6);
+}
+
+// The family's routes: each WAN's table default, then the balanced multipath default.
+void add_routes(const Config& config, const std::vector<WanInputs>& inputs, const ActiveSet& active, Family family,
+                std::vector<Route>& routes) {
+    const uint32_t metric = route_metric(family);
+    for (size_t i = 0; i < config.wans.size(); ++i) {
+        if (!carries(config.wans[i], family) || !table_route_possible(inputs[i], family)) continue;
+        routes.push_back(Route{family, config.wans[i].table, metric, {nexthop_for(config.wans[i], inputs[i], family, 1)}});
+    }
+    if (active.wans.empty()) return;
+    unsigned max_weight = 0;
+    for (size_t i : active.wans) max_weight = std::max(max_weight, config.wans[i].weight);
+    Route balanced{family, balanced_table(config), metric, {}};
+    for (size_t i : active.wans) {
+        unsigned w = config.wans[i].weight;
+        // Config weights go to 1000; the kernel's to 256: scale, keeping every WAN >= 1.
+        if (max_weight > kMaxNexthopWeight)
+            w = std::max(1u, unsigned((uint64_t(w) * kMaxNexthopWeight + max_weight / 2) / max_weight));
+        balanced.nexthops.push_back(nexthop_for(config.wans[i], inputs[i], family, w));
+    }
+    routes.push_back(balanced);
+}
+
+// The family's rules: suppress, one fwmark rule per WAN carrying it (priority by WAN index, so
+// it is stable across reloads), the balanced table. An IPv6 packet with the mark of a WAN
+// without IPv6 falls through to the balanced table, as an empty table lookup would anyway.
+void add_rules(const Config& config, Family family, std::vector<Rule>& rules) {
+    const uint32_t p = config.rule_priority;
+    rules.push_back(Rule{family, p, std::nullopt, 0xffffffff, kMainTable, uint8_t(0)});
+    for (size_t i = 0; i < config.wans.size(); ++i) {
+        const auto& wan = config.wans[i];
+        if (carries(wan, family))
+            rules.push_back(Rule{family, p + 1 + uint32_t(i), wan.mark, config.mark_mask, wan.table, std::nullopt});
+    }
+    // After the WANs' rules, so marked packets find their WAN first; packets with a mark of no
+    // WAN of ours (WireGuard's, say) are balanced too rather than left without a default route.
+    rules.push_back(Rule{family, p + 1 + uint32_t(config.wans.size()), std::nullopt, 0xffffffff, balanced_table(config),
+                         std::nullopt});
 }
 
 }  // namespace
@@ -168,69 +259,58 @@ uint32_t balanced_table(const Config& config) {
 std::vector<WanInputs> assume_all_up(const Config& config) {
     std::vector<WanInputs> out;
     for (size_t i = 0; i < config.wans.size(); ++i) {
+        const WanConfig& wan = config.wans[i];
         WanInputs in;
         in.ifindex = int(1000 + i);
         in.admin_up = in.carrier = in.has_address = true;
-        in.gateway = config.wans[i].gateway;
+        in.gateway = wan.gateway;
         // An "auto" gateway is only known at runtime; show the route as on-link meanwhile.
         in.point_to_point = !in.gateway.has_value();
         in.health = Health::Up;
+        if (wan.ipv6) {
+            in.has_address6 = true;
+            in.gateway6 = wan.gateway6;
+            in.on_link6 = !wan.gateway6.has_value();
+            in.health6 = Health::Up;
+        }
         out.push_back(in);
     }
     return out;
 }
 
-ActiveSet active_wans(const Config& config, const std::vector<WanInputs>& inputs, Family) {
+ActiveSet active_wans(const Config& config, const std::vector<WanInputs>& inputs, Family family) {
+    auto in_service = [&](size_t i) {
+        return carries(config.wans[i], family) && inputs[i].health_of(family) == Health::Up &&
+               inputs[i].link_usable(family);
+    };
     ActiveSet out;
     std::optional<unsigned> best_tier;
     for (size_t i = 0; i < config.wans.size(); ++i)
-        if (inputs[i].health == Health::Up && inputs[i].link_usable())
-            best_tier = std::min(best_tier.value_or(config.wans[i].tier), config.wans[i].tier);
+        if (in_service(i)) best_tier = std::min(best_tier.value_or(config.wans[i].tier), config.wans[i].tier);
     if (best_tier) {
         for (size_t i = 0; i < config.wans.size(); ++i)
-            if (inputs[i].health == Health::Up && inputs[i].link_usable() && config.wans[i].tier == *best_tier)
-                out.wans.push_back(i);
+            if (in_service(i) && config.wans[i].tier == *best_tier) out.wans.push_back(i);
         return out;
     }
     out.all_down = true;
     for (size_t i = 0; i < config.wans.size(); ++i)
-        if (inputs[i].health != Health::Disabled && inputs[i].link_usable()) out.wans.push_back(i);
+        if (carries(config.wans[i], family) && inputs[i].health_of(family) != Health::Disabled &&
+            inputs[i].link_usable(family))
+            out.wans.push_back(i);
     return out;
 }
 
 Desired build_desired(const Config& config, const std::vector<WanInputs>& inputs) {
     Desired d;
-    d.active = active_wans(config, inputs);
-    d.table = build_table(config, d.active);
-
-    for (size_t i = 0; i < config.wans.size(); ++i) {
-        if (!table_route_possible(inputs[i])) continue;
-        d.routes.push_back(Route{Family::V4, config.wans[i].table, route_metric(Family::V4), {nexthop_for(config.wans[i], inputs[i], 1)}});
+    d.active = active_wans(config, inputs, Family::V4);
+    if (config.any_ipv6()) d.active6 = active_wans(config, inputs, Family::V6);
+    d.table = build_table(config, d.active, d.active6);
+    add_routes(config, inputs, d.active, Family::V4, d.routes);
+    add_rules(config, Family::V4, d.rules);
+    if (config.any_ipv6()) {
+        add_routes(config, inputs, d.active6, Family::V6, d.routes);
+        add_rules(config, Family::V6, d.rules);
     }
-    const uint32_t balanced = balanced_table(config);
-    if (!d.active.wans.empty()) {
-        unsigned max_weight = 0;
-        for (size_t i : d.active.wans) max_weight = std::max(max_weight, config.wans[i].weight);
-        Route main{Family::V4, balanced, route_metric(Family::V4), {}};
-        for (size_t i : d.active.wans) {
-            unsigned w = config.wans[i].weight;
-            // Config weights go to 1000; the kernel's to 256: scale, keeping every WAN >= 1.
-            if (max_weight > kMaxNexthopWeight)
-                w = std::max(1u, unsigned((uint64_t(w) * kMaxNexthopWeight + max_weight / 2) / max_weight));
-            main.nexthops.push_back(nexthop_for(config.wans[i], inputs[i], w));
-        }
-        d.routes.push_back(main);
-    }
-
-    d.rules.push_back(Rule{Family::V4, config.rule_priority, std::nullopt, 0xffffffff, kMainTable, uint8_t(0)});
-    for (size_t i = 0; i < config.wans.size(); ++i) {
-        const auto& wan = config.wans[i];
-        d.rules.push_back(Rule{Family::V4, config.rule_priority + 1 + uint32_t(i), wan.mark, config.mark_mask, wan.table, std::nullopt});
-    }
-    // After the WANs' rules, so marked packets find their WAN first; packets with a mark of no
-    // WAN of ours (WireGuard's, say) are balanced too rather than left without a default route.
-    d.rules.push_back(Rule{Family::V4, config.rule_priority + 1 + uint32_t(config.wans.size()), std::nullopt, 0xffffffff, balanced,
-                           std::nullopt});
     return d;
 }
 
@@ -250,6 +330,13 @@ std::string render_ruleset(const Config& config, const Desired& desired) {
             any_auto = true;
             out += "# " + wan.name + ": gateway \"auto\": at runtime its routes go via the gateway that DHCP or PPP sets on " +
                    wan.interface + ".\n";
+        }
+    for (const auto& wan : config.wans)
+        if (wan.ipv6 && !wan.gateway6) {
+            if (!any_auto) out += "#\n";
+            any_auto = true;
+            out += "# " + wan.name + ": gateway6 \"auto\": at runtime its IPv6 routes go via the default route that router "
+                   "advertisements put on " + wan.interface + ".\n";
         }
     return out;
 }

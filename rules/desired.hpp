@@ -42,6 +42,9 @@ struct WanInputs {
     bool has_address6 = false;     // a usable global IPv6 address on the interface
     std::optional<Ipv6> gateway6;  // resolved: the configured one, or the one RAs put there
     Health health6 = Health::Down;
+    // Offline output only (assume_all_up): IPv6 routes on-link while an "auto" gateway6 is
+    // unknown, without making the IPv4 routes on-link as point_to_point would.
+    bool on_link6 = false;
 
     // The link can carry IPv4 traffic: exists, admin up, carrier, an address, and a gateway
     // (or a point-to-point link).
@@ -51,7 +54,7 @@ struct WanInputs {
     // The same for a family: IPv6 needs a global address and a gateway6 (or point-to-point).
     bool link_usable(Family f) const {
         if (f == Family::V4) return link_usable();
-        return ifindex > 0 && admin_up && carrier && has_address6 && (gateway6 || point_to_point);
+        return ifindex > 0 && admin_up && carrier && has_address6 && (gateway6 || point_to_point || on_link6);
     }
     Health health_of(Family f) const { return f == Family::V4 ? health : health6; }
     bool operator==(const WanInputs&) const = default;

@@ -9,6 +9,8 @@
 #include <variant>
 #include <vector>
 
+#include "base/ip.hpp"
+
 namespace wb::nft {
 
 inline constexpr const char* kTableName = "wanbalance";  // family inet
@@ -35,6 +37,9 @@ struct CtStateNew {  // ct state new
 struct NfprotoIpv4 {  // meta nfproto ipv4
     bool operator==(const NfprotoIpv4&) const = default;
 };
+struct NfprotoIpv6 {  // meta nfproto ipv6
+    bool operator==(const NfprotoIpv6&) const = default;
+};
 struct IifnameInSet {  // iifname @SET
     std::string set;
     bool operator==(const IifnameInSet&) const = default;
@@ -56,11 +61,12 @@ struct IifnameVmap {  // iifname vmap @MAP
     std::string map;
     bool operator==(const IifnameVmap&) const = default;
 };
-struct HashVmap {  // jhash ip saddr . th sport mod N seed 0xS vmap @MAP  (IPv4 fields only)
+struct HashVmap {  // jhash ip saddr . th sport mod N seed 0xS vmap @MAP  ("ip6 saddr" for V6)
     std::vector<HashField> fields;
     uint32_t modulus;
     uint32_t seed;
     std::string map;
+    Family family = Family::V4;  // of the address fields
     bool operator==(const HashVmap&) const = default;
 };
 struct NumgenVmap {  // numgen inc mod N vmap @MAP
@@ -77,9 +83,19 @@ struct SetMarkBits {  // ct mark set ct mark & ~MASK | VALUE  (only the bits in 
 struct Masquerade {  // masquerade
     bool operator==(const Masquerade&) const = default;
 };
+struct Ip6InPrefix {  // ip6 saddr fe80::/10  /  ip6 daddr ff00::/8
+    bool source;      // saddr, else daddr
+    Ipv6 prefix;      // host bits zero
+    uint8_t length;   // 1..128
+    bool operator==(const Ip6InPrefix&) const = default;
+};
+struct Return {  // return
+    bool operator==(const Return&) const = default;
+};
 
 using Statement = std::variant<CtStateNew, NfprotoIpv4, IifnameInSet, OifnameIs, FibDaddrNotLocal,
-                               MarkVmap, IifnameVmap, HashVmap, NumgenVmap, SetMarkBits, Masquerade>;
+                               MarkVmap, IifnameVmap, HashVmap, NumgenVmap, SetMarkBits, Masquerade,
+                               NfprotoIpv6, Ip6InPrefix, Return>;
 
 struct Rule {
     std::vector<Statement> statements;

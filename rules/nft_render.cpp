@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdlib>
+#include <optional>
 #include <string>
 
 #include "base/format.hpp"
@@ -17,10 +18,11 @@ constexpr std::array<const char*, 3> kHookNames = {"prerouting", "output", "post
 
 const char* mark_name(MarkKind kind) { return kind == MarkKind::Ct ? "ct mark" : "meta mark"; }
 
-const char* field_name(HashField f) {
+const char* field_name(HashField f, Family family) {
+    bool v6 = family == Family::V6;
     switch (f) {
-        case HashField::SrcAddr: return "ip saddr";
-        case HashField::DstAddr: return "ip daddr";
+        case HashField::SrcAddr: return v6 ? "ip6 saddr" : "ip saddr";
+        case HashField::DstAddr: return v6 ? "ip6 daddr" : "ip daddr";
         case HashField::SrcPort: return "th sport";
         case HashField::DstPort: return "th dport";
     }
@@ -30,6 +32,13 @@ const char* field_name(HashField f) {
 bool has_address_field(const HashVmap& h) {
     return std::any_of(h.fields.begin(), h.fields.end(),
                        [](HashField f) { return f == HashField::SrcAddr || f == HashField::DstAddr; });
+}
+
+// The family a statement's ip/ip6 header match implies, if any.
+std::optional<Family> implied_family(const Statement& st) {
+    if (const auto* h = std::get_if<HashVmap>(&st); h && has_address_field(*h)) return h->family;
+    if (std::holds_alternative<Ip6InPrefix>(st)) return Family::V6;
+    return std::nullopt;
 }
 
 // nft prints (x & m) ^ v with v inside ~m as "x & (m | v) | v", and drops "& 0xffffffff".
@@ -44,6 +53,11 @@ std::string render_set_mark(const SetMarkBits& s) {
 struct StatementText {
     std::string operator()(const CtStateNew&) const { return "ct state new"; }
     std::string operator()(const NfprotoIpv4&) const { return "meta nfproto ipv4"; }
+    std::string operator()(const NfprotoIpv6&) const { return "meta nfproto ipv6"; }
+    std::string operator()(const Ip6InPrefix& s) const {
+        return std::string(s.source ? "ip6 saddr " : "ip6 daddr ") + s.prefix.str() + "/" + std::to_string(s.length);
+    }
+    std::string operator()(const Return&) const { return "return"; }
     std::string operator()(const IifnameInSet& s) const { return "iifname @" + s.set; }
     std::string operator()(const OifnameIs& s) const { return "oifname " + quoted(s.name); }
     std::string operator()(const FibDaddrNotLocal&) const { return "fib daddr type != local"; }
@@ -53,7 +67,7 @@ struct StatementText {
     std::string operator()(const IifnameVmap& s) const { return "iifname vmap @" + s.map; }
     std::string operator()(const HashVmap& s) const {
         std::string out = "jhash ";
-        for (size_t i = 0; i < s.fields.size(); ++i) out += (i ? " . " : "") + std::string(field_name(s.fields[i]));
+        for (size_t i = 0; i < s.fields.size(); ++i) out += (i ? " . " : "") + std::string(field_name(s.fields[i], s.family));
         return out + " mod " + std::to_string(s.modulus) + " seed " + hex(s.seed) + " vmap @" + s.map;
     }
     std::string operator()(const NumgenVmap& s) const {
@@ -164,13 +178,17 @@ std::string render_key(const Set& set, const Key& key) {
 }
 
 std::string render(const Rule& rule) {
-    // nft hides "meta nfproto ipv4" when a later ip address match implies it.
-    bool implied_ipv4 = false;
-    for (const auto& st : rule.statements)
-        if (const auto* h = std::get_if<HashVmap>(&st); h && has_address_field(*h)) implied_ipv4 = true;
+    // nft hides "meta nfproto ipv4" ("ipv6") when a later ip (ip6) address match implies it.
+    bool implied_ipv4 = false, implied_ipv6 = false;
+    for (const auto& st : rule.statements) {
+        auto family = implied_family(st);
+        implied_ipv4 |= family == Family::V4;
+        implied_ipv6 |= family == Family::V6;
+    }
     std::string out;
     for (const auto& st : rule.statements) {
         if (implied_ipv4 && std::holds_alternative<NfprotoIpv4>(st)) continue;
+        if (implied_ipv6 && std::holds_alternative<NfprotoIpv6>(st)) continue;
         if (!out.empty()) out += ' ';
         out += std::visit(StatementText{}, st);
     }

@@ -11,8 +11,10 @@
 #include <sstream>
 
 #include "netlink/nft_apply.hpp"
+#include "rules/desired.hpp"
 #include "rules/nft.hpp"
 #include "rules/nft_diff.hpp"
+#include "tests/unit/rules_fixtures.hpp"
 #include "tests/kernel/netns.hpp"
 
 using namespace wb::nft;
@@ -176,8 +178,10 @@ std::string kernel_view(const std::string& table) {
 void check_same_as_nft(const Table& table) {
     std::string text = render(table);
     text.replace(0, text.find('{'), "table inet wbref ");
-    for (size_t at; (at = text.find("ct state new iifname @lans")) != std::string::npos;)
-        text.replace(at, 26, "ct state new meta nfproto ipv4 iifname @lans");
+    for (size_t at; (at = text.find("ct state new iifname @lans")) != std::string::npos;) {
+        bool v6 = text.compare(text.find("jhash ", at) + 6, 4, "ip6 ") == 0;
+        text.replace(at, 26, std::string("ct state new meta nfproto ") + (v6 ? "ipv6" : "ipv4") + " iifname @lans");
+    }
     load_nft(text);
     CHECK(kernel_view(kTableName) == kernel_view("wbref"));
     must("nft delete table inet wbref");
@@ -215,6 +219,36 @@ TEST_CASE("a full table reads back from the kernel exactly as render() prints it
                     "  [ hash reg 1 = jhash(reg 2, 16, 0x77616e62) % mod 1021 ]\n") != std::string::npos);
     CHECK(count(view, "[ meta load nfproto => reg 1 ]") == 3);  // balance rule + 2 masquerades
     CHECK(view.find("userdata = { \\x00\\x08charter\\x00 }") != std::string::npos);
+}
+
+TEST_CASE("a dual-stack table reads back exactly as render() prints it and as nft itself encodes it") {
+    enter_fresh_netns();
+    auto sock = open_socket();
+    wb::Config config = wb::test::dual_stack_config();
+    for (const Variant& v : variants()) {
+        CAPTURE(v.name);
+        config.classifier = wb::parse_classifier(v.name).value();
+        Table table = wb::build_desired(config, wb::test::healthy(config)).table;
+        apply_ok(*sock, plan_of({OpReplaceTable{table}}));
+        CHECK(listing() == render(table));
+        check_same_as_nft(table);
+    }
+    // The IPv6 4-field hash: 16-byte addresses in reg 2 and reg 3, ports in the words after.
+    config.classifier = wb::Classifier::BothAddressesAndPorts;
+    Table table = wb::build_desired(config, wb::test::healthy(config)).table;
+    apply_ok(*sock, plan_of({OpReplaceTable{table}}));
+    std::string view = kernel_view(kTableName);
+    CHECK(view.find("  [ payload load 16b @ network header + 8 => reg 2 ]\n"
+                    "  [ payload load 16b @ network header + 24 => reg 3 ]\n"
+                    "  [ payload load 2b @ transport header + 0 => reg 4 ]\n"
+                    "  [ payload load 2b @ transport header + 2 => reg 21 ]\n"
+                    "  [ hash reg 1 = jhash(reg 2, 40, 0x77616e62) % mod 1021 ]\n") != std::string::npos);
+    // fe80::/10 is a masked 16-byte compare; ff00::/8 one byte.
+    CHECK(view.find("  [ payload load 1b @ network header + 24 => reg 1 ]\n  [ cmp eq reg 1 0x000000ff ]\n") !=
+          std::string::npos);
+    CHECK(count(view, "[ immediate reg 0 return ]") == 6);
+    CHECK(listing().find("\t\tmeta nfproto ipv6 oifname \"ether1\" masquerade comment \"charter\"\n") !=
+          std::string::npos);
 }
 
 TEST_CASE("replacing the table twice leaves one table, and each apply is one transaction") {

@@ -12,6 +12,8 @@
 #include "tests/kernel/netns.hpp"
 
 using namespace wb;
+constexpr Family V4 = Family::V4;
+constexpr Family V6 = Family::V6;
 using wb::test::must;
 using wb::test::run;
 
@@ -40,16 +42,28 @@ Nexthop nh(const char* gateway, const std::string& dev, unsigned weight = 1) {
     return n;
 }
 
+Nexthop nh6(const char* gateway, const std::string& dev, unsigned weight = 1) {
+    Nexthop n = nh(nullptr, dev, weight);
+    n.gateway = *Ipv6::parse(gateway);
+    return n;
+}
+
+// "2\n" -> "2"
+std::string count_lines(std::string s) {
+    while (!s.empty() && s.back() == '\n') s.pop_back();
+    return s;
+}
+
 std::vector<Route> desired_routes(unsigned weight2 = 2) {
-    return {Route{101, 0, {nh("203.0.113.1", "ether1")}},
-            Route{102, 0, {nh("198.51.100.1", "ether2")}},
-            Route{kMainTable, 0, {nh("203.0.113.1", "ether1", 1), nh("198.51.100.1", "ether2", weight2)}}};
+    return {Route{V4, 101, 0, {nh("203.0.113.1", "ether1")}},
+            Route{V4, 102, 0, {nh("198.51.100.1", "ether2")}},
+            Route{V4, kMainTable, 0, {nh("203.0.113.1", "ether1", 1), nh("198.51.100.1", "ether2", weight2)}}};
 }
 
 std::vector<Rule> desired_rules() {
-    return {Rule{20000, std::nullopt, 0xffffffff, kMainTable, uint8_t(0)},
-            Rule{20001, 0x100u, 0x3f00, 101, std::nullopt},
-            Rule{20002, 0x200u, 0x3f00, 102, std::nullopt}};
+    return {Rule{V4, 20000, std::nullopt, 0xffffffff, kMainTable, uint8_t(0)},
+            Rule{V4, 20001, 0x100u, 0x3f00, 101, std::nullopt},
+            Rule{V4, 20002, 0x200u, 0x3f00, 102, std::nullopt}};
 }
 
 std::unique_ptr<NetlinkKernel> open_nl() {
@@ -121,7 +135,7 @@ TEST_CASE("sync installs exactly the desired routes and rules; a second sync cha
     require_clean(again_rules);
     CHECK_FALSE(again_rules.changed());
     CHECK(again_rules.unchanged == 3);
-    CHECK(nl->route_netlink().messages_sent() - before == 2);  // the two dumps, nothing else
+    CHECK(nl->route_netlink().messages_sent() - before == 4);  // the dumps (each of both families), nothing else
 }
 
 TEST_CASE("a changed weight is one replace; a dropped WAN loses its route and rule") {
@@ -135,12 +149,12 @@ TEST_CASE("a changed weight is one replace; a dropped WAN loses its route and ru
     require_clean(changed);
     CHECK(changed.replaced == 1);
     CHECK(changed.added + changed.deleted == 0);
-    CHECK(nl->route_netlink().messages_sent() - before == 2);  // dump + one replace
+    CHECK(nl->route_netlink().messages_sent() - before == 3);  // dumps of both families + one replace
     CHECK(must("ip -4 route show default table main").find("via 198.51.100.1 dev ether2 weight 5") != std::string::npos);
 
     // Charter (ether1) leaves the config: its table route and rule go, the main route loses it.
-    std::vector<Route> routes = {Route{102, 0, {nh("198.51.100.1", "ether2")}},
-                                 Route{kMainTable, 0, {nh("198.51.100.1", "ether2", 5)}}};
+    std::vector<Route> routes = {Route{V4, 102, 0, {nh("198.51.100.1", "ether2")}},
+                                 Route{V4, kMainTable, 0, {nh("198.51.100.1", "ether2", 5)}}};
     std::vector<Rule> rules = {desired_rules()[0], desired_rules()[2]};
     SyncReport r = sync_routes(*nl, routes);
     require_clean(r);
@@ -221,13 +235,13 @@ TEST_CASE("a foreign default route in our (table, metric) slot is reported and l
     make_router();
     must("ip route add default via 203.0.113.1 dev ether1 table 101 proto dhcp");
     auto nl = open_nl();
-    auto foreign = nl->foreign_default_route(101, 0);
+    auto foreign = nl->foreign_default_route(V4, 101, 0);
     REQUIRE(foreign.has_value());
     CHECK(*foreign == "default via 203.0.113.1 dev ether1 proto dhcp");
-    auto free_slot = nl->foreign_default_route(101, 7);
+    auto free_slot = nl->foreign_default_route(V4, 101, 7);
     REQUIRE(free_slot.has_value());
     CHECK(*free_slot == "");
-    auto no_table = nl->foreign_default_route(4242, 0);  // the kernel says ENOENT for a missing table
+    auto no_table = nl->foreign_default_route(V4, 4242, 0);  // the kernel says ENOENT for a missing table
     REQUIRE_MESSAGE(no_table.has_value(), no_table.error().message);
     CHECK(*no_table == "");
 
@@ -263,7 +277,7 @@ TEST_CASE("with the rules and routes in place the kernel routes marked packets t
 TEST_CASE("errors carry the kernel's words and name the route") {
     make_router();
     auto nl = open_nl();
-    Status st = nl->replace_route(Route{101, 0, {nh("10.9.9.9", "ether1")}});
+    Status st = nl->replace_route(Route{V4, 101, 0, {nh("10.9.9.9", "ether1")}});
     CHECK_FALSE(st.is_ok());
     CHECK(st.err == ENETUNREACH);
     MESSAGE(st.message);
@@ -272,7 +286,7 @@ TEST_CASE("errors carry the kernel's words and name the route") {
 
     // A down interface: the kernel's ENETDOWN.
     must("ip link set ether2 down");
-    st = nl->replace_route(Route{102, 0, {nh(nullptr, "ether2")}});
+    st = nl->replace_route(Route{V4, 102, 0, {nh(nullptr, "ether2")}});
     CHECK(st.err == ENETDOWN);
     CHECK(st.message.rfind("Could not replace default route in table 102 (dev ether2): Network is down", 0) == 0);
     MESSAGE(st.message);
@@ -281,7 +295,7 @@ TEST_CASE("errors carry the kernel's words and name the route") {
 TEST_CASE("EEXIST on add and ESRCH/ENOENT on delete count as success") {
     make_router();
     auto nl = open_nl();
-    Rule rule{20001, 0x100u, 0x3f00, 101, std::nullopt};
+    Rule rule{V4, 20001, 0x100u, 0x3f00, 101, std::nullopt};
     CHECK(nl->add_rule(rule).is_ok());
     CHECK(nl->route_netlink().add_rule(rule).err == EEXIST);  // the kernel's word, as the fake gives it
     CHECK(nl->add_rule(rule).is_ok());
@@ -291,21 +305,21 @@ TEST_CASE("EEXIST on add and ESRCH/ENOENT on delete count as success") {
     CHECK(nl->delete_rule(rule).is_ok());
     CHECK(must("ip -4 rule show | grep -c '^20001:' || true") == "0\n");
 
-    Route route{101, 0, {nh("203.0.113.1", "ether1")}};
+    Route route{V4, 101, 0, {nh("203.0.113.1", "ether1")}};
     CHECK(nl->replace_route(route).is_ok());
     CHECK(nl->delete_route(route).is_ok());
     CHECK(nl->route_netlink().delete_route(route).err == ESRCH);
     CHECK(nl->delete_route(route).is_ok());
-    CHECK(nl->route_netlink().delete_route(Route{4242, 0, {nh("203.0.113.1", "ether1")}}).err == ESRCH);
-    CHECK(nl->delete_route(Route{4242, 0, {nh("203.0.113.1", "ether1")}}).is_ok());  // no such table
+    CHECK(nl->route_netlink().delete_route(Route{V4, 4242, 0, {nh("203.0.113.1", "ether1")}}).err == ESRCH);
+    CHECK(nl->delete_route(Route{V4, 4242, 0, {nh("203.0.113.1", "ether1")}}).is_ok());  // no such table
 }
 
 TEST_CASE("deleting our metric-0 route leaves our route at another metric") {
     // fib_table_delete() reads metric 0 as "any": the nexthops must pin the route.
     make_router();
     auto nl = open_nl();
-    Route low{101, 0, {nh("203.0.113.1", "ether1")}};
-    Route high{101, 10, {nh("198.51.100.1", "ether2")}};
+    Route low{V4, 101, 0, {nh("203.0.113.1", "ether1")}};
+    Route high{V4, 101, 10, {nh("198.51.100.1", "ether2")}};
     require_clean(sync_routes(*nl, {high}));
     CHECK(nl->delete_route(low).is_ok());
     CHECK(must("ip -4 route show table 101") == "default via 198.51.100.1 dev ether2 proto 87 metric 10 \n");
@@ -319,8 +333,8 @@ TEST_CASE("deleting our metric-0 route leaves our route at another metric") {
 TEST_CASE("an on-link route (point-to-point WAN) has no gateway and stays in sync") {
     make_router();
     auto nl = open_nl();
-    std::vector<Route> routes = {Route{103, 0, {nh(nullptr, "ether1")}},
-                                 Route{kMainTable, 0, {nh(nullptr, "ether1", 2), nh("198.51.100.1", "ether2", 1)}}};
+    std::vector<Route> routes = {Route{V4, 103, 0, {nh(nullptr, "ether1")}},
+                                 Route{V4, kMainTable, 0, {nh(nullptr, "ether1", 2), nh("198.51.100.1", "ether2", 1)}}};
     require_clean(sync_routes(*nl, routes));
     CHECK(must("ip -4 route show table 103") == "default dev ether1 proto 87 scope link \n");
     CHECK(must("ip -4 route show default table main") ==
@@ -398,10 +412,213 @@ TEST_CASE("KernelSync over NetlinkKernel: the article's router installed, kept, 
     ApplyReport again = sync.apply(desired);
     CHECK(again.ok());
     CHECK(again.nft_ops + again.routes_changed() + again.rules_changed() == 0);
-    CHECK(nl->route_netlink().messages_sent() - before == 2);  // the two dumps
+    CHECK(nl->route_netlink().messages_sent() - before == 4);  // the dumps, of both families
 
     CHECK(sync.teardown().empty());
     CHECK_FALSE(nl->table_exists().value());
     CHECK(must("ip -4 route show table all proto 87") == "");
     CHECK(must("ip -4 rule show | grep -c 'proto 87' || true") == "0\n");
+}
+
+// --- IPv6 ---
+
+namespace {
+
+// make_router() plus global IPv6 addresses on the WANs (nodad: usable at once) and the LAN's ULA.
+void make_router6() {
+    make_router();
+    must("ip -6 addr add 2001:db8:1::2/64 dev ether1 nodad");
+    must("ip -6 addr add 2001:db8:2::2/64 dev ether2 nodad");
+    must("ip -6 addr add fd00:88::1/64 dev ether3 nodad");
+}
+
+std::vector<Route> desired_routes6(unsigned weight2 = 1) {
+    return {Route{V6, 101, 1024, {nh6("fe80::1", "ether1")}},
+            Route{V6, 102, 1024, {nh6("fe80::2", "ether2")}},
+            Route{V6, 100, 1024, {nh6("fe80::1", "ether1", 1), nh6("fe80::2", "ether2", weight2)}}};
+}
+
+std::vector<Rule> desired_rules6() {
+    return {Rule{V6, 20000, std::nullopt, 0xffffffff, kMainTable, uint8_t(0)},
+            Rule{V6, 20001, 0x100u, 0x3f00, 101, std::nullopt},
+            Rule{V6, 20002, 0x200u, 0x3f00, 102, std::nullopt},
+            Rule{V6, 20003, std::nullopt, 0xffffffff, 100, std::nullopt}};
+}
+
+template <class T>
+std::vector<T> of_family(const std::vector<T>& all, Family family) {
+    std::vector<T> out;
+    for (const auto& x : all)
+        if (x.family == family) out.push_back(x);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("IPv6: single and multipath routes with link-local gateways; the dump finds only ours") {
+    make_router6();
+    // Foreign IPv6 defaults: one in main as router advertisements put it, one static in table 7.
+    must("ip -6 route add default via fe80::99 dev ether1 proto ra metric 1024");
+    must("ip -6 route add default via fe80::98 dev ether2 table 7 proto static");
+    auto nl = open_nl();
+    auto routes = desired_routes6(3);
+    for (const auto& r : routes) REQUIRE_MESSAGE(nl->replace_route(r).is_ok(), describe(r));
+    CHECK(must("ip -6 route show table 101") == "default via fe80::1 dev ether1 proto 87 metric 1024 pref medium\n");
+    std::string multi = must("ip -6 route show table 100");
+    CHECK(multi.find("nexthop via fe80::1 dev ether1 weight 1") != std::string::npos);
+    CHECK(multi.find("nexthop via fe80::2 dev ether2 weight 3") != std::string::npos);
+
+    auto own = nl->dump_own_routes();
+    REQUIRE_MESSAGE(own.has_value(), own.error().message);
+    CHECK(of_family(*own, V4).empty());
+    REQUIRE(own->size() == 3);
+    for (const auto& want : routes) {
+        bool found = false;
+        for (const auto& got : *own) found |= kernel_equal(got, want);
+        CHECK_MESSAGE(found, describe(want));
+    }
+
+    // A replace of the multipath route replaces it whole (no sibling appended or left over).
+    Route one_left{V6, 100, 1024, {nh6("fe80::2", "ether2")}};
+    REQUIRE(nl->replace_route(one_left).is_ok());
+    CHECK(must("ip -6 route show table 100") == "default via fe80::2 dev ether2 proto 87 metric 1024 pref medium\n");
+    REQUIRE(nl->replace_route(routes[2]).is_ok());
+    CHECK(count_lines(must("ip -6 route show table 100 | grep -c nexthop")) == "2");
+
+    // Delete: the multipath route with every sibling, then a single one; foreign routes stay.
+    CHECK(nl->route_netlink().delete_route(routes[2]).is_ok());
+    CHECK(must("ip -6 route show table 100") == "");
+    CHECK(nl->route_netlink().delete_route(routes[2]).err == ESRCH);
+    CHECK(nl->delete_route(routes[0]).is_ok());
+    CHECK(must("ip -6 route show table 101") == "");
+    CHECK(must("ip -6 route show default").find("via fe80::99 dev ether1 proto ra") != std::string::npos);
+    CHECK(must("ip -6 route show table 7") != "");
+    auto left = nl->dump_own_routes();
+    REQUIRE(left.has_value());
+    CHECK(left->size() == 1);
+}
+
+TEST_CASE("IPv6: a foreign route in our slot is found per family; a nexthop via a down link is ENETDOWN") {
+    make_router6();
+    must("ip -6 route add default via fe80::99 dev ether1 table 101 proto ra");
+    must("ip -4 route add default via 198.51.100.1 dev ether2 table 102 proto dhcp");
+    auto nl = open_nl();
+    CHECK(nl->foreign_default_route(V6, 101, 1024).value() == "default via fe80::99 dev ether1 proto ra metric 1024");
+    CHECK(nl->foreign_default_route(V6, 102, 1024).value() == "");  // IPv4's route there is no IPv6 one
+    CHECK(nl->foreign_default_route(V4, 101, 0).value() == "");
+    CHECK(nl->foreign_default_route(V6, 4242, 1024).value() == "");  // no such table
+
+    SyncReport r = sync_routes(*nl, desired_routes6());
+    REQUIRE(r.errors.size() == 1);
+    CHECK(r.error_families[0] == V6);
+    CHECK(r.errors[0].message.rfind("Could not add IPv6 default route in table 101 (via fe80::1 dev ether1): IPv6 table 101 "
+                                    "metric 1024 already holds \"default via fe80::99 dev ether1 proto ra metric 1024\"",
+                                    0) == 0);
+    CHECK(r.added == 2);
+
+    must("ip link set ether2 down");
+    Status st = nl->replace_route(Route{V6, 102, 1024, {nh6("fe80::3", "ether2")}});
+    CHECK(st.err == ENETDOWN);
+    MESSAGE(st.message);
+    CHECK(st.message.rfind("Could not replace IPv6 default route in table 102 (via fe80::3 dev ether2): Network is down", 0) ==
+          0);
+}
+
+TEST_CASE("IPv6 rules beside IPv4's at the same priorities; marked IPv6 packets take their WAN") {
+    make_router6();
+    auto nl = open_nl();
+    std::vector<Rule> rules = desired_rules();
+    for (const auto& r : desired_rules6()) rules.push_back(r);
+    SyncReport added = sync_rules(*nl, rules);
+    require_clean(added);
+    CHECK(added.added == 7);
+    require_clean(sync_routes(*nl, desired_routes6()));
+    CHECK(must("ip -6 rule show") ==
+          "0:\tfrom all lookup local\n"
+          "20000:\tfrom all lookup main suppress_prefixlength 0 proto 87\n"
+          "20001:\tfrom all fwmark 0x100/0x3f00 lookup 101 proto 87\n"
+          "20002:\tfrom all fwmark 0x200/0x3f00 lookup 102 proto 87\n"
+          "20003:\tfrom all lookup 100 proto 87\n"
+          "32766:\tfrom all lookup main\n");
+    CHECK(must("ip -4 rule show") == kExpectedRules);
+
+    auto own = nl->dump_own_rules();
+    REQUIRE(own.has_value());
+    CHECK(of_family(*own, V4) == desired_rules());
+    CHECK(of_family(*own, V6) == desired_rules6());
+    SyncReport again = sync_rules(*nl, rules);
+    require_clean(again);
+    CHECK_FALSE(again.changed());
+
+    CHECK(must("ip -6 route get 2001:db8:ff::10 mark 0x200").find("via fe80::2 dev ether2 table 102") != std::string::npos);
+    CHECK(must("ip -6 route get 2001:db8:ff::10 mark 0x100").find("via fe80::1 dev ether1 table 101") != std::string::npos);
+    // Replies to the LAN's ULA stay in main (suppress rule), marked or not.
+    CHECK(must("ip -6 route get fd00:88::10 mark 0x200").find("dev ether3") != std::string::npos);
+
+    // Removing the IPv6 rules leaves IPv4's untouched.
+    SyncReport v4_only = sync_rules(*nl, desired_rules());
+    require_clean(v4_only);
+    CHECK(v4_only.deleted == 4);
+    CHECK(must("ip -6 rule show") == "0:\tfrom all lookup local\n32766:\tfrom all lookup main\n");
+    CHECK(must("ip -4 rule show") == kExpectedRules);
+}
+
+TEST_CASE("get_ipv6_conf reads accept_ra and forwarding over netlink, as sysctl sets them") {
+    make_router6();
+    auto nl = open_nl();
+    int e1 = ifindex("ether1");
+    must("sysctl -qw net.ipv6.conf.ether1.accept_ra=2 net.ipv6.conf.ether1.forwarding=1");
+    auto conf = nl->get_ipv6_conf(e1);
+    REQUIRE_MESSAGE(conf.has_value(), conf.error().message);
+    CHECK(conf->accept_ra == 2);
+    CHECK(conf->forwarding == 1);
+    CHECK(conf->accepts_ra());
+    must("sysctl -qw net.ipv6.conf.ether1.accept_ra=1");
+    conf = nl->get_ipv6_conf(e1);
+    REQUIRE(conf.has_value());
+    CHECK(conf->accept_ra == 1);
+    CHECK_FALSE(conf->accepts_ra());  // forwarding: the kernel ignores RAs
+    must("sysctl -qw net.ipv6.conf.ether1.accept_ra=0 net.ipv6.conf.ether1.forwarding=0");
+    CHECK(nl->get_ipv6_conf(e1).value() == Ipv6Conf{0, 0});
+    CHECK(nl->get_ipv6_conf(ifindex("ether2")).value().accept_ra == 1);  // the default, untouched
+    Status missing = nl->get_ipv6_conf(99999).error();
+    CHECK(missing.err == ENODEV);
+    CHECK(missing.message.rfind("Could not read the IPv6 settings of ifindex 99999: No such device", 0) == 0);
+}
+
+TEST_CASE("KernelSync over NetlinkKernel: a dual-stack router installed, kept, and removed") {
+    make_router6();
+    auto nl = open_nl();
+    KernelSync sync(*nl);
+    auto config = test::dual_stack_config();
+    config.wans.pop_back();  // no lte interface here
+    auto inputs = test::healthy(config);
+    inputs[0].ifindex = ifindex("ether1");
+    inputs[1].ifindex = ifindex("ether2");
+    inputs[1].gateway6 = Ipv6::parse("2001:db8:2::1");
+    Desired desired = build_desired(config, inputs);
+
+    ApplyReport first = sync.apply(desired);
+    for (const auto& [part, status] : first.results) CHECK_MESSAGE(status.is_ok(), part, ": ", status.message);
+    CHECK(first.routes.added == 6);
+    CHECK(first.rules.added == 8);
+    CHECK(must("ip -6 route show table 102") == "default via 2001:db8:2::1 dev ether2 proto 87 metric 1024 pref medium\n");
+    CHECK(must("ip -6 route show table 100").find("nexthop via fe80::1 dev ether1 weight 1") != std::string::npos);
+    CHECK(must("ip -4 route show table 100").find("nexthop via 203.0.113.1 dev ether1 weight 1") != std::string::npos);
+
+    ApplyReport again = sync.apply(desired);
+    CHECK(again.ok());
+    CHECK(again.nft_ops + again.routes_changed() + again.rules_changed() == 0);
+
+    inputs[0].health6 = Health::Down;  // charter's IPv6 dies, its IPv4 works
+    ApplyReport moved = sync.apply(build_desired(config, inputs));
+    CHECK(moved.ok());
+    CHECK(moved.routes.replaced == 1);
+    CHECK(must("ip -6 route show table 100") == "default via 2001:db8:2::1 dev ether2 proto 87 metric 1024 pref medium\n");
+    CHECK(must("ip -4 route show table 100").find("nexthop via 203.0.113.1 dev ether1") != std::string::npos);
+
+    CHECK(sync.teardown().empty());
+    CHECK(must("ip -6 route show table all proto 87") == "");
+    CHECK(must("ip -4 route show table all proto 87") == "");
+    CHECK(must("ip -6 rule show") == "0:\tfrom all lookup local\n32766:\tfrom all lookup main\n");
 }

@@ -15,7 +15,7 @@ const char* const kOurProtocol = "wanbalance";
 // `ip route` style, as the real port describes a foreign route.
 std::string describe_foreign(const Route& route, const std::string& protocol) {
     auto hop = [](const Nexthop& nh) {
-        return (nh.gateway ? " via " + nh.gateway->str() : std::string()) + " dev " + nh.ifname;
+        return (nh.gateway ? " via " + str(*nh.gateway) : std::string()) + " dev " + nh.ifname;
     };
     std::string out = "default";
     if (route.nexthops.size() == 1) out += hop(route.nexthops[0]);
@@ -190,7 +190,7 @@ unsigned FakeKernel::writes() const {
 // --- state ---
 
 void FakeKernel::add_foreign_route(const Route& route, const std::string& protocol) {
-    routes_[{route.table, route.metric}] = {route, protocol};
+    routes_[slot_of(route)] = {route, protocol};
 }
 
 void FakeKernel::add_foreign_rule(const Rule& rule) {
@@ -207,9 +207,11 @@ std::vector<Route> FakeKernel::own_routes() const {
 }
 
 std::vector<Rule> FakeKernel::own_rules() const {
+    // As the real dump: IPv4's rule list, then IPv6's.
     std::vector<Rule> out;
-    for (const auto& stored : rules_)
-        if (stored.ours) out.push_back(stored.rule);
+    for (Family family : kFamilies)
+        for (const auto& stored : rules_)
+            if (stored.ours && stored.rule.family == family) out.push_back(stored.rule);
     return out;
 }
 
@@ -226,8 +228,13 @@ bool FakeKernel::src_valid_mark(int ifindex) const {
 }
 
 unsigned FakeKernel::connections() const {
+    return connections(Family::V4) + connections(Family::V6);
+}
+
+unsigned FakeKernel::connections(Family family) const {
     unsigned n = 0;
-    for (const auto& [mark, count] : connections_) n += count;
+    for (const auto& [key, count] : connections_)
+        if (key.first == family) n += count;
     return n;
 }
 
@@ -243,10 +250,10 @@ Expected<std::vector<Rule>> FakeKernel::dump_own_rules() {
     return own_rules();
 }
 
-Expected<std::string> FakeKernel::foreign_default_route(uint32_t table, uint32_t metric) {
-    std::string what = "Could not dump routes of table " + table_name(table) + ": ";
+Expected<std::string> FakeKernel::foreign_default_route(Family family, uint32_t table, uint32_t metric) {
+    std::string what = "Could not dump " + std::string(family_label(family)) + " routes of table " + table_name(table) + ": ";
     if (Status s = answer(begin(Op::ForeignRoute), what); !s) return s;
-    auto it = routes_.find({table, metric});
+    auto it = routes_.find({family, table, metric});
     if (it == routes_.end() || it->second.protocol == kOurProtocol) return std::string();
     return describe_foreign(it->second.route, it->second.protocol);
 }
@@ -254,18 +261,22 @@ Expected<std::string> FakeKernel::foreign_default_route(uint32_t table, uint32_t
 Status FakeKernel::replace_route(const Route& route) {
     int err = begin(Op::ReplaceRoute);
     if (!err && route.nexthops.empty()) err = EINVAL;
-    for (const auto& nh : route.nexthops)
+    for (const auto& nh : route.nexthops) {
         if (!err && nh.ifindex <= 0) err = ENODEV;
+        if (!err && nh.gateway && family_of(*nh.gateway) != route.family) err = EINVAL;
+        // fib_check_nh() / fib6_nh_init(): "Nexthop device is not up".
+        if (!err && link_down_.count(nh.ifindex) && link_down_.at(nh.ifindex)) err = ENETDOWN;
+    }
     if (Status s = answer(err, "Could not replace " + describe(route) + ": "); !s) return s;
     Route stored = route;
     if (stored.nexthops.size() == 1) stored.nexthops[0].weight = 1;  // a lone nexthop has no weight
-    routes_[{route.table, route.metric}] = {stored, kOurProtocol};
+    routes_[slot_of(route)] = {stored, kOurProtocol};
     return Status::ok();
 }
 
 Status FakeKernel::send_delete_route(const Route& route) {
     int err = begin(Op::DeleteRoute);
-    auto it = routes_.find({route.table, route.metric});
+    auto it = routes_.find(slot_of(route));
     // fib_table_delete(): the protocol and the nexthops must match too.
     bool found = it != routes_.end() && it->second.protocol == kOurProtocol && kernel_equal(it->second.route, route);
     if (!err && !found) err = ESRCH;
@@ -333,13 +344,23 @@ Status FakeKernel::set_src_valid_mark(int ifindex, bool on) {
     return Status::ok();
 }
 
-Expected<unsigned> FakeKernel::delete_by_mark(uint32_t mark, uint32_t mask) {
-    char what[96];
-    std::snprintf(what, sizeof what, "Could not delete the connections marked 0x%x/0x%x: ", mark, mask);
+Expected<Ipv6Conf> FakeKernel::get_ipv6_conf(int ifindex) {
+    int err = begin(Op::GetIpv6Conf);
+    if (!err && ifindex <= 0) err = ENODEV;
+    std::string what = "Could not read the IPv6 settings of ifindex " + std::to_string(ifindex) + ": ";
+    if (Status s = answer(err, what); !s) return s;
+    auto it = ipv6_conf_.find(ifindex);
+    return it == ipv6_conf_.end() ? Ipv6Conf{} : it->second;
+}
+
+Expected<unsigned> FakeKernel::delete_by_mark(Family family, uint32_t mark, uint32_t mask) {
+    char what[128];
+    std::snprintf(what, sizeof what, "Could not delete the %s connections marked 0x%x/0x%x: ",
+                  std::string(family_label(family)).c_str(), mark, mask);
     if (Status s = answer(begin(Op::DeleteConntrack), what); !s) return s;
     unsigned deleted = 0;
     std::erase_if(connections_, [&](const auto& entry) {
-        if ((entry.first & mask) != mark) return false;
+        if (entry.first.first != family || (entry.first.second & mask) != mark) return false;
         deleted += entry.second;
         return true;
     });

@@ -1,10 +1,13 @@
 // A kernel in memory behind the KernelPort, for unit tests without root: the kernel's own
 // answers (EEXIST, ENOENT, ESRCH …) with the real port's messages, a way to make any call fail
 // with a chosen errno, and a count of the calls made.
-//  - routes: one per (table, metric), as fib_table_insert() keys a default route; a replace
-//    takes the slot whoever held it; a route of another protocol may hold one (add_foreign_route);
+//  - routes: one per (family, table, metric), as fib_table_insert() and fib6_add_rt2node() key a
+//    default route; a replace takes the slot whoever held it, a multipath one whole (measured
+//    for IPv6 on 6.18); a route of another protocol may hold one (add_foreign_route); a nexthop
+//    via an interface that is down is refused with ENETDOWN ("Nexthop device is not up");
+//  - links: every ifindex > 0 exists and is up unless set_link_up(ifindex, false);
 //  - rules: an identical rule is refused (EEXIST, NLM_F_EXCL); kept in priority order, a new
-//    rule after the others of its priority;
+//    rule after the others of its priority; each family has its own list;
 //  - nftables: a plan applies as one transaction (all or nothing) to a model of the table,
 //    with the kernel's ENOENT/EEXIST/EBUSY for objects that are missing or clash;
 //  - dumps return only what has protocol wanbalance, in (table, metric) or priority order.
@@ -15,6 +18,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -28,7 +32,7 @@ public:
     // Every kind of request, to inject failures and count calls.
     enum class Op {
         DumpRoutes, DumpRules, ForeignRoute, ReplaceRoute, DeleteRoute, AddRule, DeleteRule,
-        NftApply, TableExists, GetSrcValidMark, SetSrcValidMark, DeleteConntrack
+        NftApply, TableExists, GetSrcValidMark, SetSrcValidMark, GetIpv6Conf, DeleteConntrack
     };
 
     // --- error injection and counters ---
@@ -53,20 +57,26 @@ public:
     size_t element_count() const;  // over every set of the table
     unsigned nft_ops_applied() const { return nft_ops_; }  // ops of every committed plan
     bool src_valid_mark(int ifindex) const;
-    // Connections with this ctmark, for delete_by_mark().
-    void add_connections(uint32_t mark, unsigned count) { connections_[mark] += count; }
-    unsigned connections() const;
+    void set_link_up(int ifindex, bool up) { link_down_[ifindex] = !up; }
+    void set_ipv6_conf(int ifindex, Ipv6Conf conf) { ipv6_conf_[ifindex] = conf; }
+    // Connections of `family` with this ctmark, for delete_by_mark().
+    void add_connections(uint32_t mark, unsigned count, Family family = Family::V4) {
+        connections_[{family, mark}] += count;
+    }
+    unsigned connections() const;  // of both families
+    unsigned connections(Family family) const;
 
     // --- KernelPort ---
     Expected<std::vector<Route>> dump_own_routes() override;
     Expected<std::vector<Rule>> dump_own_rules() override;
-    Expected<std::string> foreign_default_route(uint32_t table, uint32_t metric) override;
+    Expected<std::string> foreign_default_route(Family family, uint32_t table, uint32_t metric) override;
     Status replace_route(const Route& route) override;
     Status apply(const nft::Plan& plan) override;
     Expected<bool> table_exists() override;
     Expected<bool> get_src_valid_mark(int ifindex) override;
     Status set_src_valid_mark(int ifindex, bool on) override;
-    Expected<unsigned> delete_by_mark(uint32_t mark, uint32_t mask) override;
+    Expected<Ipv6Conf> get_ipv6_conf(int ifindex) override;
+    Expected<unsigned> delete_by_mark(Family family, uint32_t mark, uint32_t mask) override;
 
 private:
     Status send_delete_route(const Route& route) override;
@@ -85,12 +95,16 @@ private:
     int begin(Op op);
     Status answer(int err, const std::string& what);
 
-    std::map<std::pair<uint32_t, uint32_t>, StoredRoute> routes_;  // by (table, metric)
+    using Slot = std::tuple<Family, uint32_t, uint32_t>;  // (family, table, metric)
+    static Slot slot_of(const Route& r) { return {r.family, r.table, r.metric}; }
+    std::map<Slot, StoredRoute> routes_;
     std::vector<StoredRule> rules_;                                // in the kernel's order
     std::optional<nft::Table> table_;
     unsigned nft_ops_ = 0;
     std::map<int, bool> src_valid_mark_;
-    std::map<uint32_t, unsigned> connections_;  // by ctmark
+    std::map<int, bool> link_down_;
+    std::map<int, Ipv6Conf> ipv6_conf_;
+    std::map<std::pair<Family, uint32_t>, unsigned> connections_;  // by (family, ctmark)
 
     std::map<Op, std::deque<int>> failures_;
     std::map<Op, unsigned> calls_;

@@ -8,6 +8,7 @@
 using namespace wb;
 using wb::test::article_config;
 using wb::test::healthy;
+using wb::test::ip;
 
 namespace {
 
@@ -35,7 +36,7 @@ TEST_CASE("the article's router: per-WAN tables, rules, and a balanced multipath
     const Route* main = route_in(d, kBalancedTable);
     REQUIRE(main);
     REQUIRE(main->nexthops.size() == 2);
-    CHECK(main->nexthops[0].gateway == Ipv4::parse("203.0.113.1"));
+    CHECK(main->nexthops[0].gateway == ip("203.0.113.1"));
     CHECK(main->nexthops[1].ifname == "ether2");
     CHECK(main->nexthops[0].weight == 1);
 
@@ -164,7 +165,7 @@ TEST_CASE("point-to-point WANs route on-link; auto gateways follow the inputs") 
     CHECK(balance_shares(d).count("wan_integra") == 0);
     in[1].gateway = Ipv4::parse("198.51.100.254");
     d = build_desired(c, in);
-    CHECK(route_in(d, 102)->nexthops[0].gateway == Ipv4::parse("198.51.100.254"));
+    CHECK(route_in(d, 102)->nexthops[0].gateway == ip("198.51.100.254"));
     in[1].gateway.reset();
     in[1].point_to_point = true;
     d = build_desired(c, in);
@@ -223,4 +224,196 @@ TEST_CASE("the balanced table is 100 unless a WAN's table is, then the first fre
     auto d = build_desired(c, healthy(c));
     CHECK(route_in(d, 102));
     CHECK(d.rules.back().table == 102u);
+}
+
+// --- dual-stack ---
+
+namespace {
+
+const Route* route_of(const Desired& d, Family family, uint32_t table) {
+    for (const auto& r : d.routes)
+        if (r.family == family && r.table == table) return &r;
+    return nullptr;
+}
+
+std::map<std::string, unsigned> shares_of(const Desired& d, const char* map) {
+    std::map<std::string, unsigned> out;
+    for (const auto& e : d.table.find_set(map)->elements) ++out[e.goto_chain];
+    return out;
+}
+
+std::vector<Rule> rules_of(const Desired& d, Family family) {
+    std::vector<Rule> out;
+    for (const auto& r : d.rules)
+        if (r.family == family) out.push_back(r);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("an IPv4-only config has no IPv6 object at all") {
+    auto c = article_config();
+    auto d = build_desired(c, healthy(c));
+    CHECK_FALSE(d.table.find_set("balance6"));
+    CHECK(nft::render(d.table).find("ip6") == std::string::npos);
+    CHECK(nft::render(d.table).find("ipv6") == std::string::npos);
+    for (const auto& r : d.routes) CHECK(r.family == Family::V4);
+    for (const auto& r : d.rules) CHECK(r.family == Family::V4);
+    CHECK(d.active6.wans.empty());
+}
+
+TEST_CASE("dual-stack: balance6 holds only the IPv6 WANs; the IPv4 parts are those of IPv4 alone") {
+    auto c = test::dual_stack_config();
+    auto d = build_desired(c, healthy(c));
+    auto v4 = shares_of(d, "balance");
+    CHECK(v4.size() == 3);  // lte carries IPv4 too
+    auto v6 = shares_of(d, "balance6");
+    CHECK(v6.size() == 2);
+    CHECK(v6.count("wan_lte") == 0);
+    CHECK(v6["wan_charter"] + v6["wan_integra"] == kBalanceBuckets);
+    CHECK(d.active6.wans == std::vector<size_t>{0, 1});
+    CHECK(d.active.wans == std::vector<size_t>{0, 1, 2});
+
+    // The IPv4 map, routes and rules are exactly what the same WANs give without IPv6.
+    Config v4_only = c;
+    for (auto& w : v4_only.wans) {
+        w.ipv6 = false;
+        w.gateway6.reset();
+    }
+    auto d4 = build_desired(v4_only, healthy(v4_only));
+    CHECK(*d.table.find_set("balance") == *d4.table.find_set("balance"));
+    std::vector<Route> routes4;
+    for (const auto& r : d.routes)
+        if (r.family == Family::V4) routes4.push_back(r);
+    CHECK(routes4 == d4.routes);
+    CHECK(rules_of(d, Family::V4) == d4.rules);
+}
+
+TEST_CASE("dual-stack: IPv6 routes in the same tables, metric 1024, link-local gateways kept") {
+    auto c = test::dual_stack_config();
+    auto d = build_desired(c, healthy(c));
+    const Route* charter = route_of(d, Family::V6, 101);
+    REQUIRE(charter);
+    CHECK(charter->metric == 1024);
+    CHECK(charter->nexthops[0].gateway == ip("fe80::1"));
+    CHECK(charter->nexthops[0].ifindex == 10);
+    CHECK(ip_command(*charter) == "ip -6 route replace default proto wanbalance table 101 metric 1024 via fe80::1 dev ether1");
+    CHECK(route_of(d, Family::V6, 102)->nexthops[0].gateway == ip("2001:db8:2::1"));
+    CHECK_FALSE(route_of(d, Family::V6, 103));  // lte has no IPv6
+    const Route* balanced = route_of(d, Family::V6, kBalancedTable);
+    REQUIRE(balanced);
+    REQUIRE(balanced->nexthops.size() == 2);
+    CHECK(balanced->nexthops[0].gateway == ip("fe80::1"));
+    CHECK(balanced->nexthops[1].ifname == "ether2");
+    // IPv4 first, then IPv6.
+    CHECK(d.routes.size() == 4 + 3);
+    CHECK(d.routes.front().family == Family::V4);
+    CHECK(d.routes.back().family == Family::V6);
+}
+
+TEST_CASE("dual-stack: IPv6 rules at the same priorities, fwmark rules only for the IPv6 WANs") {
+    auto c = test::dual_stack_config();
+    auto d = build_desired(c, healthy(c));
+    auto r6 = rules_of(d, Family::V6);
+    REQUIRE(r6.size() == 4);
+    CHECK(r6[0].priority == 20000);
+    CHECK(r6[0].suppress_prefixlen == uint8_t(0));
+    CHECK(r6[1].priority == 20001);
+    CHECK(r6[1].fwmark == 0x100u);
+    CHECK(r6[2].priority == 20002);
+    CHECK(r6[2].table == 102u);
+    // The balanced rule after every WAN's priority, lte's (20003) included: stable when a WAN
+    // gains or loses IPv6.
+    CHECK(r6[3].priority == 20004);
+    CHECK(r6[3].table == kBalancedTable);
+    CHECK(ip_command(r6[1]) == "ip -6 rule add priority 20001 fwmark 0x100/0x3f00 lookup 101 proto wanbalance");
+    CHECK(rules_of(d, Family::V4).size() == 5);
+}
+
+TEST_CASE("an IPv6 outage moves only balance6 buckets and the IPv6 route; IPv4 stays identical") {
+    auto c = test::dual_stack_config();
+    auto in = healthy(c);
+    auto before = build_desired(c, in);
+    in[0].health6 = Health::Down;
+    auto after = build_desired(c, in);
+    CHECK(*after.table.find_set("balance") == *before.table.find_set("balance"));
+    CHECK(after.active.wans == before.active.wans);
+    auto v6 = shares_of(after, "balance6");
+    CHECK(v6["wan_integra"] == kBalanceBuckets);
+    CHECK(v6.count("wan_charter") == 0);
+    CHECK(after.active6.wans == std::vector<size_t>{1});
+    CHECK(route_of(after, Family::V6, kBalancedTable)->nexthops.size() == 1);
+    CHECK(route_of(after, Family::V6, 101));  // its table keeps the route for probes and replies
+    CHECK(route_of(after, Family::V4, kBalancedTable)->nexthops.size() == 3);
+    // Only the buckets charter owned moved.
+    const auto& b6 = before.table.find_set("balance6")->elements;
+    const auto& a6 = after.table.find_set("balance6")->elements;
+    REQUIRE(a6.size() == b6.size());
+    for (size_t i = 0; i < a6.size(); ++i)
+        if (b6[i].goto_chain == "wan_integra") CHECK(a6[i].goto_chain == "wan_integra");
+}
+
+TEST_CASE("IPv6 all down falls back per family; a link without an IPv6 address is not usable for IPv6") {
+    auto c = test::dual_stack_config();
+    auto in = healthy(c);
+    in[0].health6 = in[1].health6 = Health::Down;
+    auto d = build_desired(c, in);
+    CHECK(d.active6.all_down);
+    CHECK(d.active6.wans == std::vector<size_t>{0, 1});
+    CHECK_FALSE(d.active.all_down);
+    in[1].has_address6 = false;
+    d = build_desired(c, in);
+    CHECK(d.active6.wans == std::vector<size_t>{0});
+    CHECK_FALSE(route_of(d, Family::V6, 102));
+    in[0].gateway6.reset();  // "auto" before any RA
+    d = build_desired(c, in);
+    CHECK(d.active6.wans.empty());
+    CHECK_FALSE(route_of(d, Family::V6, kBalancedTable));
+    CHECK(d.table.find_set("balance6")->elements.empty());
+    CHECK(d.active.wans.size() == 3);  // IPv4 unaffected
+}
+
+TEST_CASE("dual-stack nft: link-local returns, the IPv6 balance rule, NAT66 per IPv6 WAN") {
+    auto c = test::dual_stack_config();
+    auto d = build_desired(c, healthy(c));
+    std::string text = nft::render(d.table);
+    const auto* pre = d.table.find_chain("prerouting");
+    REQUIRE(pre->rules.size() == 7);
+    CHECK(nft::render(pre->rules[1]) == "ip6 saddr fe80::/10 return comment \"link-local: never marked or balanced\"");
+    CHECK(nft::render(pre->rules[3]) == "ip6 daddr ff00::/8 return comment \"multicast: never marked or balanced\"");
+    CHECK(nft::render(pre->rules[6]) ==
+          "ct state new iifname @lans fib daddr type != local jhash ip6 saddr . ip6 daddr . th sport . th dport "
+          "mod 1021 seed 0x77616e62 vmap @balance6 comment \"new IPv6 from a LAN: pick a WAN (both-addresses-and-ports)\"");
+    const auto* out = d.table.find_chain("output");
+    REQUIRE(out->rules.size() == 5);
+    CHECK(nft::render(out->rules[2]).rfind("ip6 daddr fe80::/10 return", 0) == 0);
+    CHECK(nft::render(out->rules[4]).rfind("ct state new meta mark & 0x00003f00 vmap @by_mark", 0) == 0);
+    const auto* post = d.table.find_chain("postrouting");
+    REQUIRE(post->rules.size() == 5);
+    CHECK(nft::render(post->rules[3]) == "meta nfproto ipv6 oifname \"ether1\" masquerade comment \"charter\"");
+    CHECK(nft::render(post->rules[4]) == "meta nfproto ipv6 oifname \"ether2\" masquerade comment \"integra\"");
+    c.classifier = Classifier::BothPorts;
+    text = nft::render(build_desired(c, healthy(c)).table);
+    CHECK(text.find("ct state new meta nfproto ipv6 iifname @lans fib daddr type != local jhash th sport . th dport "
+                    "mod 1021 seed 0x77616e62 vmap @balance6") != std::string::npos);
+}
+
+TEST_CASE("offline ruleset: IPv6 routes and rules as ip -6 commands; auto gateway6 on-link with a note") {
+    auto c = test::dual_stack_config();
+    c.wans[1].gateway6.reset();  // integra: gateway6 "auto", IPv4 gateway configured
+    auto inputs = assume_all_up(c);
+    auto d = build_desired(c, inputs);
+    std::string text = render_ruleset(c, d);
+    CHECK(text.find("#   ip -6 route replace default proto wanbalance table 101 metric 1024 via fe80::1 dev ether1\n") !=
+          std::string::npos);
+    CHECK(text.find("#   ip -6 route replace default proto wanbalance table 102 metric 1024 dev ether2\n") !=
+          std::string::npos);
+    // Its IPv4 route keeps the configured gateway.
+    CHECK(text.find("#   ip route replace default proto wanbalance table 102 via 198.51.100.1 dev ether2\n") !=
+          std::string::npos);
+    CHECK(text.find("#   ip -6 rule add priority 20000 lookup main suppress_prefixlength 0 proto wanbalance\n") !=
+          std::string::npos);
+    CHECK(text.find("integra: gateway6 \"auto\": at runtime its IPv6 routes go via the default route that router "
+                    "advertisements put on ether2.") != std::string::npos);
+    CHECK(shares_of(d, "balance6").size() == 2);
 }

@@ -14,19 +14,21 @@ using namespace wb;
 using wb::test::FakeKernel;
 using Op = FakeKernel::Op;
 using wb::test::nh;
+using wb::test::V4;
+using wb::test::V6;
 
 namespace {
 
 std::vector<Route> desired_routes(unsigned weight2 = 2, const char* gateway1 = "203.0.113.1") {
-    return {Route{101, 0, {nh(gateway1, 10, "ether1")}},
-            Route{102, 0, {nh("198.51.100.1", 11, "ether2")}},
-            Route{kMainTable, 0, {nh(gateway1, 10, "ether1", 1), nh("198.51.100.1", 11, "ether2", weight2)}}};
+    return {Route{V4, 101, 0, {nh(gateway1, 10, "ether1")}},
+            Route{V4, 102, 0, {nh("198.51.100.1", 11, "ether2")}},
+            Route{V4, kMainTable, 0, {nh(gateway1, 10, "ether1", 1), nh("198.51.100.1", 11, "ether2", weight2)}}};
 }
 
 std::vector<Rule> desired_rules() {
-    return {Rule{20000, std::nullopt, 0xffffffff, kMainTable, uint8_t(0)},
-            Rule{20001, 0x100u, 0x3f00, 101, std::nullopt},
-            Rule{20002, 0x200u, 0x3f00, 102, std::nullopt}};
+    return {Rule{V4, 20000, std::nullopt, 0xffffffff, kMainTable, uint8_t(0)},
+            Rule{V4, 20001, 0x100u, 0x3f00, 101, std::nullopt},
+            Rule{V4, 20002, 0x200u, 0x3f00, 102, std::nullopt}};
 }
 
 void require_clean(const SyncReport& report) { REQUIRE_MESSAGE(report.errors.empty(), join(report.errors).message); }
@@ -137,8 +139,8 @@ TEST_CASE("stale own routes and rules are deleted, after the new ones are in") {
     FakeKernel kernel;
     fill(kernel);
     // Charter leaves: its table route and rule go, the main route loses it.
-    std::vector<Route> routes = {Route{102, 0, {nh("198.51.100.1", 11, "ether2")}},
-                                 Route{kMainTable, 0, {nh("198.51.100.1", 11, "ether2")}}};
+    std::vector<Route> routes = {Route{V4, 102, 0, {nh("198.51.100.1", 11, "ether2")}},
+                                 Route{V4, kMainTable, 0, {nh("198.51.100.1", 11, "ether2")}}};
     std::vector<Rule> rules = {desired_rules()[0], desired_rules()[2]};
     SyncReport r = sync_routes(kernel, routes);
     require_clean(r);
@@ -169,9 +171,9 @@ TEST_CASE("a changed rule is added at its priority, then the old one deleted: on
 
 TEST_CASE("foreign routes and rules are never touched, not even by a removal of everything") {
     FakeKernel kernel;
-    kernel.add_foreign_route(Route{101, 50, {nh("203.0.113.1", 10, "ether1")}}, "static");
-    kernel.add_foreign_route(Route{kMainTable, 100, {nh("203.0.113.1", 10, "ether1")}}, "dhcp");
-    kernel.add_foreign_rule(Rule{20001, 0x100u, 0x3f00, 101, std::nullopt});  // like ours, proto static
+    kernel.add_foreign_route(Route{V4, 101, 50, {nh("203.0.113.1", 10, "ether1")}}, "static");
+    kernel.add_foreign_route(Route{V4, kMainTable, 100, {nh("203.0.113.1", 10, "ether1")}}, "dhcp");
+    kernel.add_foreign_rule(Rule{V4, 20001, 0x100u, 0x3f00, 101, std::nullopt});  // like ours, proto static
     fill(kernel);
     CHECK(kernel.route_count() == 5);
     CHECK(kernel.rule_count() == 4);
@@ -189,7 +191,7 @@ TEST_CASE("foreign routes and rules are never touched, not even by a removal of 
 
 TEST_CASE("a foreign default route in our (table, metric) slot is reported and left alone") {
     FakeKernel kernel;
-    Route dhcp{101, 0, {nh("203.0.113.1", 10, "ether1")}};
+    Route dhcp{V4, 101, 0, {nh("203.0.113.1", 10, "ether1")}};
     kernel.add_foreign_route(dhcp, "dhcp");
     SyncReport r = sync_routes(kernel, desired_routes());
     REQUIRE(r.errors.size() == 1);
@@ -210,7 +212,7 @@ TEST_CASE("a foreign default route in our (table, metric) slot is reported and l
 TEST_CASE("two desired routes in one slot: the second is an error, not a silent replace") {
     FakeKernel kernel;
     auto routes = desired_routes();
-    routes.push_back(Route{101, 0, {nh("198.51.100.1", 11, "ether2")}});
+    routes.push_back(Route{V4, 101, 0, {nh("198.51.100.1", 11, "ether2")}});
     SyncReport r = sync_routes(kernel, routes);
     REQUIRE(r.errors.size() == 1);
     CHECK(r.errors[0].err == EINVAL);
@@ -364,7 +366,7 @@ TEST_CASE_FIXTURE(Router, "forget_table: the next apply replaces the table whole
 }
 
 TEST_CASE_FIXTURE(Router, "teardown removes the table, our routes and our rules, and nothing else") {
-    kernel.add_foreign_route(Route{kMainTable, 100, {nh("203.0.113.1", 10, "ether1")}}, "dhcp");
+    kernel.add_foreign_route(Route{V4, kMainTable, 100, {nh("203.0.113.1", 10, "ether1")}}, "dhcp");
     require_clean(sync.apply(desired()));
     REQUIRE(kernel.table());
 
@@ -462,11 +464,107 @@ TEST_CASE("the fake kernel's sysctl and conntrack") {
     kernel.add_connections(0x100, 3);
     kernel.add_connections(0x4100, 2);  // a foreign bit outside the mask
     kernel.add_connections(0x200, 5);
-    auto n = kernel.delete_by_mark(0x100, 0x3f00);
+    kernel.add_connections(0x100, 4, V6);
+    auto n = kernel.delete_by_mark(V4, 0x100, 0x3f00);
     REQUIRE(n.has_value());
     CHECK(*n == 5);
+    CHECK(kernel.connections(V4) == 5);
+    CHECK(kernel.connections(V6) == 4);  // an IPv4 flush leaves IPv6 alone
+    CHECK(kernel.delete_by_mark(V6, 0x100, 0x3f00).value() == 4);
     CHECK(kernel.connections() == 5);
     kernel.fail_next(Op::DeleteConntrack, EBUSY);
-    CHECK(kernel.delete_by_mark(0x200, 0x3f00).error().err == EBUSY);
+    CHECK(kernel.delete_by_mark(V4, 0x200, 0x3f00).error().err == EBUSY);
     CHECK(kernel.connections() == 5);
+
+    CHECK(kernel.get_ipv6_conf(10).value() == Ipv6Conf{});
+    kernel.set_ipv6_conf(10, Ipv6Conf{2, 1});
+    CHECK(kernel.get_ipv6_conf(10).value().accepts_ra());
+    kernel.set_ipv6_conf(10, Ipv6Conf{1, 1});
+    CHECK_FALSE(kernel.get_ipv6_conf(10).value().accepts_ra());  // forwarding: RAs ignored
+    CHECK(kernel.get_ipv6_conf(0).error().err == ENODEV);
+}
+
+TEST_CASE("dual-stack on the fake kernel: one apply installs both families, a second changes nothing") {
+    FakeKernel kernel;
+    KernelSync sync{kernel};
+    Config config = test::dual_stack_config();
+    auto inputs = test::healthy(config);
+    Desired desired = build_desired(config, inputs);
+    ApplyReport first = sync.apply(desired);
+    require_clean(first);
+    CHECK(first.results.count("IPv6 routes") == 1);
+    CHECK(first.results.count("IPv6 rules") == 1);
+    CHECK(holds_exactly(kernel.own_routes(), desired.routes));
+    CHECK(holds_exactly(kernel.own_rules(), desired.rules));
+    CHECK(holds_table(kernel, desired.table));
+    // IPv4 and IPv6 rules at the same priority and IPv4 and IPv6 routes in the same table are
+    // distinct objects.
+    CHECK(kernel.own_rules().size() == 5 + 4);
+    CHECK(kernel.own_routes().size() == 4 + 3);
+
+    kernel.reset_counters();
+    ApplyReport second = sync.apply(desired);
+    require_clean(second);
+    CHECK(kernel.writes() == 0);
+    CHECK(second.routes.unchanged == 7);
+    CHECK(second.rules.unchanged == 9);
+
+    // An IPv6 outage changes the IPv6 balanced route and balance6 only.
+    inputs[0].health6 = Health::Down;
+    kernel.reset_counters();
+    ApplyReport moved = sync.apply(build_desired(config, inputs));
+    require_clean(moved);
+    CHECK(moved.routes.replaced == 1);
+    CHECK(moved.rules.changes() == 0);
+    CHECK(kernel.calls(Op::ReplaceRoute) == 1);
+
+    // Dropping IPv6 from the config removes every IPv6 object and nothing else.
+    for (auto& w : config.wans) {
+        w.ipv6 = false;
+        w.gateway6.reset();
+    }
+    ApplyReport v4_only = sync.apply(build_desired(config, test::healthy(config)));
+    require_clean(v4_only);
+    CHECK(v4_only.routes.deleted == 3);
+    CHECK(v4_only.rules.deleted == 4);
+    for (const auto& r : kernel.own_routes()) CHECK(r.family == V4);
+    for (const auto& r : kernel.own_rules()) CHECK(r.family == V4);
+}
+
+TEST_CASE("IPv6 errors are reported under their own keys and name the family") {
+    FakeKernel kernel;
+    KernelSync sync{kernel};
+    Config config = test::dual_stack_config();
+    auto inputs = test::healthy(config);
+    kernel.set_link_up(inputs[1].ifindex, false);  // ether2 down: the kernel refuses nexthops via it
+    Desired desired = build_desired(config, inputs);
+    ApplyReport report = sync.apply(desired);
+    CHECK_FALSE(report.ok());
+    const Status& v6 = report.results["IPv6 routes"];
+    CHECK(v6.err == ENETDOWN);
+    CHECK(v6.message.find("Could not replace IPv6 default route in table 102 (via 2001:db8:2::1 dev ether2): ") == 0);
+    CHECK(report.results["routes"].err == ENETDOWN);  // the IPv4 routes via ether2 too
+    CHECK(report.results["routes"].message.find("IPv6") == std::string::npos);
+    CHECK(report.results["rules"].is_ok());
+    CHECK(report.results["IPv6 rules"].is_ok());
+    kernel.set_link_up(inputs[1].ifindex, true);
+    require_clean(sync.apply(desired));
+}
+
+TEST_CASE("a foreign IPv6 default route in our slot is left alone; an IPv4 one does not block IPv6") {
+    FakeKernel kernel;
+    Route foreign{V6, 101, 1024, {nh("fe80::99", 10, "ether1")}};
+    kernel.add_foreign_route(foreign, "ra");
+    Route v4_foreign{V4, 102, 1024, {nh("198.51.100.9", 11, "ether2")}};
+    kernel.add_foreign_route(v4_foreign, "static");
+    std::vector<Route> want = {Route{V6, 101, 1024, {nh("fe80::1", 10, "ether1")}},
+                               Route{V6, 102, 1024, {nh("2001:db8:2::1", 11, "ether2")}}};
+    SyncReport report = sync_routes(kernel, want);
+    REQUIRE(report.errors.size() == 1);
+    CHECK(report.error_families[0] == V6);
+    CHECK(report.errors[0].message ==
+          "Could not add IPv6 default route in table 101 (via fe80::1 dev ether1): IPv6 table 101 metric 1024 already "
+          "holds \"default via fe80::99 dev ether1 proto ra metric 1024\", which wanbalance does not own; left alone");
+    CHECK(report.added == 1);  // table 102's IPv6 slot is free whatever IPv4 holds there
+    CHECK(kernel.route_count() == 3);
 }

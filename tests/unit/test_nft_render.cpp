@@ -74,3 +74,21 @@ TEST_CASE("an implied ipv4 check is hidden only when an address field implies it
     NftRule ports{{NfprotoIpv4{}, HashVmap{{HashField::SrcPort, HashField::DstPort}, 1021, 1, "balance"}}, "c"};
     CHECK(render(ports) == "meta nfproto ipv4 jhash th sport . th dport mod 1021 seed 0x1 vmap @balance comment \"c\"");
 }
+
+TEST_CASE("ip6 statements print as nft lists them; an implied ipv6 check is hidden like ipv4's") {
+    auto fe80 = *wb::Ipv6::parse("fe80::");
+    CHECK(render(NftRule{{Ip6InPrefix{true, fe80, 10}, Return{}}, ""}) == "ip6 saddr fe80::/10 return");
+    CHECK(render(NftRule{{Ip6InPrefix{false, *wb::Ipv6::parse("ff00::"), 8}, Return{}}, "m"}) ==
+          "ip6 daddr ff00::/8 return comment \"m\"");
+    NftRule addr{{CtStateNew{}, NfprotoIpv6{}, HashVmap{{HashField::SrcAddr, HashField::DstPort}, 1021, 1, "balance6",
+                                                         wb::Family::V6}},
+                 ""};
+    CHECK(render(addr) == "ct state new jhash ip6 saddr . th dport mod 1021 seed 0x1 vmap @balance6");
+    NftRule ports{{NfprotoIpv6{}, HashVmap{{HashField::SrcPort}, 1021, 1, "balance6", wb::Family::V6}}, ""};
+    CHECK(render(ports) == "meta nfproto ipv6 jhash th sport mod 1021 seed 0x1 vmap @balance6");
+    // An ip6 match does not hide an ipv4 check (nor the other way round).
+    NftRule v4{{NfprotoIpv4{}, HashVmap{{HashField::SrcAddr}, 1021, 1, "balance", wb::Family::V4}}, ""};
+    CHECK(render(v4) == "jhash ip saddr mod 1021 seed 0x1 vmap @balance");
+    NftRule masq{{NfprotoIpv6{}, OifnameIs{"ether1"}, Masquerade{}}, "charter"};
+    CHECK(render(masq) == "meta nfproto ipv6 oifname \"ether1\" masquerade comment \"charter\"");
+}
