@@ -22,10 +22,10 @@ KernelFacts article_links() {
 }
 
 // The balanced table's multipath default: its nexthops' interfaces.
-std::vector<int> balanced_ifindexes(const FakeKernel& k) {
+std::vector<int> balanced_ifindexes(const FakeKernel& k, Family family = Family::V4) {
     std::vector<int> out;
     for (const Route& r : k.own_routes())
-        if (r.table == kBalancedTable)
+        if (r.table == kBalancedTable && r.family == family)
             for (const Nexthop& nh : r.nexthops) out.push_back(nh.ifindex);
     return out;
 }
@@ -36,8 +36,8 @@ struct Router {
     State state;
     KernelFacts links = article_links();
 
-    Router() {
-        auto r = config_test::parse(config_test::article());
+    explicit Router(const std::string& config = config_test::article()) {
+        auto r = config_test::parse(config);
         REQUIRE(r.config);
         state = initial_state(*r.config, kT0);
     }
@@ -85,7 +85,7 @@ TEST_CASE("a failover: the kernel changes, then the event, then only the dead WA
     CHECK(done.released.announcements[0].event.kind == "wan-down");
     REQUIRE(done.released.flushes.size() == 1);
     CHECK(done.released.flushes[0].wan == "charter");
-    CHECK(r.kernel.delete_by_mark(done.released.flushes[0].mark, r.state.config.mark_mask).value() == 7);
+    CHECK(r.kernel.delete_by_mark(done.released.flushes[0].family, done.released.flushes[0].mark, r.state.config.mark_mask).value() == 7);
     CHECK(r.kernel.connections() == 5);  // integra's stay
     // Recovery puts it back, once.
     for (int i = 0; i < 5; ++i) r.event(ProbeRound{"charter", true, "", {}});
@@ -121,4 +121,28 @@ TEST_CASE("carrier loss: one reconcile takes the WAN out and flushes it, with no
     CHECK(lost.released.announcements[0].message == "WAN integra (ether2) is down: no carrier on ether2");
     REQUIRE(lost.released.flushes.size() == 1);
     CHECK(lost.released.flushes[0].wan == "integra");
+}
+
+TEST_CASE("dual-stack: an IPv6 outage changes only the IPv6 balanced route and flushes only IPv6") {
+    Router r(config_test::article(R"(, "gateway6": "fe80::1")", R"(, "gateway6": "auto")"));
+    for (auto& [name, link] : r.links) {
+        link.has_address6 = true;
+        link.auto_gateway6 = *Ipv6::parse("fe80::2");
+    }
+    r.reconcile();
+    CHECK(balanced_ifindexes(r.kernel, Family::V4) == std::vector<int>{10, 11});
+    CHECK(balanced_ifindexes(r.kernel, Family::V6) == std::vector<int>{10, 11});
+    r.kernel.add_connections(0x100, 7, Family::V4);
+    r.kernel.add_connections(0x100, 4, Family::V6);
+    for (int i = 0; i < 3; ++i) r.event(ProbeRound{"charter", false, "", {}, Family::V6});
+    Reconciled done = r.reconcile();
+    CHECK(balanced_ifindexes(r.kernel, Family::V4) == std::vector<int>{10, 11});  // IPv4 untouched
+    CHECK(balanced_ifindexes(r.kernel, Family::V6) == std::vector<int>{11});
+    REQUIRE(done.released.announcements.size() == 1);
+    CHECK(done.released.announcements[0].event.family == "ipv6");
+    REQUIRE(done.released.flushes.size() == 1);
+    const Flush& f = done.released.flushes[0];
+    CHECK(f.family == Family::V6);
+    CHECK(r.kernel.delete_by_mark(f.family, f.mark, r.state.config.mark_mask).value() == 4);
+    CHECK(r.kernel.connections() == 7);  // charter's IPv4 connections stay
 }
