@@ -24,7 +24,7 @@ namespace {
 
 constexpr size_t kReceiveBufferBytes = 256 * 1024;  // ctnetlink dumps come in <= 32 KiB datagrams
 
-// What a dump hands over of one entry: its mark, and for an ICMP echo its identifier.
+// What a dump hands over of one entry: its mark, and for an ICMP or ICMPv6 echo its identifier.
 struct Entry {
     uint32_t mark = 0;
     std::optional<uint16_t> icmp_id;
@@ -32,6 +32,7 @@ struct Entry {
 using EntryHandler = std::function<void(const Entry&)>;
 
 struct DumpContext {
+    uint8_t family;  // AF_INET or AF_INET6: the dump's
     const EntryHandler* handler;
 };
 
@@ -50,28 +51,34 @@ void each_nested(const nlattr* nest, Visit visit) {
     each_attr(mnl_attr_get_payload(nest), reinterpret_cast<const char*>(nest) + mnl_attr_get_len(nest), visit);
 }
 
-// CTA_TUPLE_ORIG > CTA_TUPLE_PROTO: the ICMP identifier when the entry is an ICMP echo.
+// CTA_TUPLE_ORIG > CTA_TUPLE_PROTO: the identifier when the entry is an ICMP or ICMPv6 echo
+// (each protocol has its own attribute: CTA_PROTO_ICMP_ID, CTA_PROTO_ICMPV6_ID).
 std::optional<uint16_t> icmp_echo_id(const nlattr* tuple) {
-    std::optional<uint16_t> id;
-    bool icmp = false;
+    std::optional<uint16_t> icmp_id, icmpv6_id;
+    uint8_t proto = 0;
     each_nested(tuple, [&](const nlattr* a) {
         if (mnl_attr_get_type(a) != CTA_TUPLE_PROTO || mnl_attr_validate(a, MNL_TYPE_NESTED) != 0) return;
         each_nested(a, [&](const nlattr* p) {
+            const bool u16 = mnl_attr_validate(p, MNL_TYPE_U16) == 0;
             if (mnl_attr_get_type(p) == CTA_PROTO_NUM && mnl_attr_validate(p, MNL_TYPE_U8) == 0)
-                icmp = mnl_attr_get_u8(p) == IPPROTO_ICMP;
-            else if (mnl_attr_get_type(p) == CTA_PROTO_ICMP_ID && mnl_attr_validate(p, MNL_TYPE_U16) == 0)
-                id = ntohs(mnl_attr_get_u16(p));
+                proto = mnl_attr_get_u8(p);
+            else if (mnl_attr_get_type(p) == CTA_PROTO_ICMP_ID && u16)
+                icmp_id = ntohs(mnl_attr_get_u16(p));
+            else if (mnl_attr_get_type(p) == CTA_PROTO_ICMPV6_ID && u16)
+                icmpv6_id = ntohs(mnl_attr_get_u16(p));
         });
     });
-    return icmp ? id : std::nullopt;
+    if (proto == IPPROTO_ICMP) return icmp_id;
+    if (proto == IPPROTO_ICMPV6) return icmpv6_id;
+    return std::nullopt;
 }
 
-// One conntrack entry of a dump, handed to the handler. Entries of other families are skipped
-// in case the kernel did not filter them.
+// One conntrack entry of a dump, handed to the handler. Entries of other families than the
+// dump's are skipped in case the kernel did not filter them.
 int on_entry(const nlmsghdr* nlh, void* data) {
     auto* ctx = static_cast<DumpContext*>(data);
     auto* nfg = static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh));
-    if (nfg->nfgen_family != AF_INET) return MNL_CB_OK;
+    if (nfg->nfgen_family != ctx->family) return MNL_CB_OK;
     Entry entry;
     each_attr(mnl_nlmsg_get_payload_offset(nlh, sizeof(nfgenmsg)), mnl_nlmsg_get_payload_tail(nlh),
               [&](const nlattr* attr) {
@@ -92,17 +99,18 @@ struct Conntrack::Impl {
     uint32_t seq = 0;
     std::vector<char> buf = std::vector<char>(kReceiveBufferBytes);
 
-    // A ctnetlink request for IPv4 with an optional (mark, mask) filter.
-    nlmsghdr* build(uint16_t type, uint16_t flags, std::optional<std::pair<uint32_t, uint32_t>> filter) {
+    // A ctnetlink request for one family with an optional (mark, mask) filter.
+    nlmsghdr* build(uint16_t type, uint16_t flags, Family family, std::optional<std::pair<uint32_t, uint32_t>> filter) {
         nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
         nlh->nlmsg_type = uint16_t((NFNL_SUBSYS_CTNETLINK << 8) | type);
         nlh->nlmsg_flags = uint16_t(NLM_F_REQUEST | flags);
         nlh->nlmsg_seq = ++seq;
         auto* nfg = static_cast<nfgenmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(nfgenmsg)));
-        nfg->nfgen_family = AF_INET;
+        nfg->nfgen_family = uint8_t(family_af(family));
         // ctnetlink_del_conntrack() applies the family to a flush only when version != 0
         // (version 0 means "every family", for old conntrack tools): measured on 6.18, a
         // version-0 AF_INET flush by mark deleted the IPv6 entries with that mark too.
+        // A dump (ctnetlink_dump_table()) filters by nfgen_family whatever the version.
         nfg->version = type == IPCTNL_MSG_CT_DELETE ? 1 : NFNETLINK_V0;
         nfg->res_id = 0;
         if (filter) {
@@ -115,11 +123,12 @@ struct Conntrack::Impl {
     // Sends the request and reads until the kernel's ACK, error or end of dump; 0 or an errno
     // (ETIMEDOUT when the kernel says nothing for kAnswerTimeout).
     int transact(nlmsghdr* nlh, const EntryHandler& handler) {
+        auto* nfg = static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh));
         int fd = mnl_socket_get_fd(sock.get());
         discard_pending(fd);
         if (mnl_socket_sendto(sock.get(), nlh, nlh->nlmsg_len) < 0) return errno;
         uint32_t want = nlh->nlmsg_seq;
-        DumpContext ctx{&handler};
+        DumpContext ctx{nfg->nfgen_family, &handler};
         for (;;) {
             if (int err = wait_readable(fd, answer_deadline())) return err;
             ssize_t n = mnl_socket_recvfrom(sock.get(), buf.data(), buf.size());
@@ -151,21 +160,25 @@ Conntrack::~Conntrack() = default;
 
 Expected<std::map<uint32_t, unsigned>> Conntrack::count_by_mark(uint32_t mask,
                                                                  const std::set<uint16_t>& skip_icmp_ids) {
-    // No kernel filter says "masked mark != 0": every IPv4 entry is read once.
+    // No kernel filter says "masked mark != 0": every entry is read once, one family per dump;
+    // a WAN's count is its IPv4 and IPv6 connections together.
     std::map<uint32_t, unsigned> counts;
-    nlmsghdr* nlh = impl_->build(IPCTNL_MSG_CT_GET, NLM_F_DUMP, std::nullopt);
     EntryHandler count = [&](const Entry& e) {
         if (e.icmp_id && skip_icmp_ids.count(*e.icmp_id)) return;
         if (e.mark & mask) ++counts[e.mark & mask];
     };
-    if (int err = impl_->transact(nlh, count))
-        return Status::fail(err, "Could not read the conntrack table: " + errno_text(err));
+    for (Family family : kFamilies) {
+        if (int err = impl_->transact(impl_->build(IPCTNL_MSG_CT_GET, NLM_F_DUMP, family, std::nullopt), count))
+            return Status::fail(err, "Could not read the " + std::string(family_label(family)) +
+                                         " conntrack table: " + errno_text(err));
+    }
     return counts;
 }
 
-Expected<unsigned> Conntrack::delete_by_mark(uint32_t mark, uint32_t mask) {
+Expected<unsigned> Conntrack::delete_by_mark(Family family, uint32_t mark, uint32_t mask) {
     char what[96];
-    std::snprintf(what, sizeof what, "Could not delete the connections marked 0x%x/0x%x: ", mark, mask);
+    std::snprintf(what, sizeof what, "Could not delete the %sconnections marked 0x%x/0x%x: ",
+                  family == Family::V6 ? "IPv6 " : "", mark, mask);
     if (mark & ~mask) return 0u;  // no mark can match
     if (mark == 0) return Status::fail(EINVAL, std::string(what) + "mark 0 would match every unmarked connection");
 
@@ -176,14 +189,14 @@ Expected<unsigned> Conntrack::delete_by_mark(uint32_t mark, uint32_t mask) {
     EntryHandler count = [&](const Entry& e) {
         if ((e.mark & mask) == mark) ++matching;
     };
-    if (int err = impl_->transact(impl_->build(IPCTNL_MSG_CT_GET, NLM_F_DUMP, filter), count))
+    if (int err = impl_->transact(impl_->build(IPCTNL_MSG_CT_GET, NLM_F_DUMP, family, filter), count))
         return Status::fail(err, std::string(what) + errno_text(err));
     if (matching == 0) return 0u;
 
     // A delete without a tuple is a flush; with CTA_MARK/CTA_MARK_MASK and the family it only
-    // takes the matching IPv4 entries (ctnetlink_flush_conntrack(), checked by the tests).
+    // takes the matching entries of that family (ctnetlink_flush_conntrack(), checked by the tests).
     EntryHandler none = [](const Entry&) {};
-    if (int err = impl_->transact(impl_->build(IPCTNL_MSG_CT_DELETE, NLM_F_ACK, filter), none))
+    if (int err = impl_->transact(impl_->build(IPCTNL_MSG_CT_DELETE, NLM_F_ACK, family, filter), none))
         return Status::fail(err, std::string(what) + errno_text(err));
     return matching;
 }

@@ -17,7 +17,7 @@ namespace wb {
 
 class ConntrackCounter : NonCopyable {
 public:
-    using Counts = std::map<uint32_t, unsigned>;  // (ctmark & mask) -> entries, as count_by_mark
+    using Counts = std::map<uint32_t, unsigned>;  // (ctmark & mask) -> IPv4 + IPv6 entries, as count_by_mark
     using Done = std::function<void(const Expected<Counts>& counts)>;
 
     // Opens the ctnetlink socket (current netns) and the eventfd, and starts the worker thread

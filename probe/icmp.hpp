@@ -1,5 +1,5 @@
-// ICMP echo packets as bytes: building requests, checking and parsing replies as a raw socket
-// hands them over (IPv4 header first), and the classic BPF that keeps only one identifier.
+// ICMP and ICMPv6 echo packets as bytes: building requests, checking and parsing replies as a raw
+// socket hands them over, and the classic BPFs that keep only one identifier.
 #pragma once
 
 #include <linux/filter.h>
@@ -10,7 +10,7 @@
 #include <span>
 #include <vector>
 
-#include "base/ipv4.hpp"
+#include "base/ip.hpp"
 
 namespace wb::icmp {
 
@@ -29,7 +29,7 @@ std::vector<uint8_t> build_echo_request(uint16_t identifier, uint16_t sequence,
                                         std::span<const uint8_t> payload = kProbePayload);
 
 struct EchoReply {
-    Ipv4 source;
+    IpAddr source;
     uint16_t identifier = 0;
     uint16_t sequence = 0;
     bool operator==(const EchoReply&) const = default;
@@ -43,5 +43,24 @@ std::optional<EchoReply> parse_echo_reply(std::span<const uint8_t> packet);
 // `identifier`, drop everything else. Raw sockets see every ICMP packet of the interface, and
 // without this each one would wake the daemon.
 std::vector<sock_filter> echo_reply_filter(uint16_t identifier);
+
+// --- ICMPv6 (RFC 4443) ---
+
+// An ICMPv6 echo request (type 128, code 0) with the checksum left 0: the kernel computes it on a
+// raw IPPROTO_ICMPV6 socket (RFC 3542 3.1), since it covers the IPv6 pseudo-header and only the
+// kernel knows the source address it picks.
+std::vector<uint8_t> build_echo_request6(uint16_t identifier, uint16_t sequence,
+                                         std::span<const uint8_t> payload = kProbePayload);
+
+// Parses what recv() on a raw ICMPv6 socket returns: the ICMPv6 message alone (no IPv6 header);
+// the source comes from recvfrom()'s sockaddr_in6. Returns the reply only for an echo reply (type
+// 129, code 0) of at least the echo header. The checksum is not checked here: the kernel checks
+// it before a raw ICMPv6 socket gets the packet (rawv6_rcv()), and it needs the destination.
+std::optional<EchoReply> parse_echo_reply6(std::span<const uint8_t> message, const Ipv6& source);
+
+// Classic BPF for SO_ATTACH_FILTER on a raw ICMPv6 socket: accept echo replies with `identifier`.
+// The filter sees the packet from the ICMPv6 header on (the IPv6 header and its extension
+// headers are already pulled, unlike IPv4's), so the offsets are fixed.
+std::vector<sock_filter> echo_reply_filter6(uint16_t identifier);
 
 }  // namespace wb::icmp

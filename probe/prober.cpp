@@ -1,11 +1,14 @@
-// The ICMP prober: per WAN a raw socket bound to the interface and marked, a round timer that
-// sends one echo request per target, and a deadline timer that declares unanswered probes lost.
+// The ICMP and ICMPv6 prober: per probed path (a WAN's IPv4 or IPv6) a raw socket bound to the
+// interface and marked, a round timer that sends one echo request per target, and a deadline
+// timer that declares unanswered probes lost.
 // Rounds may overlap; they are reported strictly in order, each as soon as it and all earlier
 // rounds are finished.
 #include "probe/prober.hpp"
 
+// net/if.h first: linux/icmp.h pulls in linux/if.h, which then leaves out what glibc defines.
+#include <net/if.h>
 #include <linux/icmp.h>
-#include <linux/if.h>
+#include <netinet/icmp6.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -47,7 +50,7 @@ Usec to_usec(std::chrono::milliseconds ms) { return static_cast<Usec>(ms.count()
 enum class Fate { Outstanding, Answered, Lost, NotSent };
 
 struct Probe {
-    Ipv4 target;
+    IpAddr target;
     uint16_t sequence = 0;
     Usec sent_at = 0;
     Usec rtt = 0;
@@ -69,11 +72,13 @@ struct Round {
 }  // namespace
 
 struct Prober::Impl {
+    // One probed path: one family of one WAN.
     struct Wan {
         Impl* impl = nullptr;
-        uint64_t serial = 0;  // tells a WAN apart from a re-created one of the same name
-        std::string name;
+        uint64_t serial = 0;  // tells a path apart from a re-created one of the same key
+        ProbeKey key;
         ProbeSpec spec;
+        int ifindex = 0;  // of spec.interface when the socket was bound: a link-local target's scope
         uint16_t identifier = 0;
         uint16_t next_sequence = 1;
         uint64_t rounds_started = 0;
@@ -94,7 +99,7 @@ struct Prober::Impl {
 
     EventPtr event;
     RoundCallback callback;
-    std::map<std::string, std::unique_ptr<Wan>> wans;
+    std::map<ProbeKey, std::unique_ptr<Wan>> wans;
     uint64_t next_serial = 1;
     uint16_t next_identifier = 0;
     Status timer_status;  // the last failure to arm a timer (ok once one succeeds again)
@@ -102,6 +107,8 @@ struct Prober::Impl {
     uint16_t allocate_identifier();
     void arm(sd_event_source* timer, Usec at, bool enabled);
     Status open_socket(Wan& w);
+    Status filter_socket(const Wan& w, int fd);
+    int send_probe(const Wan& w, const Probe& probe);
     void close_socket(Wan& w);
     void start_round(Wan& w);
     void arm_deadline(Wan& w);
@@ -115,10 +122,10 @@ struct Prober::Impl {
 };
 
 uint16_t Prober::Impl::allocate_identifier() {
-    // Unique among this process's WANs; the random start keeps two daemons (or a daemon and a
+    // Unique among this process's paths (a WAN's IPv4 and IPv6 too); the random start keeps two daemons (or a daemon and a
     // test) in one namespace from picking the same identifiers.
     std::set<uint16_t> used;
-    for (const auto& [name, w] : wans) used.insert(w->identifier);
+    for (const auto& [key, w] : wans) used.insert(w->identifier);
     do ++next_identifier;
     while (next_identifier == 0 || used.count(next_identifier));
     return next_identifier;
@@ -126,11 +133,14 @@ uint16_t Prober::Impl::allocate_identifier() {
 
 Status Prober::Impl::open_socket(Wan& w) {
     const ProbeSpec& spec = w.spec;
+    const bool v6 = w.key.family == Family::V6;
+    const std::string what = std::string(v6 ? "a raw ICMPv6 socket" : "a raw ICMP socket");
     // errno, read before any message is built.
     auto error_of = [](int rc) { return rc < 0 ? errno : 0; };
-    Fd fd(socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_ICMP));
+    Fd fd(v6 ? socket(AF_INET6, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_ICMPV6)
+             : socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_ICMP));
     if (int err = error_of(fd.fd))
-        return Status::fail(err, "Could not open a raw ICMP socket for " + w.name + ": " + errno_text(err));
+        return Status::fail(err, "Could not open " + what + " for " + w.key.wan + ": " + errno_text(err));
     // Bound by name, the kernel stores the ifindex: a re-created interface needs a new bind.
     if (int err = error_of(setsockopt(fd.fd, SOL_SOCKET, SO_BINDTODEVICE, spec.interface.c_str(),
                                       static_cast<socklen_t>(spec.interface.size()))))
@@ -138,22 +148,63 @@ Status Prober::Impl::open_socket(Wan& w) {
     if (int err = error_of(setsockopt(fd.fd, SOL_SOCKET, SO_MARK, &spec.mark, sizeof spec.mark)))
         return Status::fail(err, "Could not set mark " + hex(spec.mark) + " on the probe socket for " +
                                      spec.interface + ": " + errno_text(err));
-    // Both filters only spare wake-ups; replies are matched in full after recv() anyway (packets
-    // can be queued between socket() and the filters).
-    icmp_filter only_echo_replies{~(1u << ICMP_ECHOREPLY)};
-    if (int err = error_of(setsockopt(fd.fd, SOL_RAW, ICMP_FILTER, &only_echo_replies, sizeof only_echo_replies)))
-        return Status::fail(err, "Could not set ICMP_FILTER on the probe socket: " + errno_text(err));
-    auto program = icmp::echo_reply_filter(w.identifier);
-    sock_fprog fprog{static_cast<unsigned short>(program.size()), program.data()};
-    if (int err = error_of(setsockopt(fd.fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof fprog)))
-        return Status::fail(err, "Could not attach the probe socket filter: " + errno_text(err));
+    if (Status s = filter_socket(w, fd.fd); !s) return s;
 
     sd_event_source* source = nullptr;
     if (int r = sd_event_add_io(event.get(), &source, fd.fd, EPOLLIN, on_readable, &w); r < 0)
         return Status::fail(-r, "Could not watch the probe socket for " + spec.interface + ": " + errno_text(-r));
     w.io.reset(source);
     w.socket = std::move(fd);
+    // The bind succeeded, so the name existed a moment ago; 0 if it vanished since, and the
+    // sends then fail (ENODEV) and re-open.
+    w.ifindex = static_cast<int>(if_nametoindex(spec.interface.c_str()));
     return Status::ok();
+}
+
+// Both filters only spare wake-ups; replies are matched in full after recv() anyway (packets
+// can be queued between socket() and the filters).
+Status Prober::Impl::filter_socket(const Wan& w, int fd) {
+    auto error_of = [](int rc) { return rc < 0 ? errno : 0; };
+    if (w.key.family == Family::V6) {
+        icmp6_filter only_echo_replies;
+        ICMP6_FILTER_SETBLOCKALL(&only_echo_replies);
+        ICMP6_FILTER_SETPASS(ICMP6_ECHO_REPLY, &only_echo_replies);
+        if (int err = error_of(setsockopt(fd, IPPROTO_ICMPV6, ICMP6_FILTER, &only_echo_replies, sizeof only_echo_replies)))
+            return Status::fail(err, "Could not set ICMP6_FILTER on the probe socket: " + errno_text(err));
+    } else {
+        icmp_filter only_echo_replies{~(1u << ICMP_ECHOREPLY)};
+        if (int err = error_of(setsockopt(fd, SOL_RAW, ICMP_FILTER, &only_echo_replies, sizeof only_echo_replies)))
+            return Status::fail(err, "Could not set ICMP_FILTER on the probe socket: " + errno_text(err));
+    }
+    auto program = w.key.family == Family::V6 ? icmp::echo_reply_filter6(w.identifier)
+                                              : icmp::echo_reply_filter(w.identifier);
+    sock_fprog fprog{static_cast<unsigned short>(program.size()), program.data()};
+    if (int err = error_of(setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof fprog)))
+        return Status::fail(err, "Could not attach the probe socket filter: " + errno_text(err));
+    return Status::ok();
+}
+
+// Sends one echo request; 0 or the errno of sendto().
+int Prober::Impl::send_probe(const Wan& w, const Probe& probe) {
+    ssize_t rc;
+    if (const auto* v4 = std::get_if<Ipv4>(&probe.target)) {
+        auto packet = icmp::build_echo_request(w.identifier, probe.sequence);
+        sockaddr_in to{};
+        to.sin_family = AF_INET;
+        to.sin_addr.s_addr = v4->network();
+        rc = sendto(w.socket.fd, packet.data(), packet.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+    } else {
+        const Ipv6& v6 = std::get<Ipv6>(probe.target);
+        auto packet = icmp::build_echo_request6(w.identifier, probe.sequence);
+        sockaddr_in6 to{};
+        to.sin6_family = AF_INET6;
+        std::copy(v6.bytes.begin(), v6.bytes.end(), to.sin6_addr.s6_addr);
+        // fe80::1 exists on every link: the scope says which one (the bound one; another would
+        // be refused).
+        if (v6.link_local() || v6.multicast()) to.sin6_scope_id = static_cast<uint32_t>(w.ifindex);
+        rc = sendto(w.socket.fd, packet.data(), packet.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+    }
+    return rc < 0 ? errno : 0;
 }
 
 void Prober::Impl::close_socket(Wan& w) {
@@ -175,22 +226,17 @@ void Prober::Impl::start_round(Wan& w) {
     if (w.spec.targets.empty() && round.problem.empty()) round.problem = "no probe targets (gateway unknown)";
 
     bool interface_gone = false;
-    for (Ipv4 target : w.spec.targets) {
+    for (const IpAddr& target : w.spec.targets) {
         Probe& probe = round.probes.emplace_back(Probe{target, w.next_sequence++});
         if (!w.socket) {
             probe.fate = Fate::NotSent;
             continue;
         }
-        auto packet = icmp::build_echo_request(w.identifier, probe.sequence);
-        sockaddr_in to{};
-        to.sin_family = AF_INET;
-        to.sin_addr.s_addr = target.network();
         probe.sent_at = now_usec();
-        if (sendto(w.socket.fd, packet.data(), packet.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) < 0) {
-            int err = errno;
+        if (int err = send_probe(w, probe)) {
             probe.fate = Fate::NotSent;
             if (round.problem.empty())
-                round.problem = "sendto " + target.str() + " via " + w.spec.interface + ": " + errno_text(err);
+                round.problem = "sendto " + str(target) + " via " + w.spec.interface + ": " + errno_text(err);
             // The bound ifindex no longer exists (ip_route_output_key_hash_rcu: -ENODEV).
             if (err == ENODEV || err == ENXIO) interface_gone = true;
         }
@@ -227,9 +273,9 @@ void Prober::Impl::account(Wan& w, const Round& r) {
 }
 
 // Reports every finished round at the head of the queue. The callback may reconfigure or remove
-// this WAN; returns false when `w` no longer exists, so callers stop touching it.
+// this path; returns false when `w` no longer exists, so callers stop touching it.
 bool Prober::Impl::deliver(Wan& w) {
-    const std::string name = w.name;
+    const ProbeKey key = w.key;
     const uint64_t serial = w.serial;
     Impl* self = w.impl;
     Wan* current = &w;
@@ -254,8 +300,8 @@ bool Prober::Impl::deliver(Wan& w) {
         unsigned required = std::clamp<unsigned>(round.min_targets_up, 1, std::max<size_t>(round.probes.size(), 1));
         outcome.success = !round.probes.empty() && outcome.answered >= required;
 
-        self->callback(name, outcome);
-        auto it = self->wans.find(name);
+        self->callback(key, outcome);
+        auto it = self->wans.find(key);
         if (it == self->wans.end() || it->second->serial != serial) return false;
         current = it->second.get();
     }
@@ -289,18 +335,34 @@ int Prober::Impl::on_deadline(sd_event_source*, uint64_t, void* userdata) {
     return 0;
 }
 
+namespace {
+
+// An IPv4 raw socket hands over the IP header too; an IPv6 one only the ICMPv6 message, the source
+// being in the address recvfrom() filled in.
+std::optional<icmp::EchoReply> parse_reply(Family family, std::span<const uint8_t> packet, const sockaddr_in6& from) {
+    if (family == Family::V4) return icmp::parse_echo_reply(packet);
+    if (from.sin6_family != AF_INET6) return std::nullopt;
+    Ipv6 source;
+    std::copy(std::begin(from.sin6_addr.s6_addr), std::end(from.sin6_addr.s6_addr), source.bytes.begin());
+    return icmp::parse_echo_reply6(packet, source);
+}
+
+}  // namespace
+
 int Prober::Impl::on_readable(sd_event_source*, int fd, uint32_t, void* userdata) {
     Wan& w = *static_cast<Wan*>(userdata);
     uint8_t buffer[kReceiveBufferBytes];
     bool matched = false;
     for (;;) {
-        ssize_t n = recv(fd, buffer, sizeof buffer, 0);
+        sockaddr_in6 from{};
+        socklen_t from_len = sizeof from;
+        ssize_t n = recvfrom(fd, buffer, sizeof buffer, 0, reinterpret_cast<sockaddr*>(&from), &from_len);
         if (n < 0) {
             if (errno == EINTR) continue;
             break;  // EAGAIN: drained. Raw sockets report nothing else without IP_RECVERR.
         }
         Usec received_at = now_usec();
-        auto reply = icmp::parse_echo_reply(std::span<const uint8_t>(buffer, static_cast<size_t>(n)));
+        auto reply = parse_reply(w.key.family, std::span<const uint8_t>(buffer, static_cast<size_t>(n)), from);
         if (!reply || reply->identifier != w.identifier) continue;
         for (Round& r : w.rounds) {
             auto probe = std::find_if(r.probes.begin(), r.probes.end(), [&](const Probe& p) {
@@ -339,17 +401,23 @@ Expected<std::unique_ptr<Prober>> Prober::create(sd_event* event, RoundCallback 
 
 Prober::~Prober() = default;
 
-Status Prober::configure(const std::string& wan, const ProbeSpec& spec) {
+Status Prober::configure(const ProbeKey& key, const ProbeSpec& spec) {
     Impl& impl = *impl_;
+    // "charter" for IPv4 as ever, "charter (IPv6)" for IPv6.
+    const std::string wan = key.family == Family::V4 ? key.wan : key.wan + " (" + std::string(family_label(key.family)) + ")";
     if (spec.interface.empty() || spec.interface.size() >= IFNAMSIZ)
         return Status::fail(EINVAL, "Cannot probe " + wan + ": \"" + spec.interface + "\" is not an interface name");
     if (spec.interval.count() <= 0 || spec.timeout.count() <= 0)
         return Status::fail(EINVAL, "Cannot probe " + wan + ": interval and timeout must be positive");
+    for (const IpAddr& target : spec.targets)
+        if (family_of(target) != key.family)
+            return Status::fail(EINVAL, "Cannot probe " + wan + ": target " + str(target) + " is not an " +
+                                            std::string(family_label(key.family)) + " address");
 
     uint64_t loop_now = 0;
     sd_event_now(impl.event.get(), CLOCK_MONOTONIC, &loop_now);
 
-    auto it = impl.wans.find(wan);
+    auto it = impl.wans.find(key);
     if (it != impl.wans.end()) {
         Impl::Wan& w = *it->second;
         if (w.spec == spec) return Status::ok();
@@ -375,7 +443,7 @@ Status Prober::configure(const std::string& wan, const ProbeSpec& spec) {
     Impl::Wan& w = *owned;
     w.impl = &impl;
     w.serial = impl.next_serial++;
-    w.name = wan;
+    w.key = key;
     w.spec = spec;
     w.identifier = impl.allocate_identifier();
     sd_event_source* source = nullptr;
@@ -391,7 +459,7 @@ Status Prober::configure(const std::string& wan, const ProbeSpec& spec) {
     w.deadline_timer.reset(source);
     if (int r = sd_event_source_set_enabled(source, SD_EVENT_OFF); r < 0)
         return Status::fail(-r, "Could not add the probe deadline timer for " + wan + ": " + errno_text(-r));
-    impl.wans.emplace(wan, std::move(owned));
+    impl.wans.emplace(key, std::move(owned));
 
     // A missing interface is normal (PPP, USB modems): rounds fail with the reason and retry
     // the bind each round. Anything else (no CAP_NET_RAW) is worth saying now, too.
@@ -400,13 +468,13 @@ Status Prober::configure(const std::string& wan, const ProbeSpec& spec) {
     return Status::ok();
 }
 
-void Prober::retain(const std::vector<std::string>& wans) {
-    std::set<std::string> keep(wans.begin(), wans.end());
+void Prober::retain(const std::vector<ProbeKey>& keys) {
+    std::set<ProbeKey> keep(keys.begin(), keys.end());
     std::erase_if(impl_->wans, [&](const auto& entry) { return !keep.count(entry.first); });
 }
 
-void Prober::pause(const std::string& wan, bool paused) {
-    auto it = impl_->wans.find(wan);
+void Prober::pause(const ProbeKey& key, bool paused) {
+    auto it = impl_->wans.find(key);
     if (it == impl_->wans.end() || it->second->paused == paused) return;
     Impl::Wan& w = *it->second;
     w.paused = paused;
@@ -418,8 +486,8 @@ void Prober::pause(const std::string& wan, bool paused) {
 
 Status Prober::timer_status() const { return impl_->timer_status; }
 
-ProbeStats Prober::stats(const std::string& wan) const {
-    auto it = impl_->wans.find(wan);
+ProbeStats Prober::stats(const ProbeKey& key) const {
+    auto it = impl_->wans.find(key);
     if (it == impl_->wans.end()) return {};
     const Impl::Wan& w = *it->second;
     ProbeStats stats;
@@ -432,8 +500,8 @@ ProbeStats Prober::stats(const std::string& wan) const {
     return stats;
 }
 
-std::optional<uint16_t> Prober::identifier(const std::string& wan) const {
-    auto it = impl_->wans.find(wan);
+std::optional<uint16_t> Prober::identifier(const ProbeKey& key) const {
+    auto it = impl_->wans.find(key);
     if (it == impl_->wans.end()) return std::nullopt;
     return it->second->identifier;
 }

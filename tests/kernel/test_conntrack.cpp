@@ -1,6 +1,8 @@
-// Conntrack against the real kernel: entries made with `conntrack -I` in a fresh network
-// namespace, counted and deleted by mark, checked with `conntrack -L`.
+// Conntrack against the real kernel: entries made with `conntrack -I` (or by traffic through an
+// nftables ct mark rule) in a fresh network namespace, counted and deleted by mark and family,
+// checked with `conntrack -L`.
 #include <doctest/doctest.h>
+#include <unistd.h>
 
 #include <string>
 
@@ -39,33 +41,38 @@ std::unique_ptr<Conntrack> open_ct() {
 
 }  // namespace
 
-TEST_CASE("count_by_mark counts IPv4 entries by their masked mark, skipping unmarked ones") {
+TEST_CASE("count_by_mark counts IPv4 and IPv6 entries by their masked mark, skipping unmarked ones") {
     test::enter_fresh_netns();
     for (int i = 0; i < 3; ++i) insert(0x100);
     for (int i = 0; i < 2; ++i) insert(0x200);
     for (int i = 0; i < 2; ++i) insert(0x4100);  // kube-proxy's bit plus ours
     insert(0x4000);                              // only a foreign bit: masked to 0
     insert(0);
-    insert(0x100, true);  // IPv6: not counted
+    insert(0x100, true);  // IPv6: a WAN's count holds both families
+    insert(0x300, true);
+    insert(0x4000, true);
     auto ct = open_ct();
     auto counts = ct->count_by_mark(0x3f00);
     REQUIRE_MESSAGE(counts.has_value(), counts.error().message);
-    CHECK(*counts == std::map<uint32_t, unsigned>{{0x100, 5}, {0x200, 2}});
+    CHECK(*counts == std::map<uint32_t, unsigned>{{0x100, 6}, {0x200, 2}, {0x300, 1}});
 }
 
-TEST_CASE("count_by_mark leaves out ICMP echoes with the given identifiers (the daemon's probes)") {
+TEST_CASE("count_by_mark leaves out ICMP and ICMPv6 echoes with the given identifiers (the daemon's probes)") {
     test::enter_fresh_netns();
     insert(0x100);
     for (int id : {4242, 4243, 77})
         must("conntrack -I -s 203.0.113.2 -d 192.0.2.53 -p icmp --icmp-type 8 --icmp-code 0 --icmp-id " +
              std::to_string(id) + " -t 30 -m " + std::to_string(0x100));
+    for (int id : {4244, 78})
+        must("conntrack -I -s 2001:db8:1::2 -d 2001:db8:ff::53 -p icmpv6 --icmpv6-type 128 --icmpv6-code 0 "
+             "--icmpv6-id " + std::to_string(id) + " -t 30 -m " + std::to_string(0x100));
     auto ct = open_ct();
     auto all = ct->count_by_mark(0x3f00);
     REQUIRE_MESSAGE(all.has_value(), all.error().message);
-    CHECK(*all == std::map<uint32_t, unsigned>{{0x100, 4}});
-    auto without = ct->count_by_mark(0x3f00, {4242, 4243});
+    CHECK(*all == std::map<uint32_t, unsigned>{{0x100, 6}});
+    auto without = ct->count_by_mark(0x3f00, {4242, 4243, 4244});
     REQUIRE_MESSAGE(without.has_value(), without.error().message);
-    CHECK(*without == std::map<uint32_t, unsigned>{{0x100, 2}});  // the TCP entry and id 77
+    CHECK(*without == std::map<uint32_t, unsigned>{{0x100, 3}});  // the TCP entry, ids 77 and 78
 }
 
 TEST_CASE("delete_by_mark deletes exactly the matching IPv4 entries") {
@@ -79,7 +86,7 @@ TEST_CASE("delete_by_mark deletes exactly the matching IPv4 entries") {
     insert(0x100, true);
     auto ct = open_ct();
 
-    auto deleted = ct->delete_by_mark(0x100, 0x3f00);
+    auto deleted = ct->delete_by_mark(Family::V4, 0x100, 0x3f00);
     REQUIRE_MESSAGE(deleted.has_value(), deleted.error().message);
     CHECK(*deleted == 5);
     CHECK(listed(0x100) == 0);
@@ -90,22 +97,22 @@ TEST_CASE("delete_by_mark deletes exactly the matching IPv4 entries") {
     CHECK(listed(0) == 1);
     CHECK(listed(0x100, "ipv6") == 1);  // the kernel's flush honours the family
 
-    auto again = ct->delete_by_mark(0x100, 0x3f00);
+    auto again = ct->delete_by_mark(Family::V4, 0x100, 0x3f00);
     REQUIRE(again.has_value());
     CHECK(*again == 0);
 
     // A mark outside the mask matches nothing; mark 0 would match everything unmarked.
-    auto outside = ct->delete_by_mark(0x4000, 0x3f00);
+    auto outside = ct->delete_by_mark(Family::V4, 0x4000, 0x3f00);
     REQUIRE(outside.has_value());
     CHECK(*outside == 0);
     CHECK(listed(0x4000) == 1);
-    auto zero = ct->delete_by_mark(0, 0x3f00);
+    auto zero = ct->delete_by_mark(Family::V4, 0, 0x3f00);
     CHECK_FALSE(zero.has_value());
     CHECK(listed(0) == 1);
 
     auto counts = ct->count_by_mark(0x3f00);
     REQUIRE(counts.has_value());
-    CHECK(*counts == std::map<uint32_t, unsigned>{{0x200, 2}, {0x300, 1}});
+    CHECK(*counts == std::map<uint32_t, unsigned>{{0x100, 1}, {0x200, 2}, {0x300, 1}});  // 0x100: the IPv6 one
 }
 
 TEST_CASE("a table bigger than one dump datagram is counted and deleted in full") {
@@ -118,9 +125,82 @@ TEST_CASE("a table bigger than one dump datagram is counted and deleted in full"
     auto counts = ct->count_by_mark(0x3f00);
     REQUIRE(counts.has_value());
     CHECK(*counts == std::map<uint32_t, unsigned>{{0x100, 200}, {0x200, 200}});
-    auto deleted = ct->delete_by_mark(0x200, 0x3f00);
+    auto deleted = ct->delete_by_mark(Family::V4, 0x200, 0x3f00);
     REQUIRE(deleted.has_value());
     CHECK(*deleted == 200);
     CHECK(listed(0x200) == 0);
     CHECK(listed(0x100) == 200);
+}
+
+TEST_CASE("delete_by_mark(IPv6) deletes the IPv6 entries of that mark and leaves IPv4 ones of the same mark") {
+    test::enter_fresh_netns();
+    for (int i = 0; i < 3; ++i) insert(0x100, true);
+    insert(0x4100, true);  // a foreign bit besides ours: still this WAN
+    for (int i = 0; i < 2; ++i) insert(0x200, true);
+    for (int i = 0; i < 2; ++i) insert(0x100);
+    insert(0x200);
+    auto ct = open_ct();
+
+    auto deleted = ct->delete_by_mark(Family::V6, 0x100, 0x3f00);
+    REQUIRE_MESSAGE(deleted.has_value(), deleted.error().message);
+    CHECK(*deleted == 4);
+    CHECK(listed(0x100, "ipv6") == 0);
+    CHECK(listed(0x4100, "ipv6") == 0);
+    CHECK(listed(0x200, "ipv6") == 2);
+    CHECK(listed(0x100) == 2);  // the IPv4 connections of the same WAN stay
+    CHECK(listed(0x200) == 1);
+
+    // And the other way round: IPv4 of 0x200 goes, IPv6 of 0x200 stays.
+    auto v4 = ct->delete_by_mark(Family::V4, 0x200, 0x3f00);
+    REQUIRE(v4.has_value());
+    CHECK(*v4 == 1);
+    CHECK(listed(0x200) == 0);
+    CHECK(listed(0x200, "ipv6") == 2);
+    CHECK(listed(0x100) == 2);
+
+    auto again = ct->delete_by_mark(Family::V6, 0x100, 0x3f00);
+    REQUIRE(again.has_value());
+    CHECK(*again == 0);
+    CHECK_FALSE(ct->delete_by_mark(Family::V6, 0, 0x3f00).has_value());
+    CHECK(listed(0x200, "ipv6") == 2);
+}
+
+TEST_CASE("IPv6 connections marked by nftables, as the data plane marks them, are flushed per family") {
+    test::enter_fresh_netns();
+    // A client namespace behind a veth; this namespace forwards nothing, it answers: every
+    // connection to it gets the ct mark of the interface it came in on, as a WAN's inbound does.
+    std::string peer = "ct-" + std::to_string(getpid());
+    must("ip netns add " + peer);
+    struct Cleanup {
+        std::string name;
+        ~Cleanup() { test::run("ip netns del " + name); }
+    } cleanup{peer};
+    must("sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0");
+    must("ip netns exec " + peer + " sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0");
+    must("ip link add wan1 type veth peer name up1 netns " + peer);
+    must("ip addr add 2001:db8:1::2/64 dev wan1");
+    must("ip addr add 203.0.113.2/24 dev wan1");
+    must("ip link set wan1 up");
+    must("ip netns exec " + peer + " ip addr add 2001:db8:1::1/64 dev up1");
+    must("ip netns exec " + peer + " ip addr add 203.0.113.1/24 dev up1");
+    must("ip netns exec " + peer + " ip link set up1 up");
+    must("echo 'table inet t { chain pre { type filter hook prerouting priority -150; "
+         "ct state new iifname \"wan1\" ct mark set 0x100; }; }' | nft -f -");
+    // UDP "connections" toward us: each source port is one conntrack entry (NEW, then kept).
+    for (int port = 40000; port < 40003; ++port) {
+        must("ip netns exec " + peer + " bash -c 'echo x > /dev/udp/2001:db8:1::2/" + std::to_string(port) + "' || true");
+        must("ip netns exec " + peer + " bash -c 'echo x > /dev/udp/203.0.113.2/" + std::to_string(port) + "' || true");
+    }
+    auto ct = open_ct();
+    auto counts = ct->count_by_mark(0x3f00);
+    REQUIRE(counts.has_value());
+    CHECK(*counts == std::map<uint32_t, unsigned>{{0x100, 6}});  // neighbour discovery is untracked
+    CHECK(listed(0x100, "ipv6") == 3);
+    CHECK(listed(0x100) == 3);
+
+    auto deleted = ct->delete_by_mark(Family::V6, 0x100, 0x3f00);
+    REQUIRE(deleted.has_value());
+    CHECK(*deleted == 3);
+    CHECK(listed(0x100, "ipv6") == 0);
+    CHECK(listed(0x100) == 3);
 }

@@ -72,6 +72,14 @@ TEST_CASE("a count runs on the worker and reaches its callback through process()
     counter->count(0x3f00, {4242}, record);
     process_until(*counter, [&] { return got.size() == 3; });
     CHECK(got[2] == Counts{{0x100, 300}, {0x200, 301}});
+
+    // A WAN's IPv6 connections count with its IPv4 ones; its ICMPv6 probes do not.
+    must("conntrack -I -s 2001:db8:1::2 -d 2001:db8:ff::1 -p udp --sport 1000 --dport 53 -t 300 -m 512");
+    must("conntrack -I -s 2001:db8:1::2 -d 2001:db8:ff::53 -p icmpv6 --icmpv6-type 128 --icmpv6-code 0 "
+         "--icmpv6-id 4243 -t 30 -m 512");
+    counter->count(0x3f00, {4242, 4243}, record);
+    process_until(*counter, [&] { return got.size() == 4; });
+    CHECK(got[3] == Counts{{0x100, 300}, {0x200, 302}});
 }
 
 TEST_CASE("requests made while a big table is counted share the next count") {

@@ -341,3 +341,160 @@ TEST_CASE("a namespace without any route yet (no main table) can be watched") {
     must("ip link set ether1 down");
     REQUIRE(w.wait_for([](const KernelSnapshot& s) { return s.auto_gateways.empty(); }));
 }
+
+// --- IPv6 ---
+
+namespace {
+
+Ipv6 ip6(const char* text) { return *Ipv6::parse(text); }
+
+std::optional<Ipv6> auto_gateway6(const KernelSnapshot& s, const std::string& dev) {
+    auto it = s.auto_gateways6.find(ifindex(dev));
+    if (it == s.auto_gateways6.end()) return std::nullopt;
+    return it->second;
+}
+
+// `ip -6 addr` about one address: "inet6 2001:db8:1::2/64 scope global tentative".
+std::string address_line(const std::string& dev, const std::string& address) {
+    return must("ip -6 -o addr show dev " + dev + " | grep -F ' " + address + "/' || true");
+}
+
+std::vector<Ipv6> addresses6(const KernelSnapshot& s, const std::string& dev) {
+    const LinkState* link = s.link(dev);
+    return link ? link->addresses6 : std::vector<Ipv6>{};
+}
+
+}  // namespace
+
+TEST_CASE("a global IPv6 address counts once DAD is done; tentative, failed and link-local ones do not") {
+    make_wans();
+    must("ip addr add 2001:db8:2::2/64 dev ether2 nodad");
+    Watcher w;
+    CHECK(addresses6(w.snap(), "ether2") == std::vector<Ipv6>{ip6("2001:db8:2::2")});
+    for (const auto& [name, link] : w.snap().links)
+        for (const Ipv6& a : link.addresses6) {
+            CAPTURE(name);
+            CHECK_FALSE(a.link_local());
+        }
+
+    // Tentative first (about a second of DAD on a veth), then the same address again without the
+    // flag: only then is it in the snapshot, and the link is reported changed.
+    must("ip addr add 2001:db8:1::2/64 dev ether1");
+    REQUIRE(address_line("ether1", "2001:db8:1::2").find("tentative") != std::string::npos);
+    w.settle(100);
+    CHECK(addresses6(w.snap(), "ether1").empty());
+    w.reset();
+    REQUIRE(w.wait_for([](const KernelSnapshot& s) { return !addresses6(s, "ether1").empty(); }));
+    CHECK(addresses6(w.snap(), "ether1") == std::vector<Ipv6>{ip6("2001:db8:1::2")});
+    CHECK(w.saw_link("ether1"));
+    CHECK(address_line("ether1", "2001:db8:1::2").find("tentative") == std::string::npos);
+
+    // Someone else on the link holds it already: DAD fails, the address never counts.
+    must("ip addr add 2001:db8:1::7/64 dev isp1 nodad");
+    must("ip addr add 2001:db8:1::7/64 dev ether1");
+    REQUIRE(w.wait_for([](const KernelSnapshot&) {
+        return address_line("ether1", "2001:db8:1::7").find("dadfailed") != std::string::npos;
+    }));
+    w.settle(100);
+    CHECK(addresses6(w.snap(), "ether1") == std::vector<Ipv6>{ip6("2001:db8:1::2")});
+
+    w.reset();
+    must("ip addr del 2001:db8:1::2/64 dev ether1");
+    REQUIRE(w.wait_for([](const KernelSnapshot& s) { return addresses6(s, "ether1").empty(); }));
+    CHECK(w.saw_link("ether1"));
+    CHECK(w.snap().link("ether1")->addresses == std::vector<Ipv4>{ip("203.0.113.2")});  // IPv4 untouched
+}
+
+TEST_CASE("auto_gateways6 follows an RA default route, a new router, and the old one's removal") {
+    make_wans();
+    must("ip -6 route add default via fe80::1 dev ether1 proto ra");
+    Watcher w;
+    CHECK(auto_gateway6(w.snap(), "ether1") == ip6("fe80::1"));
+    CHECK(w.snap().auto_gateways6.size() == 1);
+    CHECK(w.snap().auto_gateways.empty());
+
+    // The ISP's new router advertises: both routes exist, the new one is followed at once.
+    must("ip -6 route append default via fe80::2 dev ether1 proto ra");
+    REQUIRE(w.wait_for([](const KernelSnapshot& s) { return auto_gateway6(s, "ether1") == ip6("fe80::2"); }));
+    CHECK(w.seen.auto_gateways);
+    // The old one expires: the new one stays.
+    w.reset();
+    must("ip -6 route del default via fe80::1 dev ether1");
+    w.settle();
+    CHECK(auto_gateway6(w.snap(), "ether1") == ip6("fe80::2"));
+    CHECK_FALSE(w.seen.auto_gateways);
+    REQUIRE(must("ip -6 route show default").find("fe80::1 ") == std::string::npos);
+
+    // And once more the other way round: a third router, then the second one's route goes.
+    must("ip -6 route append default via fe80::3 dev ether1 proto ra");
+    REQUIRE(w.wait_for([](const KernelSnapshot& s) { return auto_gateway6(s, "ether1") == ip6("fe80::3"); }));
+    w.reset();
+    must("ip -6 route del default via fe80::3 dev ether1");
+    REQUIRE(w.wait_for([](const KernelSnapshot& s) { return auto_gateway6(s, "ether1") == ip6("fe80::2"); }));
+    CHECK(w.seen.auto_gateways);
+
+    // A lower metric wins over the newer route; removed, the other one is followed again.
+    must("ip -6 route add default via fe80::4 dev ether1 proto static metric 100");
+    REQUIRE(w.wait_for([](const KernelSnapshot& s) { return auto_gateway6(s, "ether1") == ip6("fe80::4"); }));
+    must("ip -6 route del default via fe80::4 dev ether1 metric 100");
+    REQUIRE(w.wait_for([](const KernelSnapshot& s) { return auto_gateway6(s, "ether1") == ip6("fe80::2"); }));
+
+    w.reset();
+    must("ip -6 route del default via fe80::2 dev ether1");
+    REQUIRE(w.wait_for([](const KernelSnapshot& s) { return s.auto_gateways6.empty(); }));
+    CHECK(w.seen.auto_gateways);
+}
+
+TEST_CASE("auto_gateways6 per interface: multipath nexthops count for their interface; ours and other tables do not") {
+    make_wans();
+    must("ip addr add 2001:db8:2::2/64 dev ether2 nodad");
+    Watcher w;
+    must("ip -6 route add default via fe80::1 dev ether1 proto ra");
+    must("ip -6 route add default via 2001:db8:2::1 dev ether2 proto dhcp metric 2000");
+    must("ip -6 route add default metric 3000 nexthop via fe80::a dev ether1 nexthop via fe80::b dev ether2");
+    must("ip -6 route add default via fe80::77 dev ether2 proto 87 metric 10");  // ours
+    must("ip -6 route add default via fe80::88 dev ether2 proto ra table 101");   // not main
+    REQUIRE(w.wait_for([](const KernelSnapshot& s) {
+        return auto_gateway6(s, "ether1") == ip6("fe80::1") && auto_gateway6(s, "ether2") == ip6("2001:db8:2::1");
+    }));
+    CHECK(w.seen.own_routes);
+    w.settle();
+    CHECK(w.snap().auto_gateways6.size() == 2);
+    CHECK(auto_gateway6(w.snap(), "ether2") == ip6("2001:db8:2::1"));
+
+    // ether2's own default goes: the multipath route's nexthop on ether2 is what is left there.
+    must("ip -6 route del default via 2001:db8:2::1 dev ether2 metric 2000");
+    REQUIRE(w.wait_for([](const KernelSnapshot& s) { return auto_gateway6(s, "ether2") == ip6("fe80::b"); }));
+    CHECK(auto_gateway6(w.snap(), "ether1") == ip6("fe80::1"));
+
+    // A fresh watch reads the same from its dump.
+    Watcher fresh;
+    CHECK(fresh.snap().auto_gateways6 == w.snap().auto_gateways6);
+
+    // The interface goes: its gateways go with it.
+    w.reset();
+    must("ip link del ether2");
+    REQUIRE(w.wait_for([](const KernelSnapshot& s) { return s.auto_gateways6.size() == 1; }));
+    CHECK(auto_gateway6(w.snap(), "ether1") == ip6("fe80::1"));
+    CHECK(w.seen.auto_gateways);
+}
+
+TEST_CASE("own IPv6 routes and rules, added or deleted behind our back, are reported") {
+    make_wans();
+    must("ip -6 route add default via fe80::1 dev ether2 table 102 proto 87");
+    Watcher w;
+    must("ip -6 route del default table 102");
+    REQUIRE(w.wait_for([&](const KernelSnapshot&) { return w.seen.own_routes; }));
+    CHECK_FALSE(w.seen.auto_gateways);
+    w.reset();
+    must("ip -6 rule add priority 20001 fwmark 0x100/0x3f00 lookup 101 proto 87");
+    REQUIRE(w.wait_for([&](const KernelSnapshot&) { return w.seen.own_routes; }));
+    w.reset();
+    must("ip -6 rule del priority 20001");
+    REQUIRE(w.wait_for([&](const KernelSnapshot&) { return w.seen.own_routes; }));
+    w.reset();
+    must("ip -6 rule add priority 100 lookup 300 proto static");
+    must("ip -6 route add default via fe80::1 dev ether2 table 102 proto static");
+    w.settle();
+    CHECK_FALSE(w.seen.own_routes);
+}
