@@ -18,10 +18,10 @@ if TYPE_CHECKING:
     from labkit import Lab
 
 # Off the journal an event is a log line ending "[event=wan-down wan=charter interface=ether1
-# state=down]"; the reason is the text after the last ": " of the message.
+# state=down family=ipv4]"; the reason is the text after the last ": " of the message.
 _EVENT = re.compile(r"^wanbalanced\[(?P<level>\w+)\]: (?P<message>.*) \[event=(?P<kind>[a-z-]+)"
                     r"(?: wan=(?P<wan>\S+))?(?: interface=(?P<interface>\S+))?"
-                    r"(?: state=(?P<state>\S+))?\]$")
+                    r"(?: state=(?P<state>\S+))?(?: family=(?P<family>\S+))?\]$")
 
 
 @dataclasses.dataclass
@@ -33,6 +33,7 @@ class Event:
     state: str | None
     level: str
     message: str
+    family: str | None = None  # ipv4 / ipv6: which of a WAN's health states changed
 
     @property
     def reason(self) -> str:
@@ -75,7 +76,7 @@ class EventWatch:
                 m = _EVENT.match(line)
                 if m:
                     self.events.append(Event(now, m["kind"], m["wan"], m["interface"], m["state"],
-                                             m["level"], m["message"]))
+                                             m["level"], m["message"], m["family"]))
 
     def _run(self) -> None:
         while not self._stop.is_set():
