@@ -174,6 +174,8 @@ def records(envs):
     out = []
     for f in envs.iterdir():
         env = dict(line.split("=", 1) for line in f.read_text().splitlines() if "=" in line)
+        if "PATH" not in env:  # mktemp made the file, `env` has not written it yet
+            continue
         out.append(tuple(env.get(k) for k in ("WANBALANCE_EVENT", "WANBALANCE_WAN",
                                                "WANBALANCE_INTERFACE", "WANBALANCE_STATE")))
     return out
