@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from labcore import *  # noqa: F401,F403 - labkit is the one module tests import
-from labcore import (FAMILIES, ISP_OF_WAN, LAB_SH, LAN_HOST, PROBE_TARGETS, PROBE_TARGETS6,
+from labcore import (ISP_OF_WAN, LAB_SH, LAN_HOST, PROBE_TARGETS, PROBE_TARGETS6,
                      PYTHON, ROLES, SERVER, SERVER6, TCP_PORT, TOOLS, UDP_PORT, WAN_ADDR6,
                      WAN_GATEWAY6, WAN_INTERFACE, WAN_OF_SOURCE, WAN_PREFIX6, CommandError,
                      LabError, LineReader, family_of, server_of, wait_until)
