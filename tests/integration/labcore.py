@@ -30,6 +30,19 @@ WAN_GATEWAY = {"charter": "203.0.113.1", "integra": "198.51.100.1"}
 WAN_INTERFACE = {"charter": "ether1", "integra": "ether2"}
 WAN_OF_SOURCE = {addr: wan for wan, addr in WAN_ADDR.items()}
 ISP_OF_WAN = {"charter": "isp1", "integra": "isp2"}
+
+# IPv6 (tests/lab/lab.sh --help). Integra's WAN address is SLAAC from isp2's router
+# advertisements and its gateway is isp2's link-local address: Lab.wan_addr6("integra"),
+# Lab.ra_gateway() read them from the router.
+FAMILIES = ("ipv4", "ipv6")
+SERVER6 = "2001:db8:ff::10"
+PROBE_TARGETS6 = ("2001:db8:ff::53", "2001:db8:ff::54")
+LAN_HOST6 = "fd00:88::10"
+LAN_HOSTS6 = "fd00:88::11-fd00:88::40"   # 48 addresses
+WAN_ADDR6 = {"charter": "2001:db8:1::2"}
+WAN_PREFIX6 = {"charter": "2001:db8:1::/64", "integra": "2001:db8:2::/64"}
+WAN_GATEWAY6 = {"charter": "2001:db8:1::1"}
+ISP_LINK_LOCAL = {"isp1": "fe80::1", "isp2": "fe80::2"}   # isp2's changes with `ra change`
 # wanbalance's own routing table for the balanced multipath default (rules/desired.hpp).
 BALANCED_TABLE = 100
 
@@ -37,6 +50,15 @@ BALANCED_TABLE = 100
 # systemd instead of logging to stderr).
 SYSTEMD_ENV = ("NOTIFY_SOCKET", "JOURNAL_STREAM", "INVOCATION_ID", "LISTEN_PID", "LISTEN_FDS",
                 "LISTEN_FDNAMES", "WATCHDOG_PID", "WATCHDOG_USEC", "RUNTIME_DIRECTORY")
+
+
+def family_of(address: str) -> str:
+    """"ipv4" or "ipv6" for an address (or a CIDR, or a range "A-B")."""
+    return "ipv6" if ":" in address else "ipv4"
+
+
+def server_of(family: str) -> str:
+    return SERVER6 if family == "ipv6" else SERVER
 
 
 class LabError(RuntimeError):

@@ -79,12 +79,21 @@ class Daemon:
                 return wan
         raise LabError(f"status has no WAN named {name!r}")
 
-    def wait_state(self, wan: str, state: str, timeout: float = 10) -> dict:
-        """Wait until status shows WAN `wan` in `state`; returns that WAN's status entry."""
+    def wan6(self, name: str) -> dict | None:
+        """The WAN's IPv6 status (DESIGN §5: state, since, gateway, rtt_ms, loss_pct), or None
+        for a WAN without gateway6."""
+        return self.wan(name).get("ipv6")
+
+    def wait_state(self, wan: str, state: str, timeout: float = 10, family: str = "ipv4"
+                   ) -> dict:
+        """Wait until status shows WAN `wan` in `state` (for "ipv6": its ipv6 object's state);
+        returns that WAN's status entry."""
         def check():
             entry = self.wan(wan)
-            return entry if entry.get("state") == state else None
-        return wait_until(check, timeout, f"WAN {wan} to be {state}", interval=0.05)
+            current = entry if family == "ipv4" else entry.get("ipv6") or {}
+            return entry if current.get("state") == state else None
+        what = f"WAN {wan} to be {state}" + (" for IPv6" if family == "ipv6" else "")
+        return wait_until(check, timeout, what, interval=0.05)
 
     def reload(self) -> None:
         self.proc.send_signal(signal.SIGHUP)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import ipaddress
 import json
 import math
 import os
@@ -33,9 +34,10 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from labcore import *  # noqa: F401,F403 - labkit is the one module tests import
-from labcore import (ISP_OF_WAN, LAB_SH, LAN_HOST, PROBE_TARGETS, PYTHON, ROLES, SERVER,
-                     TCP_PORT, TOOLS, UDP_PORT, WAN_OF_SOURCE, CommandError, LabError,
-                     LineReader)
+from labcore import (ISP_OF_WAN, LAB_SH, LAN_HOST, PROBE_TARGETS, PROBE_TARGETS6,
+                     PYTHON, ROLES, SERVER, SERVER6, TCP_PORT, TOOLS, UDP_PORT, WAN_ADDR6,
+                     WAN_GATEWAY6, WAN_INTERFACE, WAN_OF_SOURCE, WAN_PREFIX6, CommandError,
+                     LabError, LineReader, family_of, server_of, wait_until)
 from labdaemon import Daemon  # noqa: F401 - re-exported
 
 
@@ -189,7 +191,7 @@ class Lab:
         self.workdir: Path | None = None
         self.daemons: list[Daemon] = []
         self._procs: list[subprocess.Popen] = []
-        self._server: Server | None = None
+        self._servers: dict[str, Server] = {}      # the whoami server per family
         self._agents: dict[str, _ClientAgent] = {}
         self._is_up = False
         self.up_seconds = self.down_seconds = 0.0
@@ -239,7 +241,7 @@ class Lab:
                     stream.close()
         self._procs.clear()
         self._agents.clear()
-        self._server = None
+        self._servers.clear()
         self.down_seconds = time.monotonic() - start
         if self in _live_labs:
             _live_labs.remove(self)
@@ -293,29 +295,85 @@ class Lab:
     def _isp(isp: str) -> str:
         return ISP_OF_WAN.get(isp, isp)
 
-    def upstream(self, isp: str, up: bool) -> None:
-        self.lab_sh("upstream", self.prefix, self._isp(isp), "up" if up else "down")
+    # family: "ipv4" or "ipv6" acts on that family only; None on both (the carrier is the link's).
+
+    def upstream(self, isp: str, up: bool, family: str | None = None) -> None:
+        self.lab_sh("upstream", self.prefix, self._isp(isp), "up" if up else "down",
+                    *([family] if family else []))
 
     def carrier(self, isp: str, up: bool) -> None:
         self.lab_sh("carrier", self.prefix, self._isp(isp), "up" if up else "down")
 
-    def loss(self, isp: str, pct: int) -> None:
-        self.lab_sh("loss", self.prefix, self._isp(isp), str(pct))
+    def loss(self, isp: str, pct: int, family: str | None = None) -> None:
+        self.lab_sh("loss", self.prefix, self._isp(isp), str(pct), *([family] if family else []))
 
-    def counters(self, isp: str) -> dict[str, int]:
-        """Packets the ISP dropped: {'bcp38': n, 'upstream': n, 'loss': n}."""
-        out = self.lab_sh("counters", self.prefix, self._isp(isp))
+    def counters(self, isp: str, family: str | None = None) -> dict[str, int]:
+        """Packets the ISP dropped: {'bcp38': n, 'upstream': n, 'loss': n}; both families summed
+        unless one is named."""
+        out = self.lab_sh("counters", self.prefix, self._isp(isp), *([family] if family else []))
         return {k: int(v) for k, v in (line.split() for line in out.splitlines())}
+
+    def ra_change(self) -> str:
+        """isp2's router is replaced (the old one says goodbye, one with a new link-local
+        address advertises); returns the new router's address."""
+        return self.lab_sh("ra", self.prefix, "isp2", "change").strip()
+
+    def accept_ra(self, value: int, iface: str = "ether2") -> None:
+        """The router's net.ipv6.conf.IFACE.accept_ra (the lab sets 2 on ether1 and ether2)."""
+        self.lab_sh("accept_ra", self.prefix, str(value), iface)
+
+    # -- IPv6 addresses the lab hands out ----------------------------------------------------
+
+    def wan_addr6(self, wan: str) -> str | None:
+        """The router's global IPv6 address on a WAN: charter's is static, integra's SLAAC
+        (None until isp2's router advertisement has arrived)."""
+        if wan in WAN_ADDR6:
+            return WAN_ADDR6[wan]
+        out = self.run("rtr", ["ip", "-6", "-o", "addr", "show", "dev", WAN_INTERFACE[wan],
+                               "scope", "global"], check=False).stdout
+        prefix = ipaddress.ip_network(WAN_PREFIX6[wan])
+        for m in re.finditer(r"\binet6 ([0-9a-f:]+)/\d+", out):
+            line_flags = out[m.end():].split("\n", 1)[0]
+            if ipaddress.ip_address(m[1]) in prefix and "tentative" not in line_flags:
+                return m[1]
+        return None
+
+    def ra_gateway(self) -> str | None:
+        """The gateway of the default route isp2's router advertisements put in the router's
+        main table (isp2's link-local address), or None."""
+        out = self.run("rtr", "ip -6 route show default proto ra dev ether2").stdout
+        m = re.search(r"\bvia (\S+)", out)
+        return m[1] if m else None
+
+    def wait_ipv6(self, timeout: float = 5.0) -> str:
+        """Wait until isp2's router advertisement gave ether2 its SLAAC address and a default
+        route (lab.sh up does not wait: IPv4 tests need neither); returns the address."""
+        def ready():
+            return self.ra_gateway() and self.wan_addr6("integra")
+        return wait_until(ready, timeout, "isp2's router advertisement (SLAAC address and "
+                          "default route on ether2)")
+
+    def wan_sources(self) -> dict[str, str]:
+        """Source address the internet sees -> WAN name, both families."""
+        sources = dict(WAN_OF_SOURCE)
+        for wan in WAN_PREFIX6:
+            addr = self.wan_addr6(wan)
+            if addr:
+                sources[addr] = wan
+        return sources
 
     # -- traffic ----------------------------------------------------------------------------
 
-    def ensure_server(self, wait: bool = True) -> Server:
-        """The whoami server in the internet on 192.0.2.10 (TCP 8080, UDP 8081)."""
-        if self._server is None or self._server.proc.poll() is not None:
-            self._server = Server(self, "inet", SERVER, TCP_PORT, UDP_PORT, wait=False)
+    def ensure_server(self, wait: bool = True, family: str = "ipv4") -> Server:
+        """The whoami server in the internet on 192.0.2.10, or for "ipv6" on 2001:db8:ff::10
+        (TCP 8080, UDP 8081)."""
+        server = self._servers.get(family)
+        if server is None or server.proc.poll() is not None:
+            server = self._servers[family] = Server(self, "inet", server_of(family), TCP_PORT,
+                                                    UDP_PORT, wait=False)
         if wait:
-            self._server.wait_ready()
-        return self._server
+            server.wait_ready()
+        return server
 
     def start_server(self, ns: str, bind: str = "0.0.0.0", port: int = TCP_PORT,
                      udp_port: int = 0) -> Server:
@@ -347,31 +405,33 @@ class Lab:
                      rst: bool = False) -> list[dict]:
         """n connections from ns (source `src`: "A", "A-B" or "A,B-C", round-robin) to dst;
         per connection: ok, seen (source the server saw), error, ms (see tools/connect_many.py)."""
-        if dst == SERVER:
-            self.ensure_server(wait=False)  # both interpreters start in parallel
+        if dst in (SERVER, SERVER6):
+            self.ensure_server(wait=False, family=family_of(dst))  # interpreters start in parallel
         argv = self._connect_argv(n, src, dst, port, concurrency, timeout, udp, send, hold, rst)
         rounds = math.ceil(n / max(1, min(concurrency, n)))
         budget = rounds * (2 * timeout + 1) + hold + 15
         agent = self._agents.get(ns)
         if agent is None or not agent.alive():
             agent = self._agents[ns] = _ClientAgent(self, ns)
-        if dst == SERVER:
-            self.ensure_server()
+        if dst in (SERVER, SERVER6):
+            self.ensure_server(family=family_of(dst))
         return agent.request(argv[2:], budget)["results"]
 
     def spread(self, n: int, src: str | None = LAN_HOST, dst: str = SERVER, **kwargs) -> Counter:
         """Which WAN carried each of n new connections: Counter({'charter': 103, 'integra': 97}).
-        Failed connections count as 'failed'; a source that is no WAN address counts as itself."""
+        Failed connections count as 'failed'; a source that is no WAN address counts as itself.
+        For IPv6 pass src=LAN_HOST6 (or LAN_HOSTS6) and dst=SERVER6."""
         results = self.connect_many(n, src=src, dst=dst, **kwargs)
-        return Counter("failed" if not r["ok"] else WAN_OF_SOURCE.get(r["seen"], r["seen"])
+        sources = self.wan_sources() if family_of(dst) == "ipv6" else WAN_OF_SOURCE
+        return Counter("failed" if not r["ok"] else sources.get(r["seen"], r["seen"])
                        for r in results)
 
     def hold_connections(self, n: int, src: str | None = LAN_HOST, dst: str = SERVER,
                          port: int | None = None, ns: str = "lan", timeout: float = 2.0,
                          send: int = 0) -> HeldConnections:
         """Open n TCP connections and keep them open until .release()."""
-        if dst == SERVER:
-            self.ensure_server()
+        if dst in (SERVER, SERVER6):
+            self.ensure_server(family=family_of(dst))
         argv = self._connect_argv(n, src, dst, port, n, timeout, False, send, 0, False)
         argv.append("--hold-stdin")
         return HeldConnections(self, argv, ns, timeout=2 * timeout + 10)
@@ -385,7 +445,8 @@ class Lab:
     def ping(self, ns: str, dst: str, count: int = 1, interval: float = 0.2,
              wait: float = 1.0, iface: str | None = None, src: str | None = None,
              mark: int | None = None) -> PingResult:
-        """ping from ns; wait is how long to wait for replies after the last packet."""
+        """ping from ns, IPv4 or IPv6 by dst's family (a link-local dst needs iface);
+        wait is how long to wait for replies after the last packet."""
         argv = ["ping", "-q", "-n", "-c", str(count), "-i", str(interval), "-W", str(wait)]
         if iface or src:
             argv += ["-I", iface or src]
@@ -413,22 +474,36 @@ table ip portfwd {
 
     # -- kernel state -----------------------------------------------------------------------
 
-    def kernel_state(self, ns: str = "rtr") -> dict[str, str]:
-        """nft ruleset, IPv4 rules and routes, and the src_valid_mark sysctls of ns, normalized
-        so that only configuration differences show: counters, quota usage and set-element
-        expiry are blanked, routes sorted."""
+    def kernel_state(self, ns: str = "rtr", families: Sequence[str] = ("ipv4",)
+                     ) -> dict[str, str]:
+        """nft ruleset, and per family the rules, routes and the sysctls wanbalance may touch
+        (IPv4: src_valid_mark; IPv6: every net.ipv6.conf one), normalized so that only
+        configuration differences show: counters, quota usage, set-element expiry and the
+        remaining lifetime of routes from router advertisements are blanked, routes sorted.
+        Keys: nft, rules, routes, sysctls (IPv4) and rules6, routes6, sysctls6 (IPv6)."""
         nft = self.run(ns, "nft list ruleset").stdout
         nft = re.sub(r"packets \d+ bytes \d+", "packets N bytes N", nft)
         nft = re.sub(r" used \d+ [a-z]+", "", nft)
         nft = re.sub(r" expires [0-9dhms]+", "", nft)
-        rules = self.run(ns, "ip -4 rule show").stdout
-        routes = self.run(ns, "ip -4 route show table all").stdout
-        sysctls = self.run(ns, "sysctl -a -r src_valid_mark", check=False).stdout
+        state = {"nft": nft.strip()}
+        for family in families:
+            state.update(self._family_state(ns, family))
+        return state
+
+    def _family_state(self, ns: str, family: str) -> dict[str, str]:
+        flag, suffix, sysctl_pattern = {
+            "ipv4": ("-4", "", "src_valid_mark"),
+            "ipv6": ("-6", "6", r"^net\.ipv6\.conf\."),
+        }[family]
+        rules = self.run(ns, f"ip {flag} rule show").stdout
+        routes = self.run(ns, f"ip {flag} route show table all").stdout
+        # An RA's route counts down its lifetime and gains "hoplimit" at the second RA.
+        routes = re.sub(r" expires -?\d+sec| hoplimit \d+", "", routes)
+        sysctls = self.run(ns, ["sysctl", "-a", "-r", sysctl_pattern], check=False).stdout
         return {
-            "nft": nft.strip(),
-            "rules": rules.strip(),
-            "routes": "\n".join(sorted(line.rstrip() for line in routes.splitlines())),
-            "sysctls": "\n".join(sorted(line.strip() for line in sysctls.splitlines())),
+            "rules" + suffix: rules.strip(),
+            "routes" + suffix: "\n".join(sorted(line.rstrip() for line in routes.splitlines())),
+            "sysctls" + suffix: "\n".join(sorted(line.strip() for line in sysctls.splitlines())),
         }
 
     # -- the daemon -------------------------------------------------------------------------
@@ -451,6 +526,18 @@ table ip portfwd {
             "hooks_dir": str(hooks),
         }
         config.update(overrides)
+        return config
+
+    def dual_stack_config(self, **overrides: Any) -> dict:
+        """The article's config with IPv6 on both WANs: charter's static gateway6, integra's
+        "auto" (isp2's router advertisements), probes to both families' targets."""
+        config = self.article_config(**overrides)
+        gateways6 = {"charter": WAN_GATEWAY6["charter"], "integra": "auto"}
+        for wan in config["wans"]:
+            if wan["name"] in gateways6 and "gateway6" not in wan:
+                wan["gateway6"] = gateways6[wan["name"]]
+                targets = wan.setdefault("probe", {}).setdefault("targets", [])
+                targets += [t for t in PROBE_TARGETS6 if t not in targets]
         return config
 
     def start_daemon(self, config: dict | str | os.PathLike, extra_args: Iterable[str] = (),

@@ -11,17 +11,17 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from labcore import BALANCED_TABLE, WAN_ADDR, progress
+from labcore import BALANCED_TABLE, WAN_OF_SOURCE, progress
 
 if TYPE_CHECKING:
     from labdaemon import Daemon
     from labkit import Lab
 
 # Off the journal an event is a log line ending "[event=wan-down wan=charter interface=ether1
-# state=down family=ipv4]"; the reason is the text after the last ": " of the message.
-_EVENT = re.compile(r"^wanbalanced\[(?P<level>\w+)\]: (?P<message>.*) \[event=(?P<kind>[a-z-]+)"
-                    r"(?: wan=(?P<wan>\S+))?(?: interface=(?P<interface>\S+))?"
-                    r"(?: state=(?P<state>\S+))?(?: family=(?P<family>\S+))?\]$")
+# state=down]" (and family=ipv4|ipv6 once an event is about one family, in any position);
+# the reason is the text after the last ": " of the message.
+_EVENT = re.compile(r"^wanbalanced\[(?P<level>\w+)\]: (?P<message>.*) "
+                    r"\[(?P<fields>event=[a-z-]+(?: [a-z_]+=\S+)*)\]$")
 
 
 @dataclasses.dataclass
@@ -33,7 +33,7 @@ class Event:
     state: str | None
     level: str
     message: str
-    family: str | None = None  # ipv4 / ipv6: which of a WAN's health states changed
+    family: str | None = None    # "ipv4" / "ipv6"; None: the line names no family
 
     @property
     def reason(self) -> str:
@@ -75,8 +75,10 @@ class EventWatch:
                 self.lines.append((now, line))
                 m = _EVENT.match(line)
                 if m:
-                    self.events.append(Event(now, m["kind"], m["wan"], m["interface"], m["state"],
-                                             m["level"], m["message"], m["family"]))
+                    f = dict(field.split("=", 1) for field in m["fields"].split())
+                    self.events.append(Event(now, f["event"], f.get("wan"), f.get("interface"),
+                                             f.get("state"), m["level"], m["message"],
+                                             f.get("family")))
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -89,26 +91,29 @@ class EventWatch:
         self._read()
 
     def select(self, kind: str | None = None, wan: str | None = None,
-               since: float = 0.0) -> list[Event]:
+               since: float = 0.0, family: str | None = None) -> list[Event]:
+        """Events of a kind, WAN and family (None: any), seen at or after `since`."""
         with self._lock:
             return [e for e in self.events if (kind is None or e.kind == kind)
-                    and (wan is None or e.wan == wan) and e.at >= since]
+                    and (wan is None or e.wan == wan) and e.at >= since
+                    and (family is None or e.family == family)]
 
     def wait(self, kind: str, wan: str | None = None, since: float = 0.0,
-             timeout: float = 10.0) -> Event:
-        """The first `kind` event for `wan` seen at or after `since` (time.monotonic())."""
+             timeout: float = 10.0, family: str | None = None) -> Event:
+        """The first `kind` event for `wan` (and `family`) seen at or after `since`
+        (time.monotonic())."""
         deadline = time.monotonic() + timeout
         next_report = time.monotonic() + 1.0
+        what = " ".join(x for x in (kind, wan, family) if x)
         while True:
-            found = self.select(kind, wan, since)
+            found = self.select(kind, wan, since, family)
             if found:
                 return found[0]
             now = time.monotonic()
             if now >= deadline:
-                raise TimeoutError(f"timed out after {timeout:.1f}s waiting for a {kind} event"
-                                   + (f" for {wan}" if wan else ""))
+                raise TimeoutError(f"timed out after {timeout:.1f}s waiting for a {what} event")
             if now >= next_report:
-                progress(f"waiting for {kind} {wan or ''}... {now - deadline + timeout:.1f}s")
+                progress(f"waiting for {what}... {now - deadline + timeout:.1f}s")
                 next_report += 1.0
             time.sleep(self.poll)
 
@@ -126,16 +131,15 @@ class CtEntry:
     nat_addr: str     # destination of the reply direction: the WAN address it was masqueraded to
     mark: int
     state: str
-
-    @property
-    def wan(self) -> str | None:
-        return next((w for w, a in WAN_ADDR.items() if a == self.nat_addr), None)
+    wan: str | None = None    # the WAN whose address nat_addr is
 
 
 def conntrack_entries(lab: Lab, dst: str | None = None, dport: int | None = None,
-                      proto: str = "tcp") -> list[CtEntry]:
-    """conntrack -L in the router, parsed (IPv4, one protocol, optionally one destination)."""
-    argv = ["conntrack", "-L", "-f", "ipv4", "-p", proto, "-o", "id"]
+                      proto: str = "tcp", family: str = "ipv4") -> list[CtEntry]:
+    """conntrack -L in the router, parsed (one family, one protocol, optionally one
+    destination)."""
+    wan_of = lab.wan_sources() if family == "ipv6" else WAN_OF_SOURCE
+    argv = ["conntrack", "-L", "-f", family, "-p", proto, "-o", "id"]
     if dst:
         argv += ["-d", dst]
     if dport is not None:
@@ -155,26 +159,37 @@ def conntrack_entries(lab: Lab, dst: str | None = None, dport: int | None = None
         state = fields[3] if len(fields) > 3 and fields[3].isupper() else ""
         entries.append(CtEntry(int(ident[1]), fields[0], srcs[0], int(sports[0]) if sports else 0,
                                dsts[0], int(dports[0]) if dports else 0, dsts[1],
-                               int(mark[1]) if mark else 0, state))
+                               int(mark[1]) if mark else 0, state, wan_of.get(dsts[1])))
     return entries
 
 
 # -- wanbalance's own kernel objects -----------------------------------------------------------
 
-def own_objects(lab: Lab) -> dict:
+def own_objects(lab: Lab, family: str = "ipv4") -> dict:
     """What wanbalance owns in the router, counted: nft tables named wanbalance, proto-87 rules
-    and routes (as text lines, so duplicates show), and the balance map's elements."""
+    and routes of one family (as text lines, so duplicates show), and the balance map's
+    elements (for "ipv6" every map of the table whose name starts with "balance")."""
+    flag = "-6" if family == "ipv6" else "-4"
     tables = lab.run("rtr", "nft list tables").stdout.count("table inet wanbalance")
-    rules = [line for line in lab.run("rtr", "ip -4 rule show").stdout.splitlines()
+    rules = [line for line in lab.run("rtr", f"ip {flag} rule show").stdout.splitlines()
              if re.search(r"proto (87|wanbalance)\b", line)]
-    routes = [line for line in lab.run("rtr", "ip -4 route show table all").stdout.splitlines()
+    routes = [re.sub(r" expires -?\d+sec| hoplimit \d+", "", line) for line in
+              lab.run("rtr", f"ip {flag} route show table all").stdout.splitlines()
               if re.search(r"proto (87|wanbalance)\b", line)]
-    return {"tables": tables, "rules": rules, "routes": routes, "balance": balance_map(lab)}
+    balance = balance_map(lab) if family == "ipv4" else balance_maps(lab)
+    return {"tables": tables, "rules": rules, "routes": routes, "balance": balance}
 
 
-def balance_map(lab: Lab) -> dict[int, str]:
+def balance_maps(lab: Lab) -> dict[str, dict[int, str]]:
+    """Every map of table inet wanbalance named balance*: name -> {bucket: WAN}."""
+    out = lab.run("rtr", "nft list table inet wanbalance", check=False).stdout
+    names = re.findall(r"^\s*map (balance\S*) \{", out, re.M)
+    return {name: balance_map(lab, name) for name in names}
+
+
+def balance_map(lab: Lab, name: str = "balance") -> dict[int, str]:
     """The balance map of table inet wanbalance: hash bucket -> WAN name (from "goto wan_NAME")."""
-    out = lab.run("rtr", "nft list map inet wanbalance balance").stdout
+    out = lab.run("rtr", f"nft list map inet wanbalance {name}").stdout
     m = re.search(r"elements = \{(.*?)\}", out, re.S)
     if not m:
         return {}
@@ -186,6 +201,9 @@ def balance_map(lab: Lab) -> dict[int, str]:
     return result
 
 
-def main_default(lab: Lab) -> str:
+def main_default(lab: Lab, family: str = "ipv4") -> str:
     """The balanced multipath default: in wanbalance's own table, not in main."""
-    return lab.run("rtr", f"ip -4 route show default table {BALANCED_TABLE}").stdout.strip()
+    flag = "-6" if family == "ipv6" else "-4"
+    # A table the kernel has never seen makes `ip` fail with "FIB table does not exist".
+    return lab.run("rtr", f"ip {flag} route show default table {BALANCED_TABLE}",
+                   check=family == "ipv4").stdout.strip()

@@ -5,12 +5,13 @@ import json
 import os
 import subprocess
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 import labkit
-from labkit import LAN_HOSTS, LAN_HOST, SERVER, Lab
+from labkit import LAN_HOST6, LAN_HOSTS6, LAN_HOSTS, LAN_HOST, SERVER, SERVER6, Lab
 
 MASQUERADE = """
 table ip manual_nat {
@@ -353,3 +354,119 @@ def test_lab_daemon_wrapper_with_stand_in_programs(lab, tmp_path, monkeypatch):
     with pytest.raises(labkit.LabError, match="exited"):
         second._try_status()
     assert daemon.runtime_dir != second.runtime_dir
+
+
+# -- IPv6 -----------------------------------------------------------------------------------
+
+MASQUERADE6 = """
+table ip6 manual_nat6 {
+    chain postrouting {
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname "ether1" masquerade
+        oifname "ether2" masquerade
+    }
+}
+"""
+
+
+def test_lab_ipv6_ra_bcp38_and_router_change(lab):
+    slaac = lab.wait_ipv6()
+    assert slaac.startswith("2001:db8:2:") and slaac != "2001:db8:2::1", slaac
+    assert lab.ra_gateway() == labkit.ISP_LINK_LOCAL["isp2"]
+    assert sysctl(lab, "rtr", "net.ipv6.conf.all.forwarding") == "1"
+    assert sysctl(lab, "rtr", "net.ipv6.conf.ether2.accept_ra") == "2"
+    default = lab.run("rtr", "ip -6 route show default").stdout
+    assert default.count("default") == 1 and "proto ra" in default, default
+    assert lab.ping("rtr", "2001:db8:1::1").received == 1
+    assert lab.ping("rtr", "fe80::1", iface="ether1").received == 1
+    assert lab.ping("lan", "fd00:88::1", src="fd00:88::40").received == 1
+
+    # The RA's default route leads to the internet from the SLAAC address only: isp2 drops
+    # charter's address (BCP38) and counts it as IPv6, not IPv4.
+    assert lab.ping("rtr", SERVER6, src=slaac).received == 1
+    assert lab.ping("rtr", SERVER6, count=5, interval=0.01, wait=0.5,
+                    src="2001:db8:1::2").received == 0
+    assert lab.counters("isp2", "ipv6")["bcp38"] == 5
+    assert lab.counters("isp2", "ipv4")["bcp38"] == 0
+    assert lab.counters("isp2")["bcp38"] == 5
+
+    # isp2's router is replaced: the old default route goes at once, the new one takes over.
+    new = lab.ra_change()
+    assert new not in ("", labkit.ISP_LINK_LOCAL["isp2"]), new
+    labkit.wait_until(lambda: lab.ra_gateway() == new, 3, f"the default route via {new}")
+    default = lab.run("rtr", "ip -6 route show default").stdout
+    assert default.count("default") == 1 and f"via {new} dev ether2" in default, default
+    assert lab.wan_addr6("integra") == slaac                # same prefix, same address
+    assert lab.ping("rtr", SERVER6, src=slaac).received == 1
+    assert lab.ra_change() not in (new, labkit.ISP_LINK_LOCAL["isp2"])
+
+
+def test_lab_ipv6_lan_reaches_server_via_each_isp(lab):
+    lab.wait_ipv6()
+    lab.nft("rtr", MASQUERADE)
+    lab.nft("rtr", MASQUERADE6)
+    default_via(lab, "203.0.113.1")
+    # A hand-made default via charter, preferred over the RA's (metric 1024).
+    lab.run("rtr", "ip -6 route add default via 2001:db8:1::1 dev ether1 metric 1")
+    assert lab.spread(20, src=LAN_HOSTS6, dst=SERVER6) == {"charter": 20}
+    assert lab.spread(3, src=LAN_HOST6, dst=SERVER6, udp=True) == {"charter": 3}
+    results = lab.connect_many(48, src=LAN_HOSTS6, dst=SERVER6)
+    assert {r["src"] for r in results} == {f"fd00:88::{i:x}" for i in range(0x11, 0x41)}
+
+    # IPv6's upstream dies at charter, IPv4's keeps working (and the counters tell which).
+    lab.upstream("isp1", up=False, family="ipv6")
+    assert lab.spread(3, src=LAN_HOST6, dst=SERVER6, timeout=0.5) == {"failed": 3}
+    assert lab.spread(3, src=LAN_HOST) == {"charter": 3}
+    assert lab.ping("rtr", "2001:db8:1::1").received == 1        # gateway still answers
+    assert lab.counters("isp1", "ipv6")["upstream"] > 0
+    assert lab.counters("isp1", "ipv4")["upstream"] == 0
+    lab.upstream("isp1", up=True, family="ipv6")
+    assert lab.spread(3, src=LAN_HOST6, dst=SERVER6) == {"charter": 3}
+
+    lab.loss("isp1", 100, family="ipv6")
+    assert lab.ping("rtr", SERVER6, count=5, interval=0.01, wait=0.3).received == 0
+    assert lab.ping("rtr", SERVER, count=5, interval=0.01).received == 5
+    assert lab.counters("isp1", "ipv6")["loss"] == 5 and lab.counters("isp1", "ipv4")["loss"] == 0
+    lab.loss("isp1", 0)
+
+    # Without the hand-made route the RA's default leads through integra.
+    lab.run("rtr", "ip -6 route del default via 2001:db8:1::1 dev ether1 metric 1")
+    assert lab.spread(20, src=LAN_HOSTS6, dst=SERVER6) == {"integra": 20}
+
+
+def test_lab_ipv6_reply_through_the_wrong_wan_fails(lab):
+    slaac = lab.wait_ipv6()
+    lab.start_server("rtr", bind="::", port=8080)
+    # Only the RA's default route (via integra): integra's address answers, charter's answer
+    # leaves through isp2 with charter's source and isp2 drops it (IPv6 has no rp_filter to
+    # stop the SYN on the way in).
+    ok = lab.connect_from_internet(slaac, 8080)
+    assert ok and ok.seen == "2001:db8:ff:2::2"
+    assert not lab.connect_from_internet("2001:db8:1::2", 8080, timeout=0.5)
+    assert lab.counters("isp2", "ipv6")["bcp38"] >= 1
+    # A default via charter ahead of it: the other way round.
+    lab.run("rtr", "ip -6 route add default via 2001:db8:1::1 dev ether1 metric 1")
+    ok = lab.connect_from_internet("2001:db8:1::2", 8080)
+    assert ok and ok.seen == "2001:db8:ff:1::2"
+    assert not lab.connect_from_internet(slaac, 8080, timeout=0.5)
+    assert lab.counters("isp1", "ipv6")["bcp38"] >= 1
+
+
+def test_lab_ipv6_kernel_state_and_accept_ra_knob(lab):
+    lab.wait_ipv6()
+    before = lab.kernel_state(families=labkit.FAMILIES)
+    assert "default via fe80::2 dev ether2 proto ra metric 1024" in before["routes6"]
+    assert "net.ipv6.conf.ether2.accept_ra = 2" in before["sysctls6"]
+    time.sleep(1.1)                                  # the RA route's lifetime counts down
+    assert lab.kernel_state(families=labkit.FAMILIES) == before
+    lab.accept_ra(1)
+    assert sysctl(lab, "rtr", "net.ipv6.conf.ether2.accept_ra") == "1"
+    assert lab.kernel_state(families=labkit.FAMILIES)["sysctls6"] != before["sysctls6"]
+    lab.accept_ra(2)
+    lab.run("rtr", "ip -6 rule add fwmark 0x100 lookup 101 priority 20000")
+    assert lab.kernel_state(families=labkit.FAMILIES)["rules6"] != before["rules6"]
+    assert lab.kernel_state()["rules"] == before["rules"]
+    with pytest.raises(labkit.CommandError):
+        lab.lab_sh("upstream", lab.prefix, "isp1", "down", "ipv5")
+    with pytest.raises(labkit.CommandError):
+        lab.lab_sh("ra", lab.prefix, "isp1", "change")

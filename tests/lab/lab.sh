@@ -4,34 +4,57 @@
 set -eEuo pipefail
 
 readonly STATE_DIR=/run/wanbalance-lab
+# Each lab's private files (dnsmasq's pid, log and lease files): "_run" is no valid PREFIX.
+readonly RUN_DIR=$STATE_DIR/_run
 readonly ROLES=(rtr isp1 isp2 lan inet)
+# isp2's router advertisements: an RA every 5-20 s (dnsmasq's first minute; then every 7.5-10 s)
+# with a router lifetime of 30 s, so the route never lapses between two of them.
+readonly RA_PARAM=10,30
 
 usage() {
     cat <<'EOF'
 Usage: lab.sh COMMAND [ARGS]
 
   up PREFIX                 build the lab; prints its namespace names
-  down PREFIX               kill every process in its namespaces and delete them (idempotent)
+  down PREFIX               kill every process in its namespaces (dnsmasq too) and delete them
+                            (idempotent)
   gc                        remove labs whose owner process is gone
   ls                        list labs: PREFIX OWNER-PID alive|dead
-  upstream PREFIX ISP down|up   ISP stops/starts forwarding to/from the internet
-                                (its gateway address keeps answering pings)
-  carrier PREFIX ISP down|up    set the ISP's "cust" port down/up (router's WAN loses carrier)
-  loss PREFIX ISP PCT           drop PCT% (0-100) of packets the ISP forwards toward the internet;
-                                0 removes the loss. A round trip through it loses about PCT%.
-  counters PREFIX ISP           print "bcp38 N\nupstream N\nloss N" (packets dropped by each knob)
+  upstream PREFIX ISP down|up [FAMILY]
+                            ISP stops/starts forwarding to/from the internet
+                            (its gateway address keeps answering pings)
+  carrier PREFIX ISP down|up    set the ISP's "cust" port down/up (router's WAN loses carrier;
+                                both families)
+  loss PREFIX ISP PCT [FAMILY]  drop PCT% (0-100) of packets the ISP forwards toward the
+                                internet; 0 removes the loss. A round trip loses about PCT%.
+  counters PREFIX ISP [FAMILY]  print "bcp38 N\nupstream N\nloss N" (packets dropped by each knob)
+  ra PREFIX isp2 change     isp2's router is replaced: the old one says goodbye (an RA with router
+                            lifetime 0), a new link-local address announces itself; prints it
+  accept_ra PREFIX N [IFACE]    set the router's net.ipv6.conf.IFACE.accept_ra (default ether2)
 
 ISP is isp1 (Charter, router ether1) or isp2 (Integra, router ether2).
+FAMILY is ipv4 or ipv6; without it a knob acts on (a counter sums) both.
 The owner of a lab is $LAB_OWNER_PID if set, else the process that ran "lab.sh up".
 
 Topology (documentation ranges only):
-  PREFIX-rtr   ether1 203.0.113.2/24  <-> PREFIX-isp1 cust 203.0.113.1/24
-               ether2 198.51.100.2/24 <-> PREFIX-isp2 cust 198.51.100.1/24
-               ether3 192.168.88.1/24 <-> PREFIX-lan  eth0 192.168.88.10/24 (+ .11-.40/32)
-               ip_forward=1, strict rp_filter, no default route
-  PREFIX-isp1  up 192.0.2.241/30 <-> PREFIX-inet isp1 192.0.2.242/30
-  PREFIX-isp2  up 192.0.2.245/30 <-> PREFIX-inet isp2 192.0.2.246/30
-  PREFIX-inet  lo: 192.0.2.10 (server), 192.0.2.53, 192.0.2.54 (probe targets)
+  PREFIX-rtr   ether1 203.0.113.2/24  2001:db8:1::2/64 <-> PREFIX-isp1 cust 203.0.113.1/24
+                                                          2001:db8:1::1/64, fe80::1
+               ether2 198.51.100.2/24 SLAAC 2001:db8:2::/64 <-> PREFIX-isp2 cust 198.51.100.1/24
+                                                          2001:db8:2::1/64, fe80::2 (sends RAs)
+               ether3 192.168.88.1/24 fd00:88::1/64 <-> PREFIX-lan eth0 192.168.88.10/24
+                    (+ .11-.40/32) fd00:88::10/64 (+ fd00:88::11-fd00:88::40/128)
+               ip_forward=1, strict rp_filter, no IPv4 default route;
+               IPv6 forwarding=1, accept_ra=2 on ether1 and ether2, default route only from
+               isp2's RA (proto ra, via its link-local address)
+  PREFIX-isp1  up 192.0.2.241/30 2001:db8:ff:1::1/64 <-> PREFIX-inet isp1 192.0.2.242/30
+                                                           2001:db8:ff:1::2/64
+  PREFIX-isp2  up 192.0.2.245/30 2001:db8:ff:2::1/64 <-> PREFIX-inet isp2 192.0.2.246/30
+                                                           2001:db8:ff:2::2/64
+  PREFIX-inet  lo: 192.0.2.10 2001:db8:ff::10 (server), 192.0.2.53 192.0.2.54 2001:db8:ff::53
+               2001:db8:ff::54 (probe targets)
+ISPs drop forwarded packets from "cust" whose source is not their customer's (BCP38):
+isp1 203.0.113.2 and 2001:db8:1::/64, isp2 198.51.100.2 and 2001:db8:2::/64.
+No DAD anywhere (accept_dad=0): every address is usable at once.
 EOF
 }
 
@@ -47,6 +70,24 @@ isp_customer_addr() {
         isp1) echo 203.0.113.2 ;;
         isp2) echo 198.51.100.2 ;;
         *) die "unknown ISP '$1' (expected isp1 or isp2)" ;;
+    esac
+}
+
+isp_customer_prefix6() {
+    case "$1" in
+        isp1) echo 2001:db8:1::/64 ;;
+        isp2) echo 2001:db8:2::/64 ;;
+        *) die "unknown ISP '$1' (expected isp1 or isp2)" ;;
+    esac
+}
+
+# The nft families a knob acts on: "ip ip6" for both, or the one named.
+nft_families() {
+    case "${1:-}" in
+        "") echo "ip ip6" ;;
+        ipv4) echo ip ;;
+        ipv6) echo ip6 ;;
+        *) die "expected ipv4 or ipv6, got '$1'" ;;
     esac
 }
 
@@ -76,6 +117,8 @@ cmd_up() {
     for role in "${ROLES[@]}"; do
         if ns_exists "$p-$role"; then die "lab '$p' already exists ($p-$role)"; fi
     done
+    command -v dnsmasq >/dev/null ||
+        die "dnsmasq not found: isp2 announces IPv6 by router advertisement (apt-get install dnsmasq-base)"
 
     # Record the owner before anything exists, so "gc" can always clean up after a crash.
     local owner=${LAB_OWNER_PID:-$PPID} start
@@ -84,24 +127,29 @@ cmd_up() {
     echo "$owner $start" >"$STATE_DIR/$p"
     # shellcheck disable=SC2064  # $p is checked to be quote-free, expand it now
     trap "trap - ERR; cmd_down '$p' >/dev/null 2>&1; echo 'lab.sh: building lab $p failed; removed it' >&2" ERR
+    mkdir -p "$RUN_DIR/$p"
 
     # Few processes: each `ip -batch` does many steps, which keeps "up" fast on a loaded machine.
     for role in "${ROLES[@]}"; do echo "netns add $p-$role"; done | ip -batch -
 
     # New namespaces inherit IPv4 conf/all and conf/default from the host
-    # (net.core.devconf_inherit_init_net=0): set every value the lab relies on,
-    # before the interfaces exist so they get it from conf/default too.
+    # (net.core.devconf_inherit_init_net=0) and get IPv6's compiled-in defaults: set every value
+    # the lab relies on, before the interfaces exist so they get it from conf/default too.
+    # No DAD: an address is usable the moment it is added (no 1 s "tentative" wait).
     local common='"net.ipv4.ping_group_range=0 2147483647"
         net.ipv4.conf.all.arp_ignore=0 net.ipv4.conf.default.arp_ignore=0
         net.ipv4.conf.all.src_valid_mark=0 net.ipv4.conf.default.src_valid_mark=0
-        net.ipv4.conf.all.accept_local=0 net.ipv4.conf.default.accept_local=0'
+        net.ipv4.conf.all.accept_local=0 net.ipv4.conf.default.accept_local=0
+        net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0'
     common=${common//$'\n'/ }
+    local fwd='net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1'
+    local host='net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0'
     ip -batch - <<EOF
-netns exec $p-rtr sysctl -q -w $common net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=1 net.ipv4.conf.default.rp_filter=1
-netns exec $p-isp1 sysctl -q -w $common net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
-netns exec $p-isp2 sysctl -q -w $common net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
-netns exec $p-lan sysctl -q -w $common net.ipv4.ip_forward=0 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
-netns exec $p-inet sysctl -q -w $common net.ipv4.ip_forward=0 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+netns exec $p-rtr sysctl -q -w $common $fwd net.ipv4.conf.all.rp_filter=1 net.ipv4.conf.default.rp_filter=1
+netns exec $p-isp1 sysctl -q -w $common $fwd net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+netns exec $p-isp2 sysctl -q -w $common $fwd net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+netns exec $p-lan sysctl -q -w $common $host net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+netns exec $p-inet sysctl -q -w $common $host net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
 EOF
 
     # Run from inside the router namespace, and every device is created directly in the
@@ -109,6 +157,7 @@ EOF
     # Distinct ifindexes on the two ends matter: the kernel treats a carrier change of a device
     # whose peer has the same ifindex as not urgent (linkwatch_urgent_event() compares ifindex
     # with iflink) and delays its operstate by up to a second.
+    # accept_ra=2: a forwarding router ignores router advertisements unless told to take them.
     ip -n "$p-rtr" -batch - <<EOF
 link add name ether1 index 11 type veth peer name cust index 21 netns $p-isp1
 link add name ether2 index 12 type veth peer name cust index 22 netns $p-isp2
@@ -117,21 +166,26 @@ link add name up index 31 netns $p-isp1 type veth peer name isp1 index 41 netns 
 link add name up index 32 netns $p-isp2 type veth peer name isp2 index 42 netns $p-inet
 link set lo up
 addr add 203.0.113.2/24 dev ether1
+addr add 2001:db8:1::2/64 dev ether1
 addr add 198.51.100.2/24 dev ether2
 addr add 192.168.88.1/24 dev ether3
+addr add fd00:88::1/64 dev ether3
+netns exec $p-rtr sysctl -q -w net.ipv4.conf.lo.rp_filter=1 net.ipv4.conf.ether1.rp_filter=1 net.ipv4.conf.ether2.rp_filter=1 net.ipv4.conf.ether3.rp_filter=1 net.ipv6.conf.ether1.accept_ra=2 net.ipv6.conf.ether2.accept_ra=2
 link set ether1 up
 link set ether2 up
 link set ether3 up
-netns exec $p-rtr sysctl -q -w net.ipv4.conf.lo.rp_filter=1 net.ipv4.conf.ether1.rp_filter=1 net.ipv4.conf.ether2.rp_filter=1 net.ipv4.conf.ether3.rp_filter=1
 EOF
 
     {
         echo "link set lo up"
         echo "addr add 192.168.88.10/24 dev eth0"
+        echo "addr add fd00:88::10/64 dev eth0"
         local i
         for ((i = 11; i <= 40; i++)); do echo "addr add 192.168.88.$i/32 dev eth0"; done
+        for ((i = 0x11; i <= 0x40; i++)); do printf 'addr add fd00:88::%x/128 dev eth0\n' "$i"; done
         echo "link set eth0 up"
         echo "route add default via 192.168.88.1 dev eth0"
+        echo "route add default via fd00:88::1 dev eth0"
     } | ip -n "$p-lan" -batch -
 
     ip -n "$p-inet" -batch - <<'EOF'
@@ -139,37 +193,70 @@ link set lo up
 addr add 192.0.2.10/32 dev lo
 addr add 192.0.2.53/32 dev lo
 addr add 192.0.2.54/32 dev lo
+addr add 2001:db8:ff::10/128 dev lo
+addr add 2001:db8:ff::53/128 dev lo
+addr add 2001:db8:ff::54/128 dev lo
 addr add 192.0.2.242/30 dev isp1
 addr add 192.0.2.246/30 dev isp2
+addr add 2001:db8:ff:1::2/64 dev isp1
+addr add 2001:db8:ff:2::2/64 dev isp2
 link set isp1 up
 link set isp2 up
 route add 203.0.113.0/24 via 192.0.2.241 dev isp1
 route add 198.51.100.0/24 via 192.0.2.245 dev isp2
+route add 2001:db8:1::/64 via 2001:db8:ff:1::1 dev isp1
+route add 2001:db8:2::/64 via 2001:db8:ff:2::1 dev isp2
 EOF
 
-    local isp cust_gw up_addr inet_addr
+    local isp n
     for isp in isp1 isp2; do
-        case $isp in
-            isp1) cust_gw=203.0.113.1/24; up_addr=192.0.2.241/30; inet_addr=192.0.2.242 ;;
-            isp2) cust_gw=198.51.100.1/24; up_addr=192.0.2.245/30; inet_addr=192.0.2.246 ;;
-        esac
+        n=${isp#isp}
+        # The customer port's link-local address is fixed (fe80::1, fe80::2): a gateway6 can name
+        # it, and "ra change" can give isp2's router a new one.
         ip -n "$p-$isp" -batch - <<EOF
 link set lo up
-addr add $cust_gw dev cust
-addr add $up_addr dev up
-link set dev cust up
+link set dev cust addrgenmode none
+addr add fe80::$n/64 dev cust
+addr add $(isp_customer_gateway "$isp")/24 dev cust
+addr add 2001:db8:$n::1/64 dev cust
+addr add $(isp_up_addr "$isp")/30 dev up
+addr add 2001:db8:ff:$n::1/64 dev up
 link set dev up up
-route add default via $inet_addr dev up
+route add default via $(isp_inet_addr "$isp") dev up
+route add default via 2001:db8:ff:$n::2 dev up
 EOF
         nft_isp "$p" "$isp" <<EOF
-table ip lab {
+$(isp_nft_table ip "$isp" "ip saddr != $(isp_customer_addr "$isp")")
+$(isp_nft_table ip6 "$isp" "ip6 saddr != $(isp_customer_prefix6 "$isp")")
+EOF
+    done
+    # dnsmasq listens before isp2's port comes up: the router solicits the moment it sees
+    # carrier, and is answered at once (~30 ms) instead of at dnsmasq's first unsolicited RA.
+    start_ra "$p" "$RA_PARAM"
+    ip -n "$p-isp1" link set dev cust up
+    ip -n "$p-isp2" link set dev cust up
+
+    wait_links_up "$p"
+    trap - ERR
+    for role in "${ROLES[@]}"; do echo "$p-$role"; done
+}
+
+isp_customer_gateway() { case "$1" in isp1) echo 203.0.113.1 ;; isp2) echo 198.51.100.1 ;; esac; }
+isp_up_addr() { case "$1" in isp1) echo 192.0.2.241 ;; isp2) echo 192.0.2.245 ;; esac; }
+isp_inet_addr() { case "$1" in isp1) echo 192.0.2.242 ;; isp2) echo 192.0.2.246 ;; esac; }
+
+# One ISP's table for one family ("ip" or "ip6"): the same chains and counters in both.
+isp_nft_table() {
+    local family=$1 isp=$2 spoofed=$3
+    cat <<EOF
+table $family lab {
     counter bcp38_dropped { }
     counter upstream_dropped { }
     counter loss_dropped { }
     # BCP38: the ISP forwards only what its customer may send.
     chain bcp38 {
         type filter hook forward priority -10; policy accept;
-        iifname "cust" ip saddr != $(isp_customer_addr "$isp") counter name "bcp38_dropped" drop
+        iifname "cust" $spoofed counter name "bcp38_dropped" drop
     }
     chain upstream {
         type filter hook forward priority 0; policy accept;
@@ -179,11 +266,32 @@ table ip lab {
     }
 }
 EOF
-    done
+}
 
-    wait_links_up "$p"
-    trap - ERR
-    for role in "${ROLES[@]}"; do echo "$p-$role"; done
+# isp2's router advertisements: dnsmasq in the isp2 namespace, RA only (no DNS, no DHCP),
+# every file of its own under the lab's run dir, nothing read from or written to the host's.
+# RA_PARAM is "INTERVAL,ROUTER_LIFETIME" (lifetime 0: the router says it is no default router).
+start_ra() {
+    local p=$1 param=$2 dir=$RUN_DIR/$1
+    ip netns exec "$p-isp2" dnsmasq --conf-file=/dev/null --port=0 --no-resolv --no-hosts \
+        --interface=cust --bind-interfaces --enable-ra --dhcp-range=2001:db8:2::,ra-only,64 \
+        --ra-param="cust,$param" --pid-file="$dir/dnsmasq.pid" \
+        --dhcp-leasefile="$dir/dnsmasq.leases" --log-facility="$dir/dnsmasq.log" \
+        --user=nobody --group=nogroup
+}
+
+stop_ra() {
+    local pidfile=$RUN_DIR/$1/dnsmasq.pid pid tries
+    read -r pid 2>/dev/null <"$pidfile" || return 0
+    rm -f "$pidfile"
+    # Only a process that really is in this lab's isp2 namespace (the pid may have been reused).
+    [[ -e "/proc/$pid/ns/net" && "/proc/$pid/ns/net" -ef "/run/netns/$1-isp2" ]] || return 0
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for ((tries = 0; tries < 100; tries++)); do
+        [[ -e "/proc/$pid/ns/net" ]] || return 0     # gone, or a zombie nobody reaped yet
+        sleep 0.01
+    done
+    kill -KILL "$pid" 2>/dev/null || true
 }
 
 # Return once the router's links report operstate UP: wanbalanced reads their carrier at start,
@@ -248,6 +356,7 @@ cmd_down() {
         if ns_exists "$p-$role"; then echo "netns del $p-$role"; fi
     done | ip -force -batch - >/dev/null 2>&1 || true
     rm -f "$STATE_DIR/$p"
+    rm -rf "${RUN_DIR:?}/$p"
     return 0
 }
 
@@ -294,19 +403,22 @@ cmd_ls() {
 }
 
 cmd_upstream() {
-    local p=$1 isp=$2 state=$3
+    local p=$1 isp=$2 state=$3 family fams script=""
     isp_customer_addr "$isp" >/dev/null
+    fams=$(nft_families "${4:-}")
     ns_exists "$p-$isp" || die "no lab '$p'"
-    case "$state" in
-        down) nft_isp "$p" "$isp" <<'EOF'
-flush chain ip lab upstream
-add rule ip lab upstream iifname "up" counter name "upstream_dropped" drop
-add rule ip lab upstream oifname "up" counter name "upstream_dropped" drop
-EOF
-            ;;
-        up) echo 'flush chain ip lab upstream' | nft_isp "$p" "$isp" ;;
-        *) die "upstream: expected down or up, got '$state'" ;;
-    esac
+    for family in $fams; do
+        case "$state" in
+            down) script+="flush chain $family lab upstream
+add rule $family lab upstream iifname \"up\" counter name \"upstream_dropped\" drop
+add rule $family lab upstream oifname \"up\" counter name \"upstream_dropped\" drop
+" ;;
+            up) script+="flush chain $family lab upstream
+" ;;
+            *) die "upstream: expected down or up, got '$state'" ;;
+        esac
+    done
+    nft_isp "$p" "$isp" <<<"$script"
 }
 
 cmd_carrier() {
@@ -320,36 +432,104 @@ cmd_carrier() {
 }
 
 cmd_loss() {
-    local p=$1 isp=$2 pct=$3
+    local p=$1 isp=$2 pct=$3 family fams script=""
     isp_customer_addr "$isp" >/dev/null
+    fams=$(nft_families "${4:-}")
     ns_exists "$p-$isp" || die "no lab '$p'"
     if ! [[ "$pct" =~ ^[0-9]+$ ]] || ((pct > 100)); then
         die "loss: PCT must be 0-100, got '$pct'"
     fi
-    if ((pct == 0)); then
-        echo 'flush chain ip lab loss' | nft_isp "$p" "$isp"
-    elif ((pct == 100)); then     # "mod 100 < 100" is out of numgen's range for nft
-        nft_isp "$p" "$isp" <<'EOF'
-flush chain ip lab loss
-add rule ip lab loss oifname "up" counter name "loss_dropped" drop
-EOF
-    else
-        nft_isp "$p" "$isp" <<EOF
-flush chain ip lab loss
-add rule ip lab loss oifname "up" numgen random mod 100 < $pct counter name "loss_dropped" drop
-EOF
-    fi
+    for family in $fams; do
+        script+="flush chain $family lab loss
+"
+        if ((pct == 100)); then     # "mod 100 < 100" is out of numgen's range for nft
+            script+="add rule $family lab loss oifname \"up\" counter name \"loss_dropped\" drop
+"
+        elif ((pct > 0)); then
+            script+="add rule $family lab loss oifname \"up\" numgen random mod 100 < $pct counter name \"loss_dropped\" drop
+"
+        fi
+    done
+    nft_isp "$p" "$isp" <<<"$script"
 }
 
+# One `nft list counters` for all of them; a family's figures, or both families' summed.
 cmd_counters() {
-    local p=$1 isp=$2 name out
+    local p=$1 isp=$2 fams line family="" name="" out
     isp_customer_addr "$isp" >/dev/null
-    for name in bcp38 upstream loss; do
-        out=$(ip netns exec "$p-$isp" nft list counter ip lab "${name}_dropped") ||
-            die "no lab '$p'"
-        [[ "$out" =~ packets\ ([0-9]+) ]] || die "cannot read counter ${name}_dropped"
-        echo "$name ${BASH_REMATCH[1]}"
+    fams=" $(nft_families "${3:-}") "
+    out=$(ip netns exec "$p-$isp" nft list counters 2>/dev/null) || die "no lab '$p'"
+    local -A sum=([bcp38]=0 [upstream]=0 [loss]=0) seen=()
+    while read -r line; do
+        if [[ "$line" =~ ^table\ ([a-z0-9]+)\ lab\ \{ ]]; then
+            family=${BASH_REMATCH[1]}
+        elif [[ "$line" =~ ^table\  ]]; then
+            family=""
+        elif [[ "$line" =~ ^counter\ ([a-z0-9]+)_dropped\ \{ ]]; then
+            name=${BASH_REMATCH[1]}
+        elif [[ "$line" =~ ^packets\ ([0-9]+) && -n "$family" && "$fams" == *" $family "* ]]; then
+            [[ -n "${sum[$name]+x}" ]] || continue
+            sum[$name]=$((sum[$name] + BASH_REMATCH[1]))
+            seen[$family.$name]=1
+        fi
+    done <<<"$out"
+    for family in $fams; do
+        for name in bcp38 upstream loss; do
+            [[ -n "${seen[$family.$name]:-}" ]] || die "cannot read counter $family lab ${name}_dropped"
+        done
     done
+    for name in bcp38 upstream loss; do echo "$name ${sum[$name]}"; done
+}
+
+# isp2's router is replaced. The old one leaves as RFC 4861 6.2.5 asks (an RA with router
+# lifetime 0, so hosts drop it at once instead of after the lifetime), then a router with
+# another link-local address starts advertising. dnsmasq sends its first RA about 1 s after it
+# starts, so this takes about 2 s; on return the new router has sent its first RA.
+# Prints the new router's address.
+cmd_ra() {
+    local p=$1 isp=$2 action=$3 dir=$RUN_DIR/$1 gen old new
+    [[ "$isp" == isp2 ]] || die "ra: only isp2 sends router advertisements, not '$isp'"
+    [[ "$action" == change ]] || die "ra: expected change, got '$action'"
+    ns_exists "$p-isp2" || die "no lab '$p'"
+    read -r gen 2>/dev/null <"$dir/ra-generation" || gen=0
+    old=$(ra_router_addr "$gen")
+    new=$(ra_router_addr $((gen + 1)))
+    stop_ra "$p"
+    start_ra "$p" 0,0
+    wait_ra_sent "$p" || die "ra: isp2's goodbye advertisement was not sent within 5 s"
+    stop_ra "$p"
+    ip -n "$p-isp2" -batch - <<EOF
+addr del $old/64 dev cust
+addr add $new/64 dev cust
+EOF
+    echo $((gen + 1)) >"$dir/ra-generation"
+    start_ra "$p" "$RA_PARAM"
+    wait_ra_sent "$p" || die "ra: isp2's new router did not advertise within 5 s"
+    echo "$new"
+}
+
+# fe80::2 for the first router, then fe80::2:1, fe80::2:2, ...
+ra_router_addr() {
+    if (($1 == 0)); then echo fe80::2; else printf 'fe80::2:%x\n' "$1"; fi
+}
+
+# Waits until the running dnsmasq has logged an advertisement of its own.
+wait_ra_sent() {
+    local pidfile=$RUN_DIR/$1/dnsmasq.pid log=$RUN_DIR/$1/dnsmasq.log pid tries
+    read -r pid <"$pidfile" || return 1
+    for ((tries = 0; tries < 250; tries++)); do
+        if grep -q "^.* dnsmasq-dhcp\[$pid\]: RTR-ADVERT(cust)" "$log" 2>/dev/null; then return 0; fi
+        sleep 0.02
+    done
+    return 1
+}
+
+cmd_accept_ra() {
+    local p=$1 value=$2 iface=${3:-ether2}
+    ns_exists "$p-rtr" || die "no lab '$p'"
+    [[ "$value" =~ ^[012]$ ]] || die "accept_ra: expected 0, 1 or 2, got '$value'"
+    [[ "$iface" =~ ^ether[123]$ ]] || die "accept_ra: expected ether1, ether2 or ether3, got '$iface'"
+    ip netns exec "$p-rtr" sysctl -q -w "net.ipv6.conf.$iface.accept_ra=$value"
 }
 
 main() {
@@ -362,10 +542,16 @@ main() {
         down)     [[ $# -eq 1 ]] || die "usage: lab.sh down PREFIX"; cmd_down "$1" ;;
         gc)       cmd_gc ;;
         ls)       cmd_ls ;;
-        upstream) [[ $# -eq 3 ]] || die "usage: lab.sh upstream PREFIX ISP down|up"; cmd_upstream "$@" ;;
+        upstream) [[ $# -eq 3 || $# -eq 4 ]] || die "usage: lab.sh upstream PREFIX ISP down|up [ipv4|ipv6]"
+                  cmd_upstream "$@" ;;
         carrier)  [[ $# -eq 3 ]] || die "usage: lab.sh carrier PREFIX ISP down|up"; cmd_carrier "$@" ;;
-        loss)     [[ $# -eq 3 ]] || die "usage: lab.sh loss PREFIX ISP PCT"; cmd_loss "$@" ;;
-        counters) [[ $# -eq 2 ]] || die "usage: lab.sh counters PREFIX ISP"; cmd_counters "$@" ;;
+        loss)     [[ $# -eq 3 || $# -eq 4 ]] || die "usage: lab.sh loss PREFIX ISP PCT [ipv4|ipv6]"
+                  cmd_loss "$@" ;;
+        counters) [[ $# -eq 2 || $# -eq 3 ]] || die "usage: lab.sh counters PREFIX ISP [ipv4|ipv6]"
+                  cmd_counters "$@" ;;
+        ra)       [[ $# -eq 3 ]] || die "usage: lab.sh ra PREFIX isp2 change"; cmd_ra "$@" ;;
+        accept_ra) [[ $# -eq 2 || $# -eq 3 ]] || die "usage: lab.sh accept_ra PREFIX 0|1|2 [IFACE]"
+                  cmd_accept_ra "$@" ;;
         *) echo "lab.sh: unknown command '$cmd'" >&2; usage >&2; exit 2 ;;
     esac
 }

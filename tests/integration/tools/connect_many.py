@@ -27,19 +27,25 @@ import time
 
 
 def parse_sources(spec: str | None) -> list[str | None]:
-    """"A", "A-B" (inclusive range), or a comma list of those; None binds nothing."""
+    """"A", "A-B" (inclusive range), or a comma list of those, IPv4 or IPv6 (a range stays in
+    one family); None binds nothing."""
     if not spec:
         return [None]
     sources: list[str | None] = []
     for part in spec.split(","):
         part = part.strip()
         if "-" in part:
-            first, last = (ipaddress.IPv4Address(x.strip()) for x in part.split("-", 1))
+            first, last = (ipaddress.ip_address(x.strip()) for x in part.split("-", 1))
+            if first.version != last.version:
+                raise ValueError(f"source range {part!r} mixes IPv4 and IPv6")
             if last < first:
                 raise ValueError(f"empty source range {part!r}")
-            sources.extend(str(ipaddress.IPv4Address(a)) for a in range(int(first), int(last) + 1))
+            if int(last) - int(first) >= 65536:
+                raise ValueError(f"source range {part!r} holds more than 65536 addresses")
+            make = type(first)
+            sources.extend(str(make(a)) for a in range(int(first), int(last) + 1))
         else:
-            sources.append(str(ipaddress.IPv4Address(part)))
+            sources.append(str(ipaddress.ip_address(part)))
     return sources
 
 
@@ -209,7 +215,8 @@ def make_parser() -> Parser:
     parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dst", default="192.0.2.10", help="server address")
     parser.add_argument("--port", type=int, help="server port (default 8080, with --udp 8081)")
-    parser.add_argument("--src", help='source address: "A", "A-B" or "A,B-C" (round-robin)')
+    parser.add_argument("--src", help='source address: "A", "A-B" or "A,B-C" (round-robin); '
+                                      'IPv4 or IPv6')
     parser.add_argument("-n", type=int, default=1, help="number of connections")
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--timeout", type=float, default=2.0, help="per step, seconds")
