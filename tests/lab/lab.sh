@@ -144,10 +144,14 @@ cmd_up() {
     common=${common//$'\n'/ }
     local fwd='net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1'
     local host='net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0'
+    # The ISPs keep their IPv6 addresses while "carrier" takes their customer port down (it is
+    # an admin down on their side, which would otherwise delete them): the router sees only the
+    # carrier go and come back, as with a pulled cable.
+    local keep='net.ipv6.conf.all.keep_addr_on_down=1 net.ipv6.conf.default.keep_addr_on_down=1'
     ip -batch - <<EOF
 netns exec $p-rtr sysctl -q -w $common $fwd net.ipv4.conf.all.rp_filter=1 net.ipv4.conf.default.rp_filter=1
-netns exec $p-isp1 sysctl -q -w $common $fwd net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
-netns exec $p-isp2 sysctl -q -w $common $fwd net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+netns exec $p-isp1 sysctl -q -w $common $fwd $keep net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+netns exec $p-isp2 sysctl -q -w $common $fwd $keep net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
 netns exec $p-lan sysctl -q -w $common $host net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
 netns exec $p-inet sysctl -q -w $common $host net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
 EOF
