@@ -333,3 +333,30 @@ def test_auto_gateway6_without_accept_ra_2_warns_once(lab, need_build):
     assert "accept_ra" in status, status
     assert "accept_ra" not in json.dumps(d.wan("charter"))
     assert d.stop() == 0
+
+
+def test_link_local_and_multicast_traffic_is_never_marked(lab, need_build):
+    """DHCPv6 and everything else link-local or multicast stays unmarked in both directions,
+    while a LAN host's global traffic is marked (so the check could fail)."""
+    d, _ = start(lab)
+    send = ("import socket,sys; s=socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); "
+            "s.sendto(b'x', (sys.argv[1], int(sys.argv[2]), 0, socket.if_nametoindex(sys.argv[3])))")
+    ether3_ll = re.search(r"inet6 (fe80::[0-9a-f:]+)/64",
+                          lab.run("rtr", "ip -6 addr show dev ether3 scope link").stdout)[1]
+    sends = [("lan", "ff02::1:2", 547, "eth0"),        # a DHCPv6 client's Solicit
+             ("lan", ether3_ll, 547, "eth0"),          # to the router's link-local address
+             ("lan", "ff02::fb", 5353, "eth0"),        # mDNS
+             ("rtr", "fe80::1", 547, "ether1"),        # the router's DHCPv6 client to its ISP
+             ("rtr", "ff02::1:2", 547, "ether2")]
+    for ns, addr, port, dev in sends:
+        lab.run(ns, ["python3", "-c", send, addr, str(port), dev])
+    lab.run("lan", ["python3", "-c", send, SERVER6, str(labkit.UDP_PORT), "eth0"])
+    entries = conntrack_entries(lab, proto="udp", family="ipv6")
+    local = [e for e in entries if e.dst.startswith(("fe80:", "ff02:"))]
+    # Only what the kernel delivered or forwarded is confirmed into conntrack (a multicast group
+    # the router has not joined is dropped first): the DHCPv6 ones in both directions must be.
+    assert {("ff02::1:2", 547), ("fe80::1", 547)} <= {(e.dst, e.dport) for e in local}, entries
+    assert all(e.mark & 0x3f00 == 0 for e in local), local
+    to_server = [e for e in entries if e.dst == SERVER6]
+    assert to_server and all(e.mark & 0x3f00 in WAN_MARK.values() for e in to_server), entries
+    assert d.stop() == 0
