@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The article's router, live: balancing, a failover and a recovery, narrated.
+"""The article's router, live: balancing, a failover and a recovery, narrated, in IPv4 and IPv6.
 
 Builds the lab (a router with ether1 to Charter, ether2 to Integra and ether3 to the LAN, two
 ISP namespaces and an "internet" with a server), runs wanbalanced on the router, and shows what
@@ -30,6 +30,12 @@ def show(text: str, indent: str = "    ") -> None:
     sys.stdout.flush()
 
 
+def spread_line(lab, n: int, family: str) -> str:
+    if family == "ipv6":
+        return bar(lab.spread(n, src=labkit.LAN_HOSTS6, dst=labkit.SERVER6), n)
+    return bar(lab.spread(n, src=labkit.LAN_HOST), n)
+
+
 def bar(spread, n: int) -> str:
     out = []
     for wan in ("charter", "integra", "failed"):
@@ -44,10 +50,10 @@ def event_lines(daemon, after: int) -> list[str]:
     return [l for l in daemon.log().splitlines()[after:] if "[event=" in l]
 
 
-def wait_for_event(daemon, kind: str, after: int, timeout: float, start: float) -> float:
+def wait_for_event(daemon, kind: str, after: int, timeout: float, start: float, family: str = "") -> float:
     """Seconds from `start` (taken just before the fault was injected) to the event's log line."""
     while time.monotonic() - start < timeout:
-        if any(f"[event={kind}" in l for l in event_lines(daemon, after)):
+        if any(f"[event={kind}" in l and f"family={family}" in l for l in event_lines(daemon, after)):
             return time.monotonic() - start
         time.sleep(0.02)
     raise RuntimeError(f"no {kind} event within {timeout} s:\n{daemon.log_tail()}")
@@ -64,14 +70,17 @@ def main() -> int:
 
     say("Building the article's network in network namespaces")
     with labkit.Lab() as lab:
-        show(f"router {lab.ns('rtr')}: ether1 203.0.113.2 -> Charter (gateway 203.0.113.1)\n"
-             f"                     ether2 198.51.100.2 -> Integra (gateway 198.51.100.1)\n"
-             f"                     ether3 192.168.88.1 -> LAN (hosts 192.168.88.10-40)\n"
-             f"internet: server 192.0.2.10, probe targets 192.0.2.53 and 192.0.2.54 beyond both ISPs\n"
-             f"Both ISPs drop packets whose source is not their customer's address (BCP38).")
-        before = lab.kernel_state()
+        integra6 = lab.wait_ipv6()
+        show(f"router {lab.ns('rtr')}: ether1 203.0.113.2, 2001:db8:1::2 -> Charter (gateways 203.0.113.1, 2001:db8:1::1)\n"
+             f"                     ether2 198.51.100.2, {integra6} -> Integra (gateway 198.51.100.1;\n"
+             f"                            IPv6 address and gateway from Integra's router advertisements)\n"
+             f"                     ether3 192.168.88.1, fd00:88::1 -> LAN (hosts 192.168.88.10-40, fd00:88::10-40)\n"
+             f"internet: server 192.0.2.10 and 2001:db8:ff::10, probe targets 192.0.2.53/54 and\n"
+             f"          2001:db8:ff::53/54 beyond both ISPs\n"
+             f"Both ISPs drop packets whose source is not their customer's address or prefix (BCP38).")
+        before = lab.kernel_state(families=labkit.FAMILIES)
 
-        config = lab.article_config(probe={"interval_ms": 200})
+        config = lab.dual_stack_config(probe={"interval_ms": 200})
         say("Starting wanbalanced with the article's configuration")
         show(json.dumps(config, indent=2))
         daemon = lab.start_daemon(config)
@@ -81,10 +90,12 @@ def main() -> int:
         say("What it put in the kernel (the article's mangle rules and routing marks, on Linux)")
         show(lab.run("rtr", "ip -4 rule show").stdout)
         show(lab.run("rtr", "ip -4 route show default table all").stdout)
+        show(lab.run("rtr", "ip -6 rule show").stdout)
+        show(lab.run("rtr", f"ip -6 route show default table {labkit.BALANCED_TABLE}").stdout)
         table = lab.run("rtr", "nft list table inet wanbalance").stdout
         lines, in_balance = [], False
         for line in table.splitlines():
-            in_balance = in_balance or "map balance" in line
+            in_balance = (in_balance or "map balance" in line) and line.strip() != "}"
             if in_balance and re.match(r"\s+(\d+ : goto|elements = \{ 0 :)", line):
                 if "elements" in line:
                     lines.append("\t\telements = { 0 : goto wan_..., ... 1020 : goto wan_... }"
@@ -93,8 +104,9 @@ def main() -> int:
             lines.append(line)
         show("\n".join(lines))
 
-        say(f"Balancing: {n} new connections from one LAN host to the server")
-        show(bar(lab.spread(n, src=labkit.LAN_HOST), n))
+        say(f"Balancing: {n} new connections from one LAN host to the server, IPv4 then IPv6")
+        show(spread_line(lab, n, "ipv4"))
+        show(spread_line(lab, n, "ipv6"))
 
         say("Connections from the internet are answered through the WAN they came in on")
         lab.start_server("rtr", port=8080)
@@ -102,11 +114,11 @@ def main() -> int:
             ok = lab.connect_from_internet(addr)
             show(f"to {addr} ({wan}): {'answered' if ok else 'FAILED'}")
 
-        say("Failover: Charter's upstream dies (its gateway still answers pings)")
+        say("Failover: Charter's IPv4 upstream dies (its gateway still answers pings; IPv6 keeps working)")
         mark = len(daemon.log().splitlines())
         start = time.monotonic()
-        lab.upstream("isp1", False)
-        took = wait_for_event(daemon, "wan-down", mark, 10, start)
+        lab.upstream("isp1", False, family="ipv4")
+        took = wait_for_event(daemon, "wan-down", mark, 10, start, family="ipv4")
         show(f"detected and taken out of service in {took:.2f} s "
              f"(probes every 200 ms, down after 3 failed rounds)")
         show("\n".join(event_lines(daemon, mark)))
@@ -117,15 +129,36 @@ def main() -> int:
         say("Recovery: Charter's upstream comes back")
         mark = len(daemon.log().splitlines())
         start = time.monotonic()
-        lab.upstream("isp1", True)
-        took = wait_for_event(daemon, "wan-up", mark, 15, start)
+        lab.upstream("isp1", True, family="ipv4")
+        took = wait_for_event(daemon, "wan-up", mark, 15, start, family="ipv4")
         show(f"back in service {took:.2f} s later (after 5 answered rounds, so a flapping link "
              f"cannot bounce traffic)")
         show("\n".join(event_lines(daemon, mark)))
         say(f"{n} new connections now")
         show(bar(lab.spread(n, src=labkit.LAN_HOST), n))
 
-        say("Carrier loss: Integra's cable is pulled")
+        say("IPv6 failover: Charter's IPv6 dies while its IPv4 keeps working (it happens: a broken IPv6 upstream)")
+        mark = len(daemon.log().splitlines())
+        start = time.monotonic()
+        lab.upstream("isp1", False, family="ipv6")
+        took = wait_for_event(daemon, "wan-down", mark, 10, start, family="ipv6")
+        show(f"Charter's IPv6 taken out of service in {took:.2f} s; its IPv4 stays up")
+        show("\n".join(event_lines(daemon, mark)))
+        show(lab.run("rtr", f"ip -6 route show default table {labkit.BALANCED_TABLE}").stdout)
+        say(f"{n} new connections now, IPv4 then IPv6: only IPv6 moved")
+        show(spread_line(lab, n, "ipv4"))
+        show(spread_line(lab, n, "ipv6"))
+        show(daemon.ctl("status", check=True).stdout)
+
+        say("Charter's IPv6 comes back")
+        mark = len(daemon.log().splitlines())
+        start = time.monotonic()
+        lab.upstream("isp1", True, family="ipv6")
+        took = wait_for_event(daemon, "wan-up", mark, 15, start, family="ipv6")
+        show(f"back in service for IPv6 {took:.2f} s later")
+        show(spread_line(lab, n, "ipv6"))
+
+        say("Carrier loss: Integra's cable is pulled (both families go at once)")
         mark = len(daemon.log().splitlines())
         start = time.monotonic()
         lab.carrier("isp2", False)
@@ -138,14 +171,16 @@ def main() -> int:
         mark = len(daemon.log().splitlines())
         start = time.monotonic()
         lab.carrier("isp2", True)
-        took = wait_for_event(daemon, "wan-up", mark, 15, start)
-        show(f"back in service {took:.2f} s later: carrier first, then 5 answered probe rounds")
+        took = wait_for_event(daemon, "wan-up", mark, 15, start, family="ipv4")
+        took6 = wait_for_event(daemon, "wan-up", mark, 15, start, family="ipv6")
+        show(f"back in service {took:.2f} s later for IPv4 and {took6:.2f} s for IPv6: carrier first, "
+             f"then 5 answered probe rounds in each family")
         show(daemon.ctl("status", check=True).stdout)
 
         say("Stopping wanbalanced: it removes everything it created")
         code = daemon.stop()
-        restored = lab.kernel_state() == before
-        show(f"exit code {code}; router's nftables, rules and routes exactly as before: "
+        restored = lab.kernel_state(families=labkit.FAMILIES) == before
+        show(f"exit code {code}; router's nftables, rules, routes and sysctls (both families) exactly as before: "
              f"{'yes' if restored else 'NO'}")
         say("Tearing the lab down")
     return 0 if restored and code == 0 else 1
