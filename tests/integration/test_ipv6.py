@@ -233,6 +233,14 @@ def test_carrier_loss_takes_both_families_down_at_once(lab, need_build):
     assert both_used(lab.spread(60, src=LAN_HOSTS))
     assert both_used(spread6(lab, 60))
 
+    # Integra's IPv6 address and gateway come from router advertisements: they too come back.
+    lab.carrier("integra", up=False)
+    d.wait_state("integra", "down", timeout=5, family="ipv6")
+    lab.carrier("integra", up=True)
+    d.wait_state("integra", "up", timeout=10)
+    d.wait_state("integra", "up", timeout=10, family="ipv6")
+    assert both_used(spread6(lab, 60))
+
 
 # -- the RA-learned gateway -----------------------------------------------------------------
 

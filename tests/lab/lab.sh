@@ -425,12 +425,25 @@ add rule $family lab upstream oifname \"up\" counter name \"upstream_dropped\" d
     nft_isp "$p" "$isp" <<<"$script"
 }
 
+# The ISP's customer-port link-local address now: fe80::1 for isp1; isp2's changes with "ra".
+isp_link_local() {
+    local p=$1 isp=$2 gen
+    if [[ "$isp" == isp1 ]]; then echo fe80::1; return; fi
+    read -r gen 2>/dev/null <"$RUN_DIR/$p/ra-generation" || gen=0
+    ra_router_addr "$gen"
+}
+
 cmd_carrier() {
     local p=$1 isp=$2 state=$3
     isp_customer_addr "$isp" >/dev/null
     ns_exists "$p-$isp" || die "no lab '$p'"
     case "$state" in
-        down|up) ip -n "$p-$isp" link set cust "$state" ;;
+        down) ip -n "$p-$isp" link set cust down ;;
+        # An admin down deletes the link-local address even with keep_addr_on_down (addrgenmode
+        # none makes no new one): put it back before the port comes up, so the router's first
+        # solicitation after its carrier returns is answered from the ISP router's own address.
+        up) printf 'addr replace %s/64 dev cust\nlink set cust up\n' "$(isp_link_local "$p" "$isp")" |
+                ip -n "$p-$isp" -batch - ;;
         *) die "carrier: expected down or up, got '$state'" ;;
     esac
 }
