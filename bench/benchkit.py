@@ -175,6 +175,18 @@ def _select(raw: dict, of) -> list[tuple[object, dict]]:
     return out
 
 
+def series_of(expr: dict) -> set[str]:
+    """The raw series keys a summary entry is computed from (of, divided_by, minus)."""
+    out = set()
+    for key in ("of", "divided_by"):
+        refs = expr.get(key)
+        for ref in [refs] if isinstance(refs, str) else refs or []:
+            m = _REF.match(ref) if isinstance(ref, str) else None
+            if m:
+                out.add(m["key"])
+    return out | (series_of(expr["minus"]) if isinstance(expr.get("minus"), dict) else set())
+
+
 def evaluate(expr: dict, raw: dict) -> float:
     """The value of a summary entry (its statistic, of, divided_by, scale, minus) from raw."""
     statistic = STATISTICS.get(expr.get("statistic"))

@@ -10,7 +10,10 @@ bench/benchkit.py, evaluate) and compared with the value it reports. Unless --no
 markdown file (RESULTS.md) is checked too: its header names a commit and the raw figures, it
 holds each SECTION.json's section verbatim (so the figures shown are those of that JSON), the
 header names the commit of every such JSON, and every section it lists as ok or kept has its
-JSON. Exit 0 when all of it holds, else 1 with one line per mismatch.
+JSON. For dataplane and failover, every series their parameters promise (each family's
+configurations, each fault kind) must be there with one point per round or run and have its
+statistics in the summary, and each target's verdict must follow from those statistics.
+Exit 0 when all of it holds, else 1 with one line per mismatch.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
-from benchkit import FigureError, evaluate, same_value  # noqa: E402
+from benchkit import FigureError, evaluate, same_value, series_of  # noqa: E402
 
 
 def check_json(path: Path, problems: list[str]) -> dict | None:
@@ -51,6 +54,75 @@ def check_json(path: Path, problems: list[str]) -> dict | None:
                             + (f" / {entry['divided_by']!r}" if "divided_by" in entry else "")
                             + f" is {again!r}")
     return doc
+
+
+def _promised(doc: dict) -> tuple[list[str], int | None]:
+    """The series a dataplane or failover run must hold, and how many points each."""
+    params = doc.get("parameters", {})
+    if doc["section"] == "dataplane":
+        suffix = {"ipv4": "", "ipv6": "6"}
+        return ([f"{kind}{suffix[family]}.{config}"
+                 for family in params.get("families", ["ipv4"])
+                 for kind in ("tcp", "udp") for config in "abc"], params.get("rounds"))
+    if doc["section"] == "failover":
+        return list(params.get("faults", [])), params.get("runs_per_fault")
+    return [], None
+
+
+def _stat(doc: dict, name: str):
+    return next((e["value"] for e in doc["summary"] if e.get("name") == name), None)
+
+
+def _verdicts(doc: dict) -> list[tuple[str, object, bool]]:
+    """(what, the outcome's verdict, the verdict its summary statistics give)."""
+    outcome, out = doc.get("outcome", {}), []
+    if doc["section"] == "dataplane":
+        for t in outcome.get("targets", []):
+            pair, bound = {"b/a >= 0.95": ("b/a", 0.95), "b/c >= 1": ("b/c", 1.0)}.get(
+                t.get("target"), (None, None))
+            value = _stat(doc, f"{t.get('metric')}: {pair} per round, median")
+            if value is None:
+                out.append((f"target {t.get('metric')} {t.get('target')}", t.get("met"), None))
+            else:
+                out.append((f"target {t.get('metric')} {t.get('target')}", t.get("met"),
+                            value >= bound))
+    if doc["section"] == "failover":
+        for key, fault in (("carrier_within_300_ms", "carrier"),
+                           ("carrier6_within_300_ms", "carrier6")):
+            if key in outcome:
+                worst = _stat(doc, f"{fault}: wan-down logged, worst")
+                out.append((key, outcome[key], None if worst is None else worst < 0.3))
+        if "ipv4_unaffected_by_ipv6_upstream" in outcome:
+            name = "upstream6: IPv4 attempts alongside, {}"
+            failed = _stat(doc, name.format("failed, sum over the runs"))
+            least = [_stat(doc, name.format(f"{wan}, min over the runs"))
+                     for wan in ("charter", "integra")]
+            out.append(("ipv4_unaffected_by_ipv6_upstream",
+                        outcome["ipv4_unaffected_by_ipv6_upstream"],
+                        None if None in (failed, *least) else failed == 0 and min(least) > 0))
+    return out
+
+
+def check_promised(path: Path, doc: dict, problems: list[str]) -> None:
+    """dataplane / failover: each promised series (e.g. the IPv6 ones) is there, complete, and
+    summarized; each verdict agrees with the statistics it rests on."""
+    series, points = _promised(doc)
+    summarized = set().union(*(series_of(e) for e in doc["summary"]))
+    for key in series:
+        if key not in doc["raw"]:
+            problems.append(f"{path.name}: no raw series {key!r} (its parameters promise it)")
+            continue
+        n = len(doc["raw"][key].get("points", []))
+        if points is not None and n != points:
+            problems.append(f"{path.name}: series {key!r} has {n} points, its parameters say "
+                            f"{points}")
+        if key not in summarized:
+            problems.append(f"{path.name}: no statistic in the summary is computed from {key!r}")
+    for what, said, follows in _verdicts(doc):
+        if follows is None:
+            problems.append(f"{path.name}: {what}: the summary lacks the statistic it rests on")
+        elif said != follows:
+            problems.append(f"{path.name}: {what} says {said!r}, its statistics say {follows!r}")
 
 
 def check_markdown(markdown: Path, docs: dict[Path, dict], results: Path,
@@ -107,6 +179,7 @@ def main() -> int:
     for path in files:
         doc = check_json(path, problems)
         if doc is not None:
+            check_promised(path, doc, problems)
             docs[path] = doc
     if markdown is not None:
         check_markdown(markdown, docs, args.results, problems)

@@ -21,7 +21,7 @@ whole run; every notification is stamped on arrival. Per N and repetition:
 A health change must touch only the balance map and the one route: per change the script counts
 nftables element additions/deletions, other nftables objects (table/chain/set/rule), route
 changes in the balanced table's default route (table 100), other routes and ip rules.
-Build first: meson setup build && ninja -C build wanbalanced wanbalancectl
+Build first: meson setup build && ninja -C build wanbalanced ctl/wanbalancectl
 """
 
 from __future__ import annotations

@@ -21,10 +21,13 @@ import time
 
 
 def sources(spec: str) -> list[str]:
+    """The addresses of "A" or "A-B", IPv4 or IPv6."""
     first, _, last = spec.partition("-")
-    lo = int(ipaddress.IPv4Address(first))
-    hi = int(ipaddress.IPv4Address(last or first))
-    return [str(ipaddress.IPv4Address(a)) for a in range(lo, hi + 1)]
+    lo = ipaddress.ip_address(first)
+    hi = ipaddress.ip_address(last or first)
+    if lo.version != hi.version or hi < lo:
+        raise ValueError(f"bad source range {spec!r}")
+    return [str(ipaddress.ip_address(a)) for a in range(int(lo), int(hi) + 1)]
 
 
 async def attempt(dst: str, port: int, src: str, timeout: float) -> None:
@@ -79,9 +82,10 @@ async def run(args: argparse.Namespace) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dst", default="192.0.2.10")
+    parser.add_argument("--dst", default="192.0.2.10", help="IPv4 or IPv6 (then --src IPv6 too)")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--src", default="192.168.88.11-192.168.88.40", help='"A" or "A-B"')
+    parser.add_argument("--src", default="192.168.88.11-192.168.88.40",
+                        help='"A" or "A-B" (e.g. fd00:88::11-fd00:88::2e)')
     parser.add_argument("--rate", type=float, default=100.0, help="new connections per second")
     parser.add_argument("--timeout", type=float, default=0.5, help="per attempt, seconds")
     args = parser.parse_args()

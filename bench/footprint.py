@@ -9,7 +9,7 @@ probes a second), every WAN up and answering. After READY and every WAN answerin
 reads /proc/PID/status (VmRSS, VmHWM, Threads), /proc/PID/stat (utime + stime) and
 /proc/PID/fd at the start, once a second during the window (RSS) and at the end. CPU is the
 daemon's user + system time over the window as a percentage of one core.
-Build first: meson setup build && ninja -C build wanbalanced wanbalancectl
+Build first: meson setup build && ninja -C build wanbalanced ctl/wanbalancectl
 """
 
 from __future__ import annotations

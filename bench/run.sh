@@ -48,7 +48,7 @@ sections run. If run.sh does not complete (error, Ctrl-C), the previous JSON fil
 
 Sections: ${SECTIONS[*]}
 Needs root (network namespaces) and a built daemon: \$WANBALANCE_BUILD_DIR, else build/
-(meson setup build && ninja -C build wanbalanced wanbalancectl). Builds nothing itself;
+(meson setup build && ninja -C build wanbalanced ctl/wanbalancectl). Builds nothing itself;
 installs the packages of tools/deps.sh bench. Run it on a quiet machine: the data-plane
 figures compete with everything else for CPU (the header records the load average).
 EOF
@@ -131,7 +131,7 @@ for candidate in "$build/wanbalanced" "$build/daemon/wanbalanced"; do
     [[ -x "$candidate" ]] && { daemon=$candidate; break; }
 done
 [[ -n "$daemon" ]] || die "no wanbalanced in $build: build it first (meson setup build &&" \
-                          "ninja -C build wanbalanced wanbalancectl) or set WANBALANCE_BUILD_DIR"
+                          "ninja -C build wanbalanced ctl/wanbalancectl) or set WANBALANCE_BUILD_DIR"
 export WANBALANCE_BUILD_DIR=$build
 "$REPO/tests/lab/lab.sh" gc >/dev/null 2>&1 || true   # labs left behind by a crashed run
 

@@ -9,7 +9,7 @@ in turn — until the daemon logs wan-down, stays down 0.5 s, and comes back unt
 The daemon's VmRSS and open fds are sampled every second. At the end the nftables table, the
 proto-wanbalance rules and routes and the balance map must be exactly as before the soak.
 The soak itself lives in tests/integration/soak.py (the integration test runs it for 60 s).
-Build first: meson setup build && ninja -C build wanbalanced wanbalancectl
+Build first: meson setup build && ninja -C build wanbalanced ctl/wanbalancectl
 """
 
 from __future__ import annotations
