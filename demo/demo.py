@@ -59,6 +59,14 @@ def wait_for_event(daemon, kind: str, after: int, timeout: float, start: float, 
     raise RuntimeError(f"no {kind} event within {timeout} s:\n{daemon.log_tail()}")
 
 
+def fault(daemon, act, kind: str, timeout: float, family: str = "") -> tuple[float, int]:
+    """Runs act() (the fault or its repair) and waits for the event: (seconds, log mark)."""
+    mark = len(daemon.log().splitlines())
+    start = time.monotonic()
+    act()
+    return wait_for_event(daemon, kind, mark, timeout, start, family=family), mark
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -115,10 +123,7 @@ def main() -> int:
             show(f"to {addr} ({wan}): {'answered' if ok else 'FAILED'}")
 
         say("Failover: Charter's IPv4 upstream dies (its gateway still answers pings; IPv6 keeps working)")
-        mark = len(daemon.log().splitlines())
-        start = time.monotonic()
-        lab.upstream("isp1", False, family="ipv4")
-        took = wait_for_event(daemon, "wan-down", mark, 10, start, family="ipv4")
+        took, mark = fault(daemon, lambda: lab.upstream("isp1", False, family="ipv4"), "wan-down", 10, "ipv4")
         show(f"detected and taken out of service in {took:.2f} s "
              f"(probes every 200 ms, down after 3 failed rounds)")
         show("\n".join(event_lines(daemon, mark)))
@@ -127,10 +132,7 @@ def main() -> int:
         show(bar(lab.spread(n, src=labkit.LAN_HOST), n))
 
         say("Recovery: Charter's upstream comes back")
-        mark = len(daemon.log().splitlines())
-        start = time.monotonic()
-        lab.upstream("isp1", True, family="ipv4")
-        took = wait_for_event(daemon, "wan-up", mark, 15, start, family="ipv4")
+        took, mark = fault(daemon, lambda: lab.upstream("isp1", True, family="ipv4"), "wan-up", 15, "ipv4")
         show(f"back in service {took:.2f} s later (after 5 answered rounds, so a flapping link "
              f"cannot bounce traffic)")
         show("\n".join(event_lines(daemon, mark)))
@@ -138,10 +140,7 @@ def main() -> int:
         show(bar(lab.spread(n, src=labkit.LAN_HOST), n))
 
         say("IPv6 failover: Charter's IPv6 dies while its IPv4 keeps working (it happens: a broken IPv6 upstream)")
-        mark = len(daemon.log().splitlines())
-        start = time.monotonic()
-        lab.upstream("isp1", False, family="ipv6")
-        took = wait_for_event(daemon, "wan-down", mark, 10, start, family="ipv6")
+        took, mark = fault(daemon, lambda: lab.upstream("isp1", False, family="ipv6"), "wan-down", 10, "ipv6")
         show(f"Charter's IPv6 taken out of service in {took:.2f} s; its IPv4 stays up")
         show("\n".join(event_lines(daemon, mark)))
         show(lab.run("rtr", f"ip -6 route show default table {labkit.BALANCED_TABLE}").stdout)
@@ -151,27 +150,19 @@ def main() -> int:
         show(daemon.ctl("status", check=True).stdout)
 
         say("Charter's IPv6 comes back")
-        mark = len(daemon.log().splitlines())
-        start = time.monotonic()
-        lab.upstream("isp1", True, family="ipv6")
-        took = wait_for_event(daemon, "wan-up", mark, 15, start, family="ipv6")
+        took, _ = fault(daemon, lambda: lab.upstream("isp1", True, family="ipv6"), "wan-up", 15, "ipv6")
         show(f"back in service for IPv6 {took:.2f} s later")
         show(spread_line(lab, n, "ipv6"))
 
         say("Carrier loss: Integra's cable is pulled (both families go at once)")
-        mark = len(daemon.log().splitlines())
-        start = time.monotonic()
-        lab.carrier("isp2", False)
-        took = wait_for_event(daemon, "wan-down", mark, 5, start)
+        took, _ = fault(daemon, lambda: lab.carrier("isp2", False), "wan-down", 5)
         show(f"taken out of service within {took * 1000:.0f} ms of pulling it, including the time "
              f"`ip link set down` itself takes (a netlink link event, no probe rounds)")
         show(daemon.ctl("status", check=True).stdout)
 
         say("Integra's cable is plugged back in")
-        mark = len(daemon.log().splitlines())
         start = time.monotonic()
-        lab.carrier("isp2", True)
-        took = wait_for_event(daemon, "wan-up", mark, 15, start, family="ipv4")
+        took, mark = fault(daemon, lambda: lab.carrier("isp2", True), "wan-up", 15, "ipv4")
         took6 = wait_for_event(daemon, "wan-up", mark, 15, start, family="ipv6")
         show(f"back in service {took:.2f} s later for IPv4 and {took6:.2f} s for IPv6: carrier first, "
              f"then 5 answered probe rounds in each family")
