@@ -238,7 +238,7 @@ def test_man_page_documents_every_key_the_schema_knows(schema):
     page = sections((MAN / "wanbalance.json.5.scd").read_text())
     terms = {}
     for line in page["KEYS"]:
-        m = re.match(r"^\*([a-z_\[\].]+)\* \(([^)]*)\)", line)
+        m = re.match(r"^\*([a-z0-9_\[\].]+)\* \(([^)]*)\)", line)
         if m:
             terms[m[1]] = m[2]
     paths = schema_paths(schema)

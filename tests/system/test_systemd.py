@@ -244,6 +244,7 @@ def test_failover_is_one_structured_journal_entry_explained_by_the_catalog(route
     assert e["WANBALANCE_WAN"] == "charter"
     assert e["WANBALANCE_INTERFACE"] == "ether1"
     assert e["WANBALANCE_STATE"] == "down"
+    assert e["WANBALANCE_FAMILY"] == "ipv4"
     assert "probe rounds failed" in e["WANBALANCE_REASON"]
     assert float(e["WANBALANCE_LOSS_PCT"]) > 0
     assert e["PRIORITY"] == "4"
@@ -254,10 +255,10 @@ def test_failover_is_one_structured_journal_entry_explained_by_the_catalog(route
     assert spread == {"integra": 40}, spread
     assert router.show("StatusText")["StatusText"] == "1/2 WANs up: integra"
     metrics = router.m.run(["wanbalancectl", "status", "--prometheus"]).stdout
-    for line in ('wanbalance_wan_state{wan="charter",interface="ether1",state="down"} 1',
-                 'wanbalance_wan_state{wan="integra",interface="ether2",state="up"} 1',
-                 'wanbalance_wan_transitions_total{wan="charter",interface="ether1"} 1',
-                 "wanbalance_all_down 0"):
+    for line in ('wanbalance_wan_state{wan="charter",interface="ether1",family="ipv4",state="down"} 1',
+                 'wanbalance_wan_state{wan="integra",interface="ether2",family="ipv4",state="up"} 1',
+                 'wanbalance_wan_transitions_total{wan="charter",interface="ether1",family="ipv4"} 1',
+                 'wanbalance_all_down{family="ipv4"} 0'):
         assert line in metrics.splitlines(), metrics
 
     explained = router.m.run(["journalctl", "--no-pager", "-x", "-u", UNIT,
