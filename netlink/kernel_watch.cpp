@@ -103,30 +103,14 @@ std::optional<Ipv6> get_ipv6(const nlattr* attr) {
 // The gateways of an IPv6 default route in main that is not ours, one per nexthop with a
 // gateway; nothing for any other route.
 std::vector<DefaultRoute6> defaults6_of(const nlmsghdr* nlh) {
-    if (nlh->nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) return {};
-    auto* rtm = static_cast<const rtmsg*>(NLMSG_DATA(nlh));
-    nlattr* tb[RTA_MAX + 1] = {};
-    if (rtm->rtm_family != AF_INET6 || rtm->rtm_dst_len != 0 || rtm->rtm_type != RTN_UNICAST ||
-        rtm->rtm_protocol == kRouteProtocol)
+    auto route = rtnl::parse_route(nlh);
+    if (!route || route->family != Family::V6 || route->dst_len != 0 || route->type != RTN_UNICAST ||
+        route->protocol == kRouteProtocol || route->table != RT_TABLE_MAIN)
         return {};
-    if (nlmsg_parse(const_cast<nlmsghdr*>(nlh), sizeof(rtmsg), tb, RTA_MAX, nullptr) < 0) return {};
-    uint32_t table = tb[RTA_TABLE] ? nla_get_u32(tb[RTA_TABLE]) : rtm->rtm_table;
-    if (table != RT_TABLE_MAIN) return {};
-    uint32_t metric = tb[RTA_PRIORITY] ? nla_get_u32(tb[RTA_PRIORITY]) : 0;
     std::vector<DefaultRoute6> out;
-    if (tb[RTA_MULTIPATH]) {
-        auto* rtnh = static_cast<rtnexthop*>(nla_data(tb[RTA_MULTIPATH]));
-        int left = nla_len(tb[RTA_MULTIPATH]);
-        for (; RTNH_OK(rtnh, left); left -= int(RTNH_ALIGN(rtnh->rtnh_len)), rtnh = RTNH_NEXT(rtnh)) {
-            nlattr* ntb[RTA_MAX + 1] = {};
-            int attrs_len = int(rtnh->rtnh_len) - int(RTNH_LENGTH(0));
-            if (attrs_len <= 0 || nla_parse(ntb, RTA_MAX, reinterpret_cast<nlattr*>(RTNH_DATA(rtnh)), attrs_len, nullptr) < 0)
-                continue;
-            if (auto gw = get_ipv6(ntb[RTA_GATEWAY]); gw && rtnh->rtnh_ifindex > 0)
-                out.push_back({rtnh->rtnh_ifindex, metric, *gw});
-        }
-    } else if (auto gw = get_ipv6(tb[RTA_GATEWAY]); gw && tb[RTA_OIF]) {
-        out.push_back({int(nla_get_u32(tb[RTA_OIF])), metric, *gw});
+    for (const Nexthop& nh : route->nexthops) {
+        const Ipv6* gateway = nh.gateway ? std::get_if<Ipv6>(&*nh.gateway) : nullptr;
+        if (gateway && nh.ifindex > 0) out.push_back({nh.ifindex, route->metric, *gateway});
     }
     return out;
 }
