@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <memory>
+#include <netinet/in.h>
 
 #include "base/handle.hpp"
 #include "config/json_reader.hpp"
@@ -105,6 +106,47 @@ bool Config::any_ipv6() const {
     for (const auto& wan : wans)
         if (wan.ipv6) return true;
     return false;
+}
+
+std::string Cidr::str() const { return wb::str(addr) + "/" + std::to_string(len); }
+
+std::string_view last_resort_name(LastResort r) {
+    switch (r) {
+        case LastResort::Balanced: return "balanced";
+        case LastResort::Main: return "main";
+        case LastResort::Unreachable: return "unreachable";
+    }
+    return "?";
+}
+
+std::string_view sticky_name(Sticky s) {
+    switch (s) {
+        case Sticky::None: return "none";
+        case Sticky::Src: return "src";
+        case Sticky::SrcDst: return "src-dst";
+    }
+    return "?";
+}
+
+bool RuleConfig::applies_to(Family family) const {
+    if (proto == IPPROTO_ICMP && family == Family::V6) return false;
+    if (proto == IPPROTO_ICMPV6 && family == Family::V4) return false;
+    auto has = [&](const std::vector<Cidr>& list) {
+        if (list.empty()) return true;
+        for (const auto& c : list)
+            if (c.family() == family) return true;
+        return false;
+    };
+    return has(src) && has(dst);
+}
+
+std::string RuleConfig::target_name(const std::vector<PolicyConfig>& policies) const {
+    switch (target) {
+        case RuleTarget::Policy: return policy < policies.size() ? policies[policy].name : "?";
+        case RuleTarget::Balanced: return "balanced";
+        case RuleTarget::Main: return "main";
+    }
+    return "?";
 }
 
 }  // namespace wb

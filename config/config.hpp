@@ -15,6 +15,11 @@ namespace wb {
 
 inline constexpr size_t kMaxConfigBytes = 1 << 20;  // 1 MiB
 inline constexpr size_t kMaxWans = 63;
+inline constexpr size_t kMaxRules = 4096;
+// Rule-map elements per family once each rule's lists are multiplied out (src x dst x ports x
+// LANs): beyond this a config is refused, naming the rule that crosses it.
+inline constexpr size_t kMaxRuleElements = 65536;
+inline constexpr uint32_t kDefaultStickyTimeoutS = 600;
 inline constexpr uint32_t kDefaultMarkMask = 0x3f00;
 inline constexpr uint32_t kDefaultRulePriority = 20000;
 inline constexpr uint32_t kFirstTable = 101;  // allocated tables: 101, 102, ... skipping explicit ones
@@ -63,6 +68,63 @@ struct WanConfig {
     bool operator==(const WanConfig&) const = default;
 };
 
+// An address prefix of either family, host bits zero ("10.0.0.0/8", "2001:db8::/32"; a plain
+// address is /32 or /128).
+struct Cidr {
+    IpAddr addr;
+    uint8_t len = 0;
+    Family family() const { return family_of(addr); }
+    std::string str() const;  // "10.0.0.0/8", "192.0.2.1/32"
+    auto operator<=>(const Cidr&) const = default;
+};
+
+struct PortRange {  // inclusive; "443" is {443, 443}
+    uint16_t first = 0, last = 0;
+    auto operator<=>(const PortRange&) const = default;
+};
+
+// What a policy does when none of its members is in service.
+enum class LastResort { Balanced, Main, Unreachable };
+std::string_view last_resort_name(LastResort r);  // "balanced", "main", "unreachable"
+
+struct PolicyMember {
+    size_t wan = 0;       // index into Config::wans
+    unsigned weight = 1;  // the member's, else the WAN's
+    unsigned tier = 0;    // the member's, else the WAN's
+    bool operator==(const PolicyMember&) const = default;
+};
+
+struct PolicyConfig {
+    std::string name;                   // [a-z0-9_-], 1-32 chars, unique, not "balanced" or "main"
+    std::vector<PolicyMember> members;  // at least one, each WAN at most once
+    LastResort last_resort = LastResort::Balanced;
+    bool operator==(const PolicyConfig&) const = default;
+};
+
+enum class RuleTarget { Policy, Balanced, Main };
+enum class Sticky { None, Src, SrcDst };
+std::string_view sticky_name(Sticky s);  // "none", "src", "src-dst"
+
+// One entry of `rules`, first match wins. An empty list matches anything.
+struct RuleConfig {
+    std::string name;  // [a-z0-9_-], 1-32 chars, unique
+    std::vector<Cidr> src, dst;
+    std::optional<uint8_t> proto;  // IPPROTO_TCP/UDP/ICMP/ICMPV6/SCTP; nullopt: any
+    std::vector<PortRange> src_port, dst_port;  // only with tcp, udp or sctp
+    std::vector<std::string> iif;  // some of Config::lans; empty: every LAN
+    RuleTarget target = RuleTarget::Balanced;
+    size_t policy = 0;  // index into Config::policies when target == Policy
+    Sticky sticky = Sticky::None;
+    uint32_t sticky_timeout_s = kDefaultStickyTimeoutS;
+
+    // Whether the rule can match packets of `family`: not when its addresses (or icmp/icmpv6)
+    // are all of the other family.
+    bool applies_to(Family family) const;
+    // The policy's name, "balanced" or "main": the `policy` of the config and of status.
+    std::string target_name(const std::vector<PolicyConfig>& policies) const;
+    bool operator==(const RuleConfig&) const = default;
+};
+
 struct Config {
     std::string path;  // the file it came from (for status and messages)
     std::vector<WanConfig> wans;
@@ -74,6 +136,12 @@ struct Config {
     uint32_t mark_mask = kDefaultMarkMask;
     uint32_t rule_priority = kDefaultRulePriority;
     std::string hooks_dir = kDefaultHooksDir;
+    std::vector<PolicyConfig> policies;
+    std::vector<RuleConfig> rules;
+    // Marks inside mark_mask that no WAN has, allocated only when needed: connections a rule
+    // (or a policy's last resort) sends to the main table, and those it refuses as unreachable.
+    std::optional<uint32_t> main_mark;
+    std::optional<uint32_t> unreachable_mark;
 
     bool operator==(const Config&) const = default;
     bool any_ipv6() const;  // some WAN has gateway6

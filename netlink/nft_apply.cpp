@@ -166,6 +166,8 @@ public:
     }
     Status operator()(const OpAddElements& op) { return elements(kTableName, op.set, NFT_MSG_NEWSETELEM); }
     Status operator()(const OpDeleteElements& op) { return elements(kTableName, op.set, NFT_MSG_DELSETELEM); }
+    // STUB (helper B implements): DELSETELEM without elements.
+    Status operator()(const OpFlushSet&) { return Status::fail(ENOTSUP, "flush set: not implemented"); }
 
 private:
     Status add_table(const std::string& name, const std::string* comment) {

@@ -54,6 +54,7 @@ uint32_t key_datatype(KeyType t) {
         case KeyType::Ifname: return kNftTypeIfname;
         case KeyType::Mark: return kNftTypeMark;
         case KeyType::HashBucket: return kNftTypeInteger;
+        default: return kNftTypeInteger;  // STUB (helper B implements)
     }
     return kNftTypeInteger;
 }
@@ -267,6 +268,12 @@ private:
         cmp(NFT_CMP_EQ, s.prefix.bytes.data(), len);
         return Status::ok();
     }
+    // STUB (helper B implements): the statements of policy rules.
+    Status emit(const ConcatVmap&) { return Status::fail(ENOTSUP, "not implemented"); }
+    Status emit(const Goto&) { return Status::fail(ENOTSUP, "not implemented"); }
+    Status emit(const AddrInSet&) { return Status::fail(ENOTSUP, "not implemented"); }
+    Status emit(const UpdateSet&) { return Status::fail(ENOTSUP, "not implemented"); }
+    Status emit(const MarkIs&) { return Status::fail(ENOTSUP, "not implemented"); }
     void emit(const Return&) {
         ExprPtr e = expr("immediate");
         nftnl_expr_set_u32(e.get(), NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);

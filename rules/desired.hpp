@@ -3,6 +3,7 @@
 // through the appliers twice changes nothing the second time.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -74,6 +75,15 @@ struct ActiveSet {
 // Per family: only WANs that carry it count (for IPv6, those with gateway6).
 ActiveSet active_wans(const Config& config, const std::vector<WanInputs>& inputs, Family family = Family::V4);
 
+// Where a config rule sends new connections now, in one family.
+struct RuleSend {
+    enum class Kind { Wans, Main, Unreachable, None };  // None: the rule cannot match this family
+    Kind kind = Kind::None;
+    std::vector<size_t> wans;  // Kind::Wans: the WANs taking its new connections (indices into Config::wans)
+    bool last_resort = false;  // its policy has no member in service: the policy's last_resort applies
+    bool operator==(const RuleSend&) const = default;
+};
+
 // With no WAN carrying IPv6 the IPv6 parts are absent: an IPv4-only config gives exactly the
 // table, routes and rules it gave before dual-stack.
 struct Desired {
@@ -82,6 +92,8 @@ struct Desired {
     std::vector<Rule> rules;    // per family: suppress rule, one fwmark rule per WAN, then the balanced table
     ActiveSet active;           // IPv4
     ActiveSet active6;          // IPv6 (empty without IPv6 WANs)
+    // Per family, one per Config::rules entry, in order (empty without rules).
+    std::array<std::vector<RuleSend>, 2> rule_sends;
     const ActiveSet& active_of(Family f) const { return f == Family::V4 ? active : active6; }
 };
 

@@ -93,9 +93,44 @@ struct Return {  // return
     bool operator==(const Return&) const = default;
 };
 
+// The fields of a rule map's key. A key holds a subset, always in this order:
+//   iifname . ip saddr . ip daddr . meta l4proto . th sport . th dport   ("ip6" for IPv6)
+enum class MatchField { Iifname, SrcAddr, DstAddr, L4proto, SrcPort, DstPort };
+
+struct ConcatVmap {  // ip saddr . ip daddr . meta l4proto . th dport vmap @MAP
+    Family family = Family::V4;
+    std::vector<MatchField> fields;  // ascending, at least two (so the kernel uses pipapo)
+    std::string map;
+    bool operator==(const ConcatVmap&) const = default;
+};
+struct Goto {  // goto CHAIN
+    std::string chain;
+    bool operator==(const Goto&) const = default;
+};
+// Sticky sets: keyed by the source address, or source . destination.
+struct AddrInSet {  // ip saddr @SET   /   ip saddr . ip daddr @SET   ("ip6" for IPv6)
+    Family family = Family::V4;
+    bool with_dst = false;
+    std::string set;
+    bool operator==(const AddrInSet&) const = default;
+};
+struct UpdateSet {  // update @SET { ip saddr }   /   update @SET { ip saddr . ip daddr }
+    Family family = Family::V4;
+    bool with_dst = false;
+    std::string set;
+    bool operator==(const UpdateSet&) const = default;
+};
+struct MarkIs {  // ct mark & MASK == VALUE   /   meta mark & MASK == VALUE
+    MarkKind kind;
+    uint32_t mask;
+    uint32_t value;
+    bool operator==(const MarkIs&) const = default;
+};
+
 using Statement = std::variant<CtStateNew, NfprotoIpv4, IifnameInSet, OifnameIs, FibDaddrNotLocal,
                                MarkVmap, IifnameVmap, HashVmap, NumgenVmap, SetMarkBits, Masquerade,
-                               NfprotoIpv6, Ip6InPrefix, Return>;
+                               NfprotoIpv6, Ip6InPrefix, Return, ConcatVmap, Goto, AddrInSet, UpdateSet,
+                               MarkIs>;
 
 struct Rule {
     std::vector<Statement> statements;
@@ -111,26 +146,55 @@ struct Chain {
 };
 
 // Key types of the sets and maps wanbalance uses.
-//  Ifname:     type ifname             (16 bytes, NUL padded)
-//  Mark:       type mark               (4 bytes, host order)
-//  HashBucket: typeof numgen inc mod N (4 bytes, host order; N = Set::bucket_modulus)
-enum class KeyType { Ifname, Mark, HashBucket };
+//  Ifname:      type ifname             (16 bytes, NUL padded)
+//  Mark:        type mark               (4 bytes, host order)
+//  HashBucket:  typeof numgen inc mod N (4 bytes, host order; N = Set::bucket_modulus)
+// and the fields of concatenated keys (Set::concat), each in network order, padded to 4 bytes
+// on the wire:
+//  Ipv4Addr:    type ipv4_addr          (4 bytes)
+//  Ipv6Addr:    type ipv6_addr          (16 bytes)
+//  InetProto:   type inet_proto         (1 byte)
+//  InetService: type inet_service       (2 bytes)
+//  (Ifname may be a concatenated field too.)
+enum class KeyType { Ifname, Mark, HashBucket, Ipv4Addr, Ipv6Addr, InetProto, InetService };
 
-using Key = std::variant<std::string, uint32_t>;
+// One field of an interval element of a concatenated key: the first and last value, inclusive,
+// in the field's bytes (network order; an ifname NUL padded to 16, first == last).
+struct FieldRange {
+    std::vector<uint8_t> first, last;
+    auto operator<=>(const FieldRange&) const = default;
+};
+using FieldRanges = std::vector<FieldRange>;  // one per field of Set::concat
+
+// A string (Ifname), a number (Mark, HashBucket), or the ranges of a concatenated key.
+using Key = std::variant<std::string, uint32_t, FieldRanges>;
 
 struct Element {
     Key key;
-    std::string goto_chain;  // for verdict maps: "goto CHAIN"; empty for plain sets
+    std::string goto_chain;  // for verdict maps: "goto CHAIN" (or "jump CHAIN"); empty for plain sets
+    bool jump = false;       // "jump CHAIN": come back after it (the chain that looked up goes on)
     bool operator==(const Element&) const = default;
 };
 
 struct Set {
     std::string name;
-    KeyType key_type;
-    uint32_t bucket_modulus = 0;  // KeyType::HashBucket only
-    bool verdict_map = false;     // map KEY : verdict (elements goto a chain) vs. a plain set
+    KeyType key_type;              // the key, unless `concat` is set
+    uint32_t bucket_modulus = 0;   // KeyType::HashBucket only
+    bool verdict_map = false;      // map KEY : verdict (elements goto a chain) vs. a plain set
     std::vector<Element> elements;
+    // A concatenated key ("type ipv4_addr . inet_service"): its fields in order; key_type is
+    // then unused. With `interval` ("flags interval") every element is a FieldRanges.
+    std::vector<KeyType> concat;
+    bool interval = false;
+    // > 0: "flags dynamic,timeout; timeout T" and "size 65535", as nft gives a dynamic set: the
+    // packet path adds and refreshes the elements, so `elements` stays empty here and the diff
+    // never compares them.
+    uint32_t timeout_s = 0;
+    // For a dynamic set: whether what the kernel holds may stay. When a set goes from true to
+    // false, the diff empties it ("flush set"), in the same transaction as the rest.
+    bool keep_entries = true;
     bool operator==(const Set&) const = default;
+    bool dynamic() const { return timeout_s > 0; }
 };
 
 struct Table {

@@ -114,6 +114,7 @@ std::string describe(const Op& op) {
         std::string operator()(const OpAddElements& o) const {
             return "add " + std::to_string(o.set.elements.size()) + " elements to " + o.set.name;
         }
+        std::string operator()(const OpFlushSet& o) const { return "flush set " + o.name; }
         std::string operator()(const OpDeleteElements& o) const {
             return "delete " + std::to_string(o.set.elements.size()) + " elements from " + o.set.name;
         }

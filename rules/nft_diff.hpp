@@ -55,8 +55,14 @@ struct OpDeleteElements {
     bool operator==(const OpDeleteElements&) const = default;
 };
 
+// Empty a set ("flush set"): a dynamic set whose entries must go (Set::keep_entries went false).
+struct OpFlushSet {
+    std::string name;
+    bool operator==(const OpFlushSet&) const = default;
+};
+
 using Op = std::variant<OpReplaceTable, OpDeleteTable, OpAddChain, OpDeleteChain, OpReplaceRules,
-                        OpAddSet, OpDeleteSet, OpAddElements, OpDeleteElements>;
+                        OpAddSet, OpDeleteSet, OpAddElements, OpDeleteElements, OpFlushSet>;
 
 struct Plan {
     std::vector<Op> ops;

@@ -75,6 +75,12 @@ struct StatementText {
     }
     std::string operator()(const SetMarkBits& s) const { return render_set_mark(s); }
     std::string operator()(const Masquerade&) const { return "masquerade"; }
+    // STUB (helper B replaces): the statements of policy rules.
+    std::string operator()(const ConcatVmap&) const { return "STUB"; }
+    std::string operator()(const Goto& s) const { return "goto " + s.chain; }
+    std::string operator()(const AddrInSet&) const { return "STUB"; }
+    std::string operator()(const UpdateSet&) const { return "STUB"; }
+    std::string operator()(const MarkIs&) const { return "STUB"; }
 };
 
 std::string priority_text(ChainType type, int priority) {
@@ -107,6 +113,7 @@ std::string key_type_text(const Set& set) {
         case KeyType::Ifname: return "type ifname";
         case KeyType::Mark: return "type mark";
         case KeyType::HashBucket: return "typeof numgen inc mod " + std::to_string(set.bucket_modulus);
+        default: return "STUB";
     }
     return "?";
 }
@@ -173,6 +180,7 @@ const Chain* Table::find_chain(const std::string& chain_name) const {
 
 std::string render_key(const Set& set, const Key& key) {
     if (const auto* s = std::get_if<std::string>(&key)) return quoted(*s);
+    if (std::holds_alternative<FieldRanges>(key)) return "STUB";
     uint32_t v = std::get<uint32_t>(key);
     return set.key_type == KeyType::Mark ? hex32(v) : std::to_string(v);
 }

@@ -40,6 +40,8 @@ struct Route {
 
 // A policy rule. Identity as fib_nl_newrule()/rule_find() compare it: every attribute,
 // so "changing" a rule means deleting the old one and adding the new.
+enum class RuleAction { Lookup, Unreachable };  // "lookup TABLE" / "unreachable" (FR_ACT_UNREACHABLE)
+
 struct Rule {
     Family family = Family::V4;  // `ip rule` or `ip -6 rule`: each family has its own rule list
     uint32_t priority = 0;
@@ -47,6 +49,7 @@ struct Rule {
     uint32_t fwmask = 0xffffffff;
     uint32_t table = kMainTable;
     std::optional<uint8_t> suppress_prefixlen;  // "lookup main suppress_prefixlength 0"
+    RuleAction action = RuleAction::Lookup;      // Unreachable: no table (`table` ignored)
     bool operator==(const Rule&) const = default;
 };
 

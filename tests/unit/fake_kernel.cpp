@@ -126,6 +126,13 @@ public:
         return 0;
     }
 
+    int operator()(const nft::OpFlushSet& op) {
+        nft::Set* set = t_ ? find_set(op.name) : nullptr;
+        if (!set) return ENOENT;
+        set->elements.clear();
+        return 0;
+    }
+
 private:
     nft::Chain* find_chain(const std::string& name) {
         for (auto& c : t_->chains)
