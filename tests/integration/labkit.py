@@ -404,7 +404,8 @@ class Lab:
                      timeout: float = 2.0, udp: bool = False, send: int = 0, hold: float = 0,
                      rst: bool = False) -> list[dict]:
         """n connections from ns (source `src`: "A", "A-B" or "A,B-C", round-robin) to dst;
-        per connection: ok, seen (source the server saw), error, ms (see tools/connect_many.py)."""
+        per connection: ok, seen (source the server saw), error, ms (see tools/connect_many.py).
+        dst takes the same forms as src (each connection the next, round-robin)."""
         if dst in (SERVER, SERVER6):
             self.ensure_server(wait=False, family=family_of(dst))  # interpreters start in parallel
         argv = self._connect_argv(n, src, dst, port, concurrency, timeout, udp, send, hold, rst)
@@ -428,13 +429,25 @@ class Lab:
 
     def hold_connections(self, n: int, src: str | None = LAN_HOST, dst: str = SERVER,
                          port: int | None = None, ns: str = "lan", timeout: float = 2.0,
-                         send: int = 0) -> HeldConnections:
-        """Open n TCP connections and keep them open until .release()."""
+                         send: int = 0, exchange_every: float = 0) -> HeldConnections:
+        """Open n TCP connections and keep them open until .release(). With exchange_every,
+        each asks the server "whoami" every that many seconds while held (results: exchanges,
+        exchange_max_ms; a missing or changed answer ends it with end_ok false)."""
         if dst in (SERVER, SERVER6):
             self.ensure_server(family=family_of(dst))
         argv = self._connect_argv(n, src, dst, port, n, timeout, False, send, 0, False)
         argv.append("--hold-stdin")
+        if exchange_every:
+            argv += ["--exchange-every", str(exchange_every)]
         return HeldConnections(self, argv, ns, timeout=2 * timeout + 10)
+
+    def add_addresses(self, ns: str, addresses: Iterable[str], dev: str = "lo") -> None:
+        """Put more addresses (host routes: /32, /128) on an interface of ns, e.g. servers on
+        the internet's lo: the ISPs route the whole documentation range to it. They go when the
+        lab goes down."""
+        lines = [f"addr add {a}/{128 if family_of(a) == 'ipv6' else 32} dev {dev}"
+                 for a in addresses]
+        self.run(ns, ["ip", "-batch", "-"], input="\n".join(lines) + "\n")
 
     def connect_from_internet(self, dst_ip: str, port: int = TCP_PORT, timeout: float = 1.0,
                               src: str | None = None) -> ConnectResult:

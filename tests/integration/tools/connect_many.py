@@ -3,10 +3,14 @@
 # addresses and reports, per connection, the source address and port the server saw.
 """Open N connections to a whoami server and print what the server saw, as JSON on stdout.
 
-Output: {"elapsed_s": F, "results": [{"i", "src", "sport", "ok", "seen", "seen_port", "ms",
-"error", "end_ok", "end_seen", "end_error"}, ...]} in connection order. "end_*" are set only when
-connections are held: after the hold each connection asks "whoami" again, which tells whether it
-survived (and through which address it now arrives).
+Output: {"elapsed_s": F, "results": [{"i", "src", "dst", "sport", "ok", "seen", "seen_port",
+"ms", "error", "end_ok", "end_seen", "end_error", "exchanges", "exchange_max_ms"}, ...]} in
+connection order. "end_*" are set only when connections are held: after the hold each connection
+asks "whoami" again, which tells whether it survived (and through which address it now arrives).
+With --exchange-every S a held connection also asks "whoami" every S seconds while it is held:
+"exchanges" counts the answers, "exchange_max_ms" is the slowest; a missing answer, or one that
+names another address than the first, ends the hold with end_ok false.
+--src and --dst take "A", "A-B" or "A,B-C"; connection i uses the i-th of each, round-robin.
 
 --hold-stdin keeps every connection open until stdin reaches EOF; "ESTABLISHED ok=N failed=M"
 is printed on stderr once every connection has had its first answer.
@@ -65,9 +69,10 @@ def error_text(e: BaseException) -> str:
 
 
 class Run:
-    def __init__(self, args: argparse.Namespace, sources: list[str | None]):
+    def __init__(self, args: argparse.Namespace, sources: list[str | None], dests: list[str]):
         self.args = args
         self.sources = sources
+        self.dests = dests
         self.results: list[dict] = []
         self.first_done = 0
         self.first_ok = 0
@@ -75,9 +80,11 @@ class Run:
         self.release = asyncio.Event()
 
     def new_result(self, i: int) -> dict:
-        return {"i": i, "src": self.sources[i % len(self.sources)], "sport": None, "ok": False,
+        return {"i": i, "src": self.sources[i % len(self.sources)],
+                "dst": self.dests[i % len(self.dests)], "sport": None, "ok": False,
                 "seen": None, "seen_port": None, "ms": None, "error": None,
-                "end_ok": None, "end_seen": None, "end_error": None}
+                "end_ok": None, "end_seen": None, "end_error": None,
+                "exchanges": 0, "exchange_max_ms": None}
 
     def mark_first_done(self, ok: bool) -> None:
         self.first_done += 1
@@ -94,7 +101,7 @@ class Run:
             try:
                 local = (r["src"], 0) if r["src"] else None
                 reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(a.dst, a.port, local_addr=local), a.timeout)
+                    asyncio.open_connection(r["dst"], a.port, local_addr=local), a.timeout)
                 r["sport"] = writer.get_extra_info("sockname")[1]
                 line = await asyncio.wait_for(reader.readline(), a.timeout)
                 if not line:
@@ -122,7 +129,9 @@ class Run:
                 left -= size
                 await writer.drain()
             if a.hold_stdin or a.hold > 0:
-                if a.hold_stdin:
+                if a.exchange_every > 0:
+                    await self.exchange_while_held(r, reader, writer)
+                elif a.hold_stdin:
                     await self.release.wait()
                 else:
                     await asyncio.sleep(a.hold)
@@ -136,6 +145,35 @@ class Run:
         except Exception as e:  # noqa: BLE001
             r["end_ok"] = False
             r["end_error"] = error_text(e)
+
+    async def exchange_while_held(self, r: dict, reader, writer) -> None:
+        """Ask "whoami" every --exchange-every seconds until the hold ends; raises when an
+        answer is missing or names another address than the first answer did."""
+        a = self.args
+        loop = asyncio.get_running_loop()
+        end = None if a.hold_stdin else loop.time() + a.hold
+        while True:
+            wait = a.exchange_every if end is None else min(a.exchange_every, end - loop.time())
+            if wait > 0:
+                try:
+                    await asyncio.wait_for(self.release.wait(), wait)
+                except asyncio.TimeoutError:
+                    pass
+            if self.release.is_set() or (end is not None and loop.time() >= end):
+                return
+            start = time.monotonic()
+            writer.write(b"whoami\n")
+            await writer.drain()
+            line = await asyncio.wait_for(reader.readline(), a.timeout)
+            if not line:
+                raise ConnectionResetError(f"closed by peer after {r['exchanges']} exchanges")
+            seen = parse_answer(line)[0]
+            if seen != r["seen"]:
+                raise ConnectionError(f"exchange {r['exchanges'] + 1} came from {seen}, "
+                                      f"not {r['seen']}")
+            ms = round((time.monotonic() - start) * 1000, 3)
+            r["exchanges"] += 1
+            r["exchange_max_ms"] = max(ms, r["exchange_max_ms"] or 0)
 
     async def close(self, writer) -> None:
         if self.args.rst:
@@ -169,7 +207,7 @@ class Run:
             try:
                 local = (r["src"], 0) if r["src"] else None
                 transport, _ = await loop.create_datagram_endpoint(
-                    Proto, local_addr=local, remote_addr=(a.dst, a.port))
+                    Proto, local_addr=local, remote_addr=(r["dst"], a.port))
                 r["sport"] = transport.get_extra_info("sockname")[1]
                 transport.sendto(b"whoami\n")
                 data = await asyncio.wait_for(answer, a.timeout)
@@ -213,7 +251,8 @@ class Parser(argparse.ArgumentParser):
 
 def make_parser() -> Parser:
     parser = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dst", default="192.0.2.10", help="server address")
+    parser.add_argument("--dst", default="192.0.2.10",
+                        help='server address: "A", "A-B" or "A,B-C" (round-robin); IPv4 or IPv6')
     parser.add_argument("--port", type=int, help="server port (default 8080, with --udp 8081)")
     parser.add_argument("--src", help='source address: "A", "A-B" or "A,B-C" (round-robin); '
                                       'IPv4 or IPv6')
@@ -224,6 +263,8 @@ def make_parser() -> Parser:
     parser.add_argument("--send", type=int, default=0, help="bytes to send after the answer")
     parser.add_argument("--hold", type=float, default=0, help="keep each connection open S seconds")
     parser.add_argument("--hold-stdin", action="store_true", help="keep all open until stdin EOF")
+    parser.add_argument("--exchange-every", type=float, default=0,
+                        help="while held, ask whoami every S seconds (checks the path end to end)")
     parser.add_argument("--rst", action="store_true", help="close with RST (no TIME_WAIT)")
     parser.add_argument("--serve", action="store_true",
                         help="read one JSON list of these arguments per stdin line and answer "
@@ -231,24 +272,29 @@ def make_parser() -> Parser:
     return parser
 
 
-def parse_request(parser: Parser, argv: list[str]) -> tuple[argparse.Namespace, list]:
+def parse_request(parser: Parser, argv: list[str]) -> tuple[argparse.Namespace, list, list]:
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error("-n must be at least 1")
     if args.udp and (args.hold or args.hold_stdin or args.send):
         parser.error("--udp does not hold connections or send data")
+    if args.exchange_every < 0 or (args.exchange_every and not (args.hold or args.hold_stdin)):
+        parser.error("--exchange-every needs --hold or --hold-stdin and a positive interval")
     if args.port is None:
         args.port = 8081 if args.udp else 8080
     try:
         sources = parse_sources(args.src)
+        dests = parse_sources(args.dst)
     except ValueError as e:
         parser.error(str(e))
-    return args, sources
+    if dests == [None]:
+        parser.error("--dst must name an address")
+    return args, sources, dests
 
 
-async def execute(args: argparse.Namespace, sources: list) -> dict:
+async def execute(args: argparse.Namespace, sources: list, dests: list) -> dict:
     start = time.monotonic()
-    results = await Run(args, sources).run()
+    results = await Run(args, sources, dests).run()
     return {"elapsed_s": round(time.monotonic() - start, 3), "results": results}
 
 
@@ -259,10 +305,10 @@ async def serve(parser: Parser) -> None:
         if not line:
             return
         try:
-            args, sources = parse_request(parser, json.loads(line))
+            args, sources, dests = parse_request(parser, json.loads(line))
             if args.hold_stdin or args.serve:
                 raise ArgumentError("--hold-stdin and --serve are not available in --serve")
-            answer = await execute(args, sources)
+            answer = await execute(args, sources, dests)
         except (ArgumentError, ValueError, TypeError) as e:
             answer = {"error": str(e)}
         sys.stdout.write(json.dumps(answer) + "\n")
@@ -275,7 +321,7 @@ def main() -> int:
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     try:
-        args, sources = parse_request(parser, sys.argv[1:])
+        args, sources, dests = parse_request(parser, sys.argv[1:])
     except ArgumentError as e:
         parser.print_usage(sys.stderr)
         print(f"connect_many: {e}", file=sys.stderr)
@@ -283,7 +329,7 @@ def main() -> int:
     if args.serve:
         asyncio.run(serve(parser))
         return 0
-    json.dump(asyncio.run(execute(args, sources)), sys.stdout)
+    json.dump(asyncio.run(execute(args, sources, dests)), sys.stdout)
     sys.stdout.write("\n")
     return 0
 
