@@ -51,6 +51,7 @@ class Ctx:
     def __init__(self, lab):
         self.lab = lab
         self.watches = []
+        self.held = []
 
     def start(self, config, ipv6=False):
         """wanbalanced on `config`, once every WAN answered probes (in both families with
@@ -66,6 +67,12 @@ class Ctx:
         watch = EventWatch(d)
         self.watches.append(watch)
         return d, watch
+
+    def hold(self, n, **kwargs):
+        """lab.hold_connections, closed at the end of the test if the test did not."""
+        held = self.lab.hold_connections(n, **kwargs)
+        self.held.append(held)
+        return held
 
 
 def _new_lab():
@@ -88,6 +95,10 @@ def _put_back(lab, ctx):
     anything behind."""
     for watch in ctx.watches:
         watch.stop()
+    for held in ctx.held:
+        if held.proc.poll() is None:
+            held.proc.kill()
+            held.proc.wait()
     for d in lab.daemons:
         if d.running():
             d.stop()
@@ -401,8 +412,8 @@ def test_reload_adding_a_rule_drops_no_flow_and_keeps_health(ctx):
                                 rules=[HTTPS_RULE])
     d, watch = ctx.start(config)
     # Long-lived connections over both WANs (and over the rule's WAN), talking every 50 ms.
-    held = lab.hold_connections(20, src=LAN_HOSTS, exchange_every=0.05)
-    held_https = lab.hold_connections(6, src=LAN_HOSTS, port=HTTPS, exchange_every=0.05)
+    held = ctx.hold(20, src=LAN_HOSTS, exchange_every=0.05)
+    held_https = ctx.hold(6, src=LAN_HOSTS, port=HTTPS, exchange_every=0.05)
     assert (held.ok, held_https.ok) == (20, 6)
     before = established(lab, labkit.TCP_PORT), established(lab, HTTPS)
     assert before[0]["charter"] and before[0]["integra"], before
@@ -470,7 +481,7 @@ def test_status_lists_each_rules_wan_and_connections_and_ruleset_shows_the_maps(
     assert set(balance_map(lab, "policy_pair").values()) == {"charter", "integra"}
     lab.run("rtr", ["nft", "-c", "-f", "-"], input=printed)
 
-    held = lab.hold_connections(3, src=LAN_HOSTS, port=HTTPS)
+    held = ctx.hold(3, src=LAN_HOSTS, port=HTTPS)
     assert held.ok == 3
     labkit.wait_until(lambda: rules_status(d)["https"]["connections"] == 3, 5,
                       "status to count the rule's 3 connections")
