@@ -104,9 +104,9 @@ def main() -> int:
         lines, in_balance = [], False
         for line in table.splitlines():
             in_balance = (in_balance or "map balance" in line) and line.strip() != "}"
-            if in_balance and re.match(r"\s+(\d+ : goto|elements = \{ 0 :)", line):
+            if in_balance and re.match(r"\s+(\d+ : (goto|jump)|elements = \{ 0 :)", line):
                 if "elements" in line:
-                    lines.append("\t\telements = { 0 : goto wan_..., ... 1020 : goto wan_... }"
+                    lines.append("\t\telements = { 0 : jump wan_..., ... 1020 : jump wan_... }"
                                  "   (1021 hash buckets, shared by weight)")
                 continue
             lines.append(line)
