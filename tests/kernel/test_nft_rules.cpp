@@ -4,6 +4,7 @@
 // add, replace, remove and flush sets, checked against the kernel after each one.
 #include <doctest/doctest.h>
 
+#include <cstdio>
 #include <string>
 
 #include "netlink/nft_apply.hpp"
@@ -174,4 +175,88 @@ TEST_CASE("policy rules: the kernel refuses what the fake kernel refuses, with t
     timeout.timeout_s = 60;
     CHECK(refused(OpAddSet{timeout}) == 0);
     CHECK(must("nft list set inet wanbalance sticky_bank_charter").find("timeout 1m\n") != std::string::npos);
+}
+
+namespace {
+
+struct KeyShape {
+    const char* name;
+    wb::Family family;
+    std::vector<MatchField> fields;
+};
+
+KeyType key_type_of(MatchField f, wb::Family family) {
+    switch (f) {
+        case MatchField::Iifname: return KeyType::Ifname;
+        case MatchField::SrcAddr:
+        case MatchField::DstAddr: return family == wb::Family::V4 ? KeyType::Ipv4Addr : KeyType::Ipv6Addr;
+        case MatchField::L4proto: return KeyType::InetProto;
+        default: return KeyType::InetService;
+    }
+}
+
+// `count` disjoint elements of a map keyed by `shape`: source /24s (/120s) one after another,
+// every other field a value or a range, alternately goto and jump.
+Set shaped_map(const KeyShape& shape, size_t count) {
+    std::vector<KeyType> types;
+    for (MatchField f : shape.fields) types.push_back(key_type_of(f, shape.family));
+    std::vector<Element> elements;
+    const bool v6 = shape.family == wb::Family::V6;
+    for (size_t i = 0; i < count; ++i) {
+        FieldRanges key;
+        for (MatchField f : shape.fields) {
+            switch (f) {
+                case MatchField::Iifname: key.push_back(iif(i % 2 ? "ether3" : "ether4")); break;
+                case MatchField::SrcAddr: {
+                    char net[64];
+                    if (v6) std::snprintf(net, sizeof net, "2001:db8:%zx::%zx/120", i / 256, i % 256 * 256);
+                    else std::snprintf(net, sizeof net, "10.%zu.%zu.0/24", i / 256, i % 256);
+                    key.push_back(addr(net));
+                    break;
+                }
+                case MatchField::DstAddr: key.push_back(addr(i % 3 ? (v6 ? "::/0" : "0.0.0.0/0") : (v6 ? "2001:db8::1-2001:db8::9" : "192.0.2.1-192.0.2.9"))); break;
+                case MatchField::L4proto: key.push_back(i % 2 ? proto(6) : any_proto()); break;
+                default: key.push_back(i % 2 ? port(uint16_t(1000 + i % 1000)) : port(1024, 65535)); break;
+            }
+        }
+        elements.push_back(element(std::move(key), i % 2 ? "wan_charter" : "wan_integra", i % 4 == 0));
+    }
+    return rule_map("rules_shape", types, std::move(elements));
+}
+
+}  // namespace
+
+TEST_CASE("policy rules: every key shape (2 to 5 fields, either family) reads back as render() prints it") {
+    using F = MatchField;
+    const std::vector<KeyShape> shapes = {
+        {"addresses", wb::Family::V4, {F::SrcAddr, F::DstAddr}},
+        {"addresses6", wb::Family::V6, {F::SrcAddr, F::DstAddr}},
+        {"ports", wb::Family::V4, {F::SrcAddr, F::DstAddr, F::L4proto, F::SrcPort, F::DstPort}},
+        {"iifname", wb::Family::V4, {F::Iifname, F::SrcAddr, F::DstAddr}},
+        {"iifname6-sport", wb::Family::V6, {F::Iifname, F::SrcAddr, F::DstAddr, F::L4proto, F::SrcPort}},
+    };
+    enter_fresh_netns();
+    auto sock = open_socket();
+    unsigned small_messages = 0;
+    for (const auto& shape : shapes) {
+        for (size_t count : {size_t(7), size_t(3000)}) {
+            const std::string shape_name = shape.name;
+            CAPTURE(shape_name);
+            CAPTURE(count);
+            Table t = policy_rules_table();
+            t.sets.push_back(shaped_map(shape, count));
+            chain_of(t, "rules4").rules.insert(chain_of(t, "rules4").rules.begin(),
+                                               Rule{{ConcatVmap{shape.family, shape.fields, "rules_shape"}}, ""});
+            apply_ok(*sock, plan_of({OpReplaceTable{t}}));
+            CHECK(listing() == render(t));
+            if (count > 100) {
+                CHECK(sock->last_stats().messages > small_messages + 2);  // the map's elements over several
+                MESSAGE(shape_name << ": " << count << " elements, " << sock->last_stats().messages << " messages, "
+                                   << sock->last_stats().bytes << " bytes");
+            } else {
+                small_messages = sock->last_stats().messages;
+                check_same_as_nft(t);
+            }
+        }
+    }
 }
