@@ -14,6 +14,8 @@
 namespace wb::nft {
 
 inline constexpr const char* kTableName = "wanbalance";  // family inet
+// The size nft gives a dynamic set ("size 65535"), sent as NFTA_SET_DESC_SIZE.
+inline constexpr uint32_t kDynamicSetSize = 65535;
 
 enum class ChainType { Filter, Route, Nat };
 enum class Hook { Prerouting, Output, Postrouting };
