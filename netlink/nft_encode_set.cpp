@@ -119,7 +119,7 @@ UdataPtr set_userdata(const Set& set) {
     nftnl_udata_put_u32(buf.get(), NFTNL_UDATA_SET_KEYBYTEORDER, key_byteorder(set));
     if (set.verdict_map) nftnl_udata_put_u32(buf.get(), NFTNL_UDATA_SET_DATABYTEORDER, kNftByteorderInvalid);
     if (is_concat(set)) typeof_nest(buf.get(), NFTNL_UDATA_SET_KEY_TYPEOF, kNftExprConcat, [] {});
-    if (!is_concat(set) && set.key_type == KeyType::HashBucket) {
+    if (key_fields(set) == std::vector<KeyType>{KeyType::HashBucket}) {
         typeof_nest(buf.get(), NFTNL_UDATA_SET_KEY_TYPEOF, kNftExprNumgen, [&] {
             nftnl_udata_put_u32(buf.get(), kNumgenUdataMode, NFT_NG_INCREMENTAL);
             nftnl_udata_put_u32(buf.get(), kNumgenUdataModulus, set.bucket_modulus);
@@ -156,10 +156,10 @@ Expected<KeyBytes> range_bytes(const Set& set, const FieldRanges& ranges, bool l
 Expected<KeyBytes> key_bytes(const Set& set, const Key& key, bool last = false) {
     std::string where = (set.verdict_map ? "map " : "set ") + set.name;
     if (const auto* ranges = std::get_if<FieldRanges>(&key)) return range_bytes(set, *ranges, last, where);
-    if (is_concat(set) || set.key_type == KeyType::Ipv4Addr || set.key_type == KeyType::Ipv6Addr ||
-        set.key_type == KeyType::InetProto || set.key_type == KeyType::InetService)
+    const KeyType type = key_fields(set)[0];
+    if (is_concat(set) || (type != KeyType::Ifname && type != KeyType::Mark && type != KeyType::HashBucket))
         return Status::fail(EINVAL, where + ": a key without its fields' values");
-    if (set.key_type == KeyType::Ifname) {
+    if (type == KeyType::Ifname) {
         const auto* name = std::get_if<std::string>(&key);
         if (!name) return Status::fail(EINVAL, where + ": a number where an interface name belongs");
         return ifname_bytes(*name, where);

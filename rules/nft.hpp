@@ -211,7 +211,8 @@ struct Table {
 };
 
 // Text exactly as `nft list table inet NAME` prints it (tabs, blank line between objects,
-// hex marks as 0x%08x, elements in the given order). Loadable with `nft -f`.
+// hex marks as 0x%08x, elements sorted as nft sorts them; an interval map's in the given order,
+// which is the kernel's: the order they were added in). Loadable with `nft -f`.
 std::string render(const Table& table);
 std::string render(const Rule& rule);           // one rule line, no indentation or newline
 std::string render_key(const Set& set, const Key& key);
