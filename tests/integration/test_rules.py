@@ -1,10 +1,11 @@
 # Issue 12, policy rules and sticky sessions with packets in the lab: the internet's servers see
 # which WAN carried each connection. A rule sends its traffic over its policy's members while the
 # rest stays balanced; "main" leaves a destination to the router's main table; a policy whose
-# members are all down applies its last resort; members fail over and are drained like WANs;
-# sticky sources keep their WAN until their entry times out; a reload that adds a rule drops no
-# flow and forgets no health; status and `ruleset` show the rules; IPv6 has rules of its own; the
-# main/unreachable ip rules exist only when needed and a clean stop leaves nothing.
+# members are all down applies its last resort; members fail over (probes, `set WAN down`) and
+# keep their tiers; sticky sources keep their WAN until their entry times out; a reload that
+# adds a rule drops no flow and forgets no health; status and `ruleset` show the rules; IPv6 has
+# rules of its own; the main/unreachable ip rules exist only when needed and a clean stop leaves
+# nothing.
 #
 # One lab serves the whole module (each test starts and stops its own daemon, the fixture puts
 # the lab back as it found it); a test that fails, or a lab that cannot be put back, gets the lab
@@ -20,6 +21,8 @@ import pytest
 import labkit
 from labkit import LAN_HOSTS, LAN_HOSTS6, SERVER, SERVER6
 from labwatch import EventWatch, balance_map, conntrack_entries
+
+pytestmark = pytest.mark.root     # builds network namespaces: skipped without root
 
 FAST_PROBE = {"interval_ms": 200, "down_after": 3}
 HTTPS = 443
@@ -37,8 +40,6 @@ EXTRA_SERVERS = [f"192.0.2.{i}" for i in range(128, 192)]
 
 INTEGRA_ONLY = {"members": [{"wan": "integra"}]}
 PAIR = {"members": [{"wan": "charter"}, {"wan": "integra"}]}
-pytestmark = pytest.mark.root     # builds network namespaces
-
 HTTPS_RULE = {"name": "https", "dst": [f"{SERVER}/32"], "proto": "tcp", "dst_port": [str(HTTPS)],
               "policy": "integra_only"}
 
@@ -288,13 +289,12 @@ def test_policy_members_fail_over_drain_and_keep_their_tiers(ctx):
 
     assert both_used(pair(), least=10)
     assert backup() == only("charter", 40)     # the tier-1 member idles
-    for mode, state in (("drain", "draining"), ("down", "disabled")):
-        set_wan(d, "charter", mode, state)
-        assert pair() == only("integra", 60), mode
-        assert backup() == only("integra", 40), mode
-        set_wan(d, "charter", "auto", "up")
-        assert both_used(pair(), least=10), mode
-        assert backup() == only("charter", 40), mode
+    set_wan(d, "charter", "down", "disabled")
+    assert pair() == only("integra", 60)
+    assert backup() == only("integra", 40)
+    set_wan(d, "charter", "auto", "up")
+    assert both_used(pair(), least=10)
+    assert backup() == only("charter", 40)
 
     # The tier-1 member down changes nothing for its policy; the pair goes on with charter.
     set_wan(d, "integra", "down", "disabled")
@@ -422,7 +422,7 @@ def test_reload_adding_a_rule_drops_no_flow_and_keeps_health(ctx):
 
     config["policies"]["pair"] = PAIR
     config["rules"].append({"name": "added", "dst": [BLOCK_A], "policy": "pair"})
-    reload_with(lab, d, watch, config)
+    reloaded = reload_with(lab, d, watch, config)
     assert both_used(lab.spread(60, src=LAN_HOSTS, dst=BLOCK_A_HOSTS, port=HTTPS), least=10)
     assert lab.spread(20, src=LAN_HOSTS, port=HTTPS) == only("integra", 20)
 
@@ -436,11 +436,13 @@ def test_reload_adding_a_rule_drops_no_flow_and_keeps_health(ctx):
     changed = {k for k in objects if objects[k] != after[k]}
     assert all(re.fullmatch(r"chain rules[46]|map rules[46]_\d+", k) for k in changed), \
         {k: (objects[k], after[k]) for k in changed}
-    # The very same conntrack entries (ids, tuples, marks), and every flow kept talking.
+    # The very same conntrack entries (ids, tuples, marks), and every flow kept talking, for
+    # a second after the reload too (about 20 exchanges each).
     assert (established(lab, labkit.TCP_PORT), established(lab, HTTPS)) == before
+    time.sleep(max(0.0, reloaded + 1.0 - time.monotonic()))
     for r in held.release() + held_https.release():
         assert r["end_ok"] and r["end_seen"] == r["seen"], r
-        assert r["exchanges"] >= 5 and r["exchange_max_ms"] < 1000, r
+        assert r["exchanges"] >= 10 and r["exchange_max_ms"] < 1000, r
 
     # Health is kept: a WAN that is down stays down through a reload, nothing flaps.
     mark = time.monotonic()
