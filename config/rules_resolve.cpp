@@ -108,6 +108,45 @@ void check_rule_iif(const ConfigDraft& draft, const RuleDraft& rule, Reporter& r
     }
 }
 
+// The WANs a sticky rule keeps sets for (rules/desired_rules.cpp): its policy's members, and
+// every WAN for "balanced" or a policy whose last resort is "balanced"; none when not sticky.
+std::vector<std::string> sticky_wans(const ConfigDraft& draft, const RuleDraft& rule) {
+    if (rule.sticky.value.value_or(Sticky::None) == Sticky::None || !rule.policy.value || *rule.policy.value == "main")
+        return {};
+    const std::vector<std::string> all = wan_names(draft);
+    if (*rule.policy.value == "balanced") return all;
+    for (const PolicyDraft& policy : draft.policies) {
+        if (policy.written != *rule.policy.value) continue;
+        if (policy.last_resort.value.value_or(LastResort::Balanced) == LastResort::Balanced) return all;
+        std::vector<std::string> out;
+        for (const MemberDraft& member : policy.members) {
+            if (member.wan.value && std::find(all.begin(), all.end(), *member.wan.value) != all.end())
+                out.push_back(*member.wan.value);
+        }
+        return out;
+    }
+    return {};
+}
+
+// Sticky sets are named sticky_RULE_WAN, so rule "a_b" with WAN "c" and rule "a" with WAN "b_c"
+// would share one: refused at the later rule.
+void check_sticky_names(const ConfigDraft& draft, Reporter& report) {
+    std::map<std::string, std::pair<const RuleDraft*, std::string>> owner;  // set name -> rule, WAN
+    for (const RuleDraft& rule : draft.rules) {
+        if (!rule.name.value) continue;
+        for (const std::string& wan : sticky_wans(draft, rule)) {
+            const std::string set = "sticky_" + *rule.name.value + "_" + wan;
+            auto [it, fresh] = owner.emplace(set, std::pair{&rule, wan});
+            const RuleDraft& other = *it->second.first;
+            if (fresh || other.name.value == rule.name.value) continue;  // same name: reported already
+            report.fail(rule.sticky.path, "its sticky set for WAN " + quote(wan) + " would be named " + quote(set) +
+                                              ", like that of rule " + quote(*other.name.value) + " (" + other.path +
+                                              ") for WAN " + quote(it->second.second) + "; rename one of the two rules");
+            break;
+        }
+    }
+}
+
 // Main, then unreachable, take the marks after the WANs': the mask must hold them all.
 void check_mark_room(const ConfigDraft& draft, std::optional<uint32_t> mask, const ExtraMarks& extra,
                      Reporter& report) {
@@ -329,6 +368,7 @@ ExtraMarks extra_marks_needed(const ConfigDraft& draft, const Reporter& report) 
 void check_policies_and_rules(const ConfigDraft& draft, std::optional<uint32_t> mask, Reporter& report) {
     check_members(draft, report);
     check_rule_names(draft, report);
+    check_sticky_names(draft, report);
     for (const RuleDraft& rule : draft.rules) {
         check_rule_policy(draft, rule, report);
         check_rule_iif(draft, rule, report);

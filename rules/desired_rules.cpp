@@ -34,7 +34,7 @@ KeyType field_type(nft::MatchField field, Family family) {
     return KeyType::InetService;
 }
 
-bool can_match(const CompiledRules& compiled, size_t rule) {
+bool can_match(const CompiledFamily& compiled, size_t rule) {
     return std::binary_search(compiled.rules.begin(), compiled.rules.end(), rule);  // in config order
 }
 
@@ -175,13 +175,13 @@ Chain mark_chain(const std::string& name, uint32_t mask, uint32_t mark) {
     return chain;
 }
 
-// rules4 / rules6: the layers in order (the first whose map holds the packet decides), then
-// what no rule takes: the balance map, or the catch-all rule.
+// rules4 / rules6, or a LAN's rules4_LAN: the layers in order (the first whose map holds the
+// packet decides), then what no rule takes: the balance map, or the catch-all rule.
 Chain rules_chain(const Config& config, const CompiledRules& compiled, Family family) {
-    Chain chain{rules_chain_name(family), std::nullopt, {}};
+    Chain chain{rules_chain_name(family, compiled.lan), std::nullopt, {}};
     for (size_t layer = 0; layer < compiled.layers.size(); ++layer)
-        chain.rules.push_back(
-            NftRule{{nfproto(family), nft::ConcatVmap{family, compiled.fields, rules_map_name(family, layer)}}, ""});
+        chain.rules.push_back(NftRule{
+            {nfproto(family), nft::ConcatVmap{family, compiled.fields, rules_map_name(family, layer, compiled.lan)}}, ""});
     if (compiled.catch_all) {
         const RuleConfig& rule = config.rules[*compiled.catch_all];
         chain.rules.push_back(NftRule{{nft::Goto{rule_chain_name(rule)}}, "rule " + rule.name + ": everything else"});
@@ -192,15 +192,29 @@ Chain rules_chain(const Config& config, const CompiledRules& compiled, Family fa
     return chain;
 }
 
+// rules4 / rules6 when the rules are split by LAN: on to the chain of the LAN the packet came
+// in on (prerouting sends only packets from the LANs).
+Chain dispatch_chain(Family family) {
+    Chain chain{rules_chain_name(family), std::nullopt, {}};
+    chain.rules.push_back(NftRule{{nft::IifnameVmap{rules_lans_map_name(family)}}, "the rules of the LAN it came in on"});
+    return chain;
+}
+
+Set lans_map(const CompiledFamily& compiled, Family family) {
+    Set map{rules_lans_map_name(family), KeyType::Ifname, 0, true, {}};
+    for (const auto& c : compiled.chains) map.elements.push_back({c.lan, rules_chain_name(family, c.lan)});
+    return map;
+}
+
 Set layer_map(const CompiledRules& compiled, Family family, size_t layer) {
-    Set map{rules_map_name(family, layer), address_type(family), 0, true, compiled.layers[layer]};
+    Set map{rules_map_name(family, layer, compiled.lan), address_type(family), 0, true, compiled.layers[layer]};
     for (auto field : compiled.fields) map.concat.push_back(field_type(field, family));
     map.interval = true;
     return map;
 }
 
 // Policies some rule that can match in the family uses, in config order.
-std::vector<size_t> used_policies(const Config& config, const CompiledRules& compiled) {
+std::vector<size_t> used_policies(const Config& config, const CompiledFamily& compiled) {
     std::vector<size_t> out;
     for (size_t r : compiled.rules)
         if (config.rules[r].target == RuleTarget::Policy) out.push_back(config.rules[r].policy);
@@ -211,10 +225,12 @@ std::vector<size_t> used_policies(const Config& config, const CompiledRules& com
 
 void add_family_sets(const Config& config, const std::vector<WanInputs>& inputs, Family family, const Set& balance,
                      RulesPlane& plane) {
-    const CompiledRules& compiled = plane.compiled[size_t(family)];
+    const CompiledFamily& compiled = plane.compiled[size_t(family)];
     for (size_t p : used_policies(config, compiled))
         plane.sets.push_back(policy_map(config, inputs, config.policies[p], family, balance));
-    for (size_t layer = 0; layer < compiled.layers.size(); ++layer) plane.sets.push_back(layer_map(compiled, family, layer));
+    for (const CompiledRules& chain : compiled.chains)
+        for (size_t layer = 0; layer < chain.layers.size(); ++layer) plane.sets.push_back(layer_map(chain, family, layer));
+    if (compiled.by_lan) plane.sets.push_back(lans_map(compiled, family));
     for (size_t r : compiled.rules)
         if (sticky_in(config.rules[r]))
             for (size_t w : reachable_wans(config, config.rules[r], family))
@@ -242,7 +258,7 @@ RuleSend send_of(const Config& config, const std::vector<WanInputs>& inputs, con
 
 // One per config rule; None where the rule cannot match in the family.
 std::vector<RuleSend> sends_of(const Config& config, const std::vector<WanInputs>& inputs,
-                               const CompiledRules& compiled, Family family, const ActiveSet& active) {
+                               const CompiledFamily& compiled, Family family, const ActiveSet& active) {
     std::vector<RuleSend> out(config.rules.size());
     for (size_t r : compiled.rules) out[r] = send_of(config, inputs, config.rules[r], family, active);
     return out;
@@ -260,17 +276,54 @@ std::string policy_text(const Config& config, const RuleConfig& rule) {
     return out;
 }
 
-// Per rule, where a family's compiled rules hold it: "IPv4 layer 2", "IPv4 catch-all", or "".
-std::vector<std::string> placements(const Config& config, const CompiledRules& compiled, Family family) {
+// "a", "a and b", "a, b and c"
+std::string join_and(const std::vector<std::string_view>& words) {
+    std::string out;
+    for (size_t i = 0; i < words.size(); ++i)
+        out += (i == 0 ? "" : i + 1 == words.size() ? " and " : ", ") + std::string(words[i]);
+    return out;
+}
+
+// Per rule, where one chain's compiled rules hold it: "layer 2", "catch-all", or "".
+std::vector<std::string> placements(const Config& config, const CompiledRules& compiled) {
     std::vector<std::string> out(config.rules.size());
-    const std::string label(family_label(family));
     for (size_t layer = 0; layer < compiled.layers.size(); ++layer)
         for (const auto& e : compiled.layers[layer])
             for (size_t r : compiled.rules)
                 if (out[r].empty() && e.goto_chain == rule_chain_name(config.rules[r]))
-                    out[r] = label + " layer " + std::to_string(layer + 1);
-    if (compiled.catch_all) out[*compiled.catch_all] = label + " catch-all";
+                    out[r] = "layer " + std::to_string(layer + 1);
+    if (compiled.catch_all) out[*compiled.catch_all] = "catch-all";
     return out;
+}
+
+// Per rule, where a family holds it: "IPv4 layer 2", "IPv4 catch-all", or by LAN, the LANs with
+// the same place together: "IPv4 layer 1 on ether3 and ether4, catch-all on ether5"; or "".
+std::vector<std::string> placements(const Config& config, const CompiledFamily& compiled, Family family) {
+    std::vector<std::vector<std::string>> per_chain;
+    for (const auto& chain : compiled.chains) per_chain.push_back(placements(config, chain));
+    std::vector<std::string> out(config.rules.size());
+    for (size_t r = 0; r < config.rules.size(); ++r) {
+        std::vector<std::pair<std::string, std::vector<std::string_view>>> groups;  // place, its LANs
+        for (size_t c = 0; c < per_chain.size(); ++c) {
+            const std::string& place = per_chain[c][r];
+            if (place.empty()) continue;
+            auto g = std::find_if(groups.begin(), groups.end(), [&](const auto& other) { return other.first == place; });
+            if (g == groups.end()) g = groups.insert(groups.end(), {place, {}});
+            g->second.push_back(compiled.chains[c].lan);
+        }
+        for (const auto& [place, lans] : groups) {
+            out[r] += (out[r].empty() ? std::string(family_label(family)) + " " : ", ") + place;
+            if (compiled.by_lan) out[r] += " on " + join_and(lans);
+        }
+    }
+    return out;
+}
+
+// "IPv4: 2 layers, 5 map elements", or per LAN: "IPv4 on ether3: ...".
+std::string chain_line(const CompiledRules& chain, Family family) {
+    std::string where(family_label(family));
+    if (!chain.lan.empty()) where += " on " + chain.lan;
+    return "#   " + where + ": " + plural(chain.layers.size(), "layer") + ", " + plural(chain.elements(), "map element") + "\n";
 }
 
 }  // namespace
@@ -281,11 +334,10 @@ std::string rules_summary(const Config& config) {
     std::array<std::vector<std::string>, 2> where;
     for (Family f : kFamilies) {
         if (f == Family::V6 && !config.any_ipv6()) continue;
-        CompiledRules compiled = compile_rules(config, f);
+        CompiledFamily compiled = compile_family(config, f);
         where[size_t(f)] = placements(config, compiled, f);
         if (compiled.rules.empty()) continue;
-        out += "#   " + std::string(family_label(f)) + ": " + plural(compiled.layers.size(), "layer") + ", " +
-               plural(compiled.elements(), "map element") + "\n";
+        for (const auto& chain : compiled.chains) out += chain_line(chain, f);
     }
     for (size_t r = 0; r < config.rules.size(); ++r) {
         std::string at;
@@ -311,7 +363,7 @@ RulesPlane build_rules_plane(const Config& config, const std::vector<WanInputs>&
     for (Family f : kFamilies) {
         // IPv6 LAN traffic is only balanced with IPv6 WANs; without them its rules have nothing to do.
         if (f == Family::V6 && !config.any_ipv6()) continue;
-        plane.compiled[size_t(f)] = compile_rules(config, f);
+        plane.compiled[size_t(f)] = compile_family(config, f);
         plane.has_rules[size_t(f)] = !plane.compiled[size_t(f)].rules.empty();
     }
     for (Family f : kFamilies)
@@ -322,8 +374,12 @@ RulesPlane build_rules_plane(const Config& config, const std::vector<WanInputs>&
         for (Family f : kFamilies) families[size_t(f)] = can_match(plane.compiled[size_t(f)], r);
         if (families[0] || families[1]) plane.chains.push_back(rule_chain(config, r, families));
     }
-    for (Family f : kFamilies)
-        if (plane.has_rules[size_t(f)]) plane.chains.push_back(rules_chain(config, plane.compiled[size_t(f)], f));
+    for (Family f : kFamilies) {
+        if (!plane.has_rules[size_t(f)]) continue;
+        const CompiledFamily& compiled = plane.compiled[size_t(f)];
+        for (const CompiledRules& chain : compiled.chains) plane.chains.push_back(rules_chain(config, chain, f));
+        if (compiled.by_lan) plane.chains.push_back(dispatch_chain(f));
+    }
     for (Family f : kFamilies)
         plane.sends[size_t(f)] = sends_of(config, inputs, plane.compiled[size_t(f)], f, *active[size_t(f)]);
     return plane;

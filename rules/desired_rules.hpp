@@ -29,18 +29,19 @@ std::string to_unreachable_chain_name();  // "to_unreachable"
 
 // What the rules add to the table, for each family that has rules (IPv6 only with IPv6 WANs).
 struct RulesPlane {
-    std::array<CompiledRules, 2> compiled;
+    std::array<CompiledFamily, 2> compiled;
     std::array<bool, 2> has_rules{};  // prerouting sends the family's new LAN connections to rules4/rules6
-    std::vector<nft::Set> sets;       // policy maps, layer maps, sticky sets
-    std::vector<nft::Chain> chains;   // to_main, to_unreachable, rule_NAME, rules4, rules6
+    std::vector<nft::Set> sets;       // policy maps, layer maps (and rules4_lans), sticky sets
+    std::vector<nft::Chain> chains;   // to_main, to_unreachable, rule_NAME, (rules4_LAN,) rules4, (rules6_LAN,) rules6
     std::array<std::vector<RuleSend>, 2> sends;
 };
 // `balance` holds the balance maps already built, per family (IPv6's empty without IPv6 WANs).
 RulesPlane build_rules_plane(const Config& config, const std::vector<WanInputs>& inputs,
                              const std::array<const ActiveSet*, 2>& active, const std::array<nft::Set, 2>& balance);
 
-// For `wanbalancectl ruleset`: comment lines ("# ...") naming each rule's layer per family and
-// its policy, and the number of layers; empty without rules.
+// For `wanbalancectl ruleset`: comment lines ("# ...") naming each rule's layer per family (and
+// per LAN when the family's rules are split by LAN) and its policy, and the number of layers;
+// empty without rules.
 std::string rules_summary(const Config& config);
 
 }  // namespace wb::desired_detail

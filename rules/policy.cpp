@@ -10,8 +10,7 @@ using nft::FieldRange;
 using nft::FieldRanges;
 using nft::MatchField;
 
-// Every field's values as one unsigned number: an address (up to 128 bits), a protocol, a
-// port, or an interface's index in the compile's name table.
+// Every field's values as one unsigned number: an address (up to 128 bits), a protocol or a port.
 __extension__ typedef unsigned __int128 Value;
 
 struct Span {  // inclusive
@@ -20,12 +19,10 @@ struct Span {  // inclusive
 // Sorted, disjoint and never adjacent (merged). Empty: the rule does not constrain the field.
 using Spans = std::vector<Span>;
 
-constexpr size_t kFields = 6;  // one per nft::MatchField, in its order
+constexpr size_t kFields = 6;  // one per nft::MatchField, in its order (Iifname's always empty)
 using FieldLists = std::array<Spans, kFields>;
 
 constexpr size_t index_of(MatchField f) { return size_t(f); }
-
-constexpr size_t kIfnameBytes = 16;  // IFNAMSIZ: the kernel compares the NUL-padded name
 
 Value address_value(const IpAddr& a) {
     if (const auto* v4 = std::get_if<Ipv4>(&a)) return v4->value;
@@ -44,7 +41,7 @@ Value max_value(MatchField field, Family family) {
         case MatchField::L4proto: return 255;
         case MatchField::SrcPort:
         case MatchField::DstPort: return 65535;
-        case MatchField::Iifname: return ~Value(0);  // bounded by the name table instead
+        case MatchField::Iifname: return 0;  // never a key field: chains per LAN instead
     }
     return 0;
 }
@@ -84,7 +81,7 @@ bool intersect(const Spans& a, const Spans& b) {
 // Two rules overlap when some packet matches both. Fields that most often tell rules apart first.
 bool overlap(const FieldLists& a, const FieldLists& b) {
     static constexpr MatchField order[] = {MatchField::DstAddr, MatchField::SrcAddr, MatchField::DstPort,
-                                           MatchField::L4proto, MatchField::SrcPort, MatchField::Iifname};
+                                           MatchField::L4proto, MatchField::SrcPort};
     for (MatchField f : order)
         if (!intersect(a[index_of(f)], b[index_of(f)])) return false;
     return true;
@@ -93,18 +90,6 @@ bool overlap(const FieldLists& a, const FieldLists& b) {
 bool catch_all(const FieldLists& lists) {
     return std::all_of(lists.begin(), lists.end(), [](const Spans& s) { return s.empty(); });
 }
-
-// The interfaces rules name, as numbers: the LANs first (0..lans-1), then any other name a
-// rule gives (the validator refuses those; they still compile, and match nothing).
-struct NameTable {
-    std::vector<std::string> names;
-    size_t lans = 0;
-    Value index(const std::string& name) {
-        auto it = std::find(names.begin(), names.end(), name);
-        if (it == names.end()) it = names.insert(names.end(), name);
-        return Value(it - names.begin());
-    }
-};
 
 Spans port_spans(const std::vector<PortRange>& ports) {
     Spans out;
@@ -119,17 +104,8 @@ Spans address_spans(const std::vector<Cidr>& cidrs, Family family) {
     return merged(out, max_value(MatchField::SrcAddr, family));
 }
 
-FieldLists rule_lists(const RuleConfig& rule, Family family, NameTable& names) {
+FieldLists rule_lists(const RuleConfig& rule, Family family) {
     FieldLists lists;
-    Spans iif;
-    for (const auto& name : rule.iif) {
-        Value i = names.index(name);
-        iif.push_back({i, i});
-    }
-    iif = merged(iif, ~Value(0));
-    // Every LAN named: the same as none (only LAN traffic reaches the rules).
-    if (!iif.empty() && iif[0].lo == 0 && names.lans > 0 && iif[0].hi >= Value(names.lans - 1)) iif.clear();
-    lists[index_of(MatchField::Iifname)] = iif;
     lists[index_of(MatchField::SrcAddr)] = address_spans(rule.src, family);
     lists[index_of(MatchField::DstAddr)] = address_spans(rule.dst, family);
     if (rule.proto) lists[index_of(MatchField::L4proto)] = {{*rule.proto, *rule.proto}};
@@ -138,14 +114,13 @@ FieldLists rule_lists(const RuleConfig& rule, Family family, NameTable& names) {
     return lists;
 }
 
-// A field's bytes as the kernel compares them: network order, an ifname NUL padded.
-std::vector<uint8_t> field_bytes(MatchField field, Family family, Value v, const NameTable& names) {
-    if (field == MatchField::Iifname) {
-        std::vector<uint8_t> out(kIfnameBytes, 0);
-        const std::string& name = names.names[size_t(v)];
-        std::copy_n(name.begin(), std::min(name.size(), kIfnameBytes), out.begin());
-        return out;
-    }
+// Whether the rule takes packets from `lan` (from any LAN when `lan` is empty: unknown).
+bool on_lan(const RuleConfig& rule, const std::string& lan) {
+    return lan.empty() || rule.iif.empty() || std::find(rule.iif.begin(), rule.iif.end(), lan) != rule.iif.end();
+}
+
+// A field's bytes as the kernel compares them: network order.
+std::vector<uint8_t> field_bytes(MatchField field, Family family, Value v) {
     size_t width = 2;
     if (field == MatchField::L4proto) width = 1;
     if (field == MatchField::SrcAddr || field == MatchField::DstAddr) width = address_bits(family) / 8;
@@ -154,20 +129,11 @@ std::vector<uint8_t> field_bytes(MatchField field, Family family, Value v, const
     return out;
 }
 
-// A field's ranges, one per element: an ifname is exact, so every name is its own range.
-std::vector<FieldRange> field_ranges(MatchField field, Family family, const Spans& spans, const NameTable& names) {
-    auto range = [&](Value lo, Value hi) {
-        return FieldRange{field_bytes(field, family, lo, names), field_bytes(field, family, hi, names)};
-    };
-    std::vector<FieldRange> out;
-    if (field == MatchField::Iifname) {
-        if (spans.empty())
-            for (size_t i = 0; i < names.lans; ++i) out.push_back(range(i, i));
-        for (const Span& s : spans)
-            for (Value i = s.lo; i <= s.hi; ++i) out.push_back(range(i, i));
-        return out;
-    }
+// A field's ranges, one per element.
+std::vector<FieldRange> field_ranges(MatchField field, Family family, const Spans& spans) {
+    auto range = [&](Value lo, Value hi) { return FieldRange{field_bytes(field, family, lo), field_bytes(field, family, hi)}; };
     if (spans.empty()) return {range(0, max_value(field, family))};
+    std::vector<FieldRange> out;
     for (const Span& s : spans) out.push_back(range(s.lo, s.hi));
     return out;
 }
@@ -208,7 +174,7 @@ bool rule_matches(const RuleConfig& rule, const PacketKey& p) {
     if (!address_matches(rule.src, p.src) || !address_matches(rule.dst, p.dst)) return false;
     if (rule.proto && *rule.proto != p.proto) return false;
     if (!port_matches(rule.src_port, p.sport) || !port_matches(rule.dst_port, p.dport)) return false;
-    return rule.iif.empty() || p.iif.empty() || std::find(rule.iif.begin(), rule.iif.end(), p.iif) != rule.iif.end();
+    return on_lan(rule, p.iif);
 }
 
 // Layer of each rule (by position in `lists`): one above the highest layer of an earlier
@@ -219,6 +185,17 @@ std::vector<size_t> assign_layers(const std::vector<FieldLists>& lists) {
         for (size_t q = 0; q < r; ++q)
             if (layer[q] >= layer[r] && overlap(lists[q], lists[r])) layer[r] = layer[q] + 1;
     return layer;
+}
+
+// Whether a rule of the family that can match names a LAN: one before the first rule that
+// matches everything (which, matching everything but its `iif`, may itself name one).
+bool iif_reachable(const Config& config, Family family) {
+    for (const RuleConfig& rule : config.rules) {
+        if (!rule.applies_to(family)) continue;
+        if (!rule.iif.empty()) return true;
+        if (catch_all(rule_lists(rule, family))) return false;
+    }
+    return false;
 }
 
 }  // namespace
@@ -235,14 +212,15 @@ size_t CompiledRules::elements() const {
     return n;
 }
 
-CompiledRules compile_rules(const Config& config, Family family) {
+CompiledRules compile_rules(const Config& config, Family family, const std::string& lan) {
     CompiledRules out;
-    NameTable names{config.lans, config.lans.size()};
+    out.lan = lan;
     std::vector<FieldLists> lists;  // of out.rules before the catch-all
     for (size_t i = 0; i < config.rules.size() && !out.catch_all; ++i) {
-        if (!config.rules[i].applies_to(family)) continue;
+        const RuleConfig& rule = config.rules[i];
+        if (!rule.applies_to(family) || !on_lan(rule, lan)) continue;
         out.rules.push_back(i);
-        FieldLists l = rule_lists(config.rules[i], family, names);
+        FieldLists l = rule_lists(rule, family);
         if (catch_all(l)) out.catch_all = i;
         else lists.push_back(std::move(l));
     }
@@ -258,20 +236,57 @@ CompiledRules compile_rules(const Config& config, Family family) {
     for (size_t k = 0; k < lists.size(); ++k) {
         if (layer[k] >= out.layers.size()) out.layers.resize(layer[k] + 1);
         std::vector<std::vector<FieldRange>> per_field;
-        for (MatchField field : out.fields)
-            per_field.push_back(field_ranges(field, family, lists[k][index_of(field)], names));
+        for (MatchField field : out.fields) per_field.push_back(field_ranges(field, family, lists[k][index_of(field)]));
         add_elements(per_field, rule_chain_name(config.rules[out.rules[k]]), out.layers[layer[k]]);
     }
     return out;
 }
 
+size_t CompiledFamily::elements() const {
+    size_t n = 0;
+    for (const auto& c : chains) n += c.elements();
+    return n;
+}
+
+CompiledFamily compile_family(const Config& config, Family family) {
+    CompiledFamily out;
+    out.by_lan = iif_reachable(config, family);
+    if (!out.by_lan) {
+        out.chains.push_back(compile_rules(config, family));
+        out.rules = out.chains[0].rules;
+        return out;
+    }
+    for (const auto& lan : config.lans) {
+        out.chains.push_back(compile_rules(config, family, lan));
+        out.rules.insert(out.rules.end(), out.chains.back().rules.begin(), out.chains.back().rules.end());
+    }
+    std::sort(out.rules.begin(), out.rules.end());
+    out.rules.erase(std::unique(out.rules.begin(), out.rules.end()), out.rules.end());
+    return out;
+}
+
 std::string rule_chain_name(const RuleConfig& rule) { return "rule_" + rule.name; }
 
-std::string rules_chain_name(Family family) { return family == Family::V4 ? "rules4" : "rules6"; }
-
-std::string rules_map_name(Family family, size_t layer) {
-    return rules_chain_name(family) + "_" + std::to_string(layer + 1);
+std::string rules_chain_name(Family family, const std::string& lan) {
+    std::string out = family == Family::V4 ? "rules4" : "rules6";
+    if (lan.empty()) return out;
+    out += '_';
+    // nft's parser takes letters, digits and "_.-/" after the first byte of a name.
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    for (unsigned char c : lan) {
+        bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                     c == '.' || c == '-';
+        if (plain) out += char(c);
+        else out += {'/', kHex[c >> 4], kHex[c & 15]};
+    }
+    return out;
 }
+
+std::string rules_map_name(Family family, size_t layer, const std::string& lan) {
+    return rules_chain_name(family, lan) + "_" + std::to_string(layer + 1);
+}
+
+std::string rules_lans_map_name(Family family) { return rules_chain_name(family) + "_lans"; }
 
 std::string policy_map_name(const PolicyConfig& policy, Family family) {
     return (family == Family::V4 ? "policy_" : "policy6_") + policy.name;

@@ -349,6 +349,40 @@ TEST_CASE("rules that can never match are errors") {
     check_valid(one_rule(R"(, "policy": "voip", "proto": "icmp", "src": ["10.0.0.0/8", "2001:db8::/32"])"));
 }
 
+TEST_CASE("sticky sets are named sticky_RULE_WAN: two rules whose sets would share a name are refused") {
+    // WANs "c" and "b_c": rule "a_b" with WAN "c" and rule "a" with WAN "b_c" both make "sticky_a_b_c".
+    auto text = [](std::string_view rules, std::string_view last_resort = "balanced") {
+        return std::string(R"({"wans": [{"name": "c", "interface": "ether1", "gateway": "203.0.113.1"},
+                                        {"name": "b_c", "interface": "ether2", "gateway": "198.51.100.1"}],
+                               "lans": ["ether3"],
+                               "policies": {"only_c": {"members": [{"wan": "c"}], "last_resort": ")") +
+               std::string(last_resort) + R"("}}, "rules": )" + std::string(rules) + "}";
+    };
+    check_error(text(R"([{"name": "a_b", "dst": ["192.0.2.0/24"], "policy": "balanced", "sticky": "src"},
+                         {"name": "a", "dst": ["198.51.100.0/24"], "policy": "balanced", "sticky": "src-dst"}])"),
+                "/rules/1/sticky",
+                "its sticky set for WAN \"b_c\" would be named \"sticky_a_b_c\", like that of rule \"a_b\" (/rules/0) "
+                "for WAN \"c\"; rename one of the two rules");
+    check_error(text(R"([{"name": "a", "dst": ["198.51.100.0/24"], "policy": "balanced", "sticky": "src"},
+                         {"name": "a_b", "dst": ["192.0.2.0/24"], "policy": "balanced", "sticky": "src"}])"),
+                "/rules/1/sticky",
+                "its sticky set for WAN \"c\" would be named \"sticky_a_b_c\", like that of rule \"a\" (/rules/0) "
+                "for WAN \"b_c\"; rename one of the two rules");
+    // Only the WANs a rule may send to have sets: a policy of "c" alone that never falls back to
+    // the balance (which may pick any WAN) gives rule "a" no "sticky_a_b_c".
+    const std::string a_b = R"({"name": "a_b", "dst": ["192.0.2.0/24"], "policy": "balanced", "sticky": "src"})";
+    const std::string a = R"({"name": "a", "dst": ["198.51.100.0/24"], "policy": "only_c", "sticky": "src"})";
+    check_valid(text("[" + a_b + ", " + a + "]", "unreachable"));
+    check_error(text("[" + a_b + ", " + a + "]", "balanced"), "/rules/1/sticky",
+                "its sticky set for WAN \"b_c\" would be named \"sticky_a_b_c\", like that of rule \"a_b\" (/rules/0) "
+                "for WAN \"c\"; rename one of the two rules");
+    // Rules that are not sticky have no sets.
+    check_valid(text(R"([{"name": "a_b", "dst": ["192.0.2.0/24"], "policy": "balanced", "sticky": "src"},
+                         {"name": "a", "dst": ["198.51.100.0/24"], "policy": "balanced", "sticky": "none"}])"));
+    check_valid(text(R"([{"name": "a_b", "dst": ["192.0.2.0/24"], "policy": "balanced"},
+                         {"name": "a", "dst": ["198.51.100.0/24"], "policy": "balanced", "sticky": "src"}])"));
+}
+
 TEST_CASE("errors come in document order, all in one run") {
     ConfigResult r = parse(config(R"({"voip": {"members": [{"wan": "nope"}], "last_resort": "x"}})",
                                   R"([{"name": "r", "policy": "nope", "proto": "tcp", "dst_port": [0]},

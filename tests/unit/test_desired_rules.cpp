@@ -2,6 +2,7 @@
 // the extra ip rules, and where each rule sends (test_policy.cpp covers the compiler itself).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 
@@ -292,6 +293,77 @@ TEST_CASE("prerouting sends new LAN connections to rules4/rules6: the layers, th
     d = build_desired(c, healthy(c));
     rules4 = d.table.find_chain("rules4");
     CHECK(rules4->rules.back() == nft::Rule{{Goto{"rule_shop"}}, "rule shop: everything else"});
+}
+
+TEST_CASE("iif: rules4 dispatches on the LAN to rules4_LAN, each with its own layer maps keyed without iifname") {
+    Config c = policy_config();
+    c.lans = {"ether3", "ether4"};
+    const auto sends_without_iif = build_desired(c, healthy(c)).rule_sends;
+    c.rules[2].iif = {"ether4"};  // bank, from ether4 only, and from unprivileged ports
+    c.rules[2].src_port = {{1024, 65535}};
+    auto d = build_desired(c, healthy(c));
+    using namespace nft;
+    const Chain* rules4 = d.table.find_chain("rules4");
+    REQUIRE(rules4);
+    CHECK(rules4->rules == std::vector<nft::Rule>{nft::Rule{{IifnameVmap{"rules4_lans"}}, "the rules of the LAN it came in on"}});
+    const Set* lans = d.table.find_set("rules4_lans");
+    REQUIRE(lans);
+    CHECK(lans->key_type == KeyType::Ifname);
+    CHECK(lans->concat.empty());
+    CHECK(lans->verdict_map);
+    CHECK(lans->elements == std::vector<Element>{{std::string("ether3"), "rules4_ether3", false},
+                                                 {std::string("ether4"), "rules4_ether4", false}});
+    CHECK(d.table.find_set("rules6_lans")->elements.size() == 2);  // bank has IPv6 addresses too
+    CHECK_FALSE(d.table.find_set("rules4_1"));
+
+    // ether3 without bank: sip 1, vpn 2, monitor 3, shop 4, and no source port in the key.
+    const Chain* e3 = d.table.find_chain("rules4_ether3");
+    REQUIRE(e3);
+    REQUIRE(e3->rules.size() == 5);
+    const std::vector<MatchField> key3 = {MatchField::SrcAddr, MatchField::DstAddr, MatchField::L4proto, MatchField::DstPort};
+    CHECK(e3->rules[0].statements == std::vector<Statement>{NfprotoIpv4{}, ConcatVmap{Family::V4, key3, "rules4_ether3_1"}});
+    CHECK(e3->rules[4].comment == "no rule matched: pick a WAN (both-addresses-and-ports)");
+    // ether4: bank beside sip in layer 1; five fields.
+    const Chain* e4 = d.table.find_chain("rules4_ether4");
+    REQUIRE(e4);
+    const std::vector<MatchField> key4 = {MatchField::SrcAddr, MatchField::DstAddr, MatchField::L4proto,
+                                          MatchField::SrcPort, MatchField::DstPort};
+    CHECK(e4->rules[0].statements == std::vector<Statement>{NfprotoIpv4{}, ConcatVmap{Family::V4, key4, "rules4_ether4_1"}});
+    const Set* layer = d.table.find_set("rules4_ether4_1");
+    REQUIRE(layer);
+    REQUIRE(layer->elements.size() == 2);
+    CHECK(layer->elements[1].goto_chain == "rule_bank");
+    CHECK(d.table.find_set("rules4_ether3_1")->elements.size() == 1);
+    for (const auto& set : d.table.sets) {
+        CHECK(set.concat.size() <= 5);
+        CHECK(std::count(set.concat.begin(), set.concat.end(), KeyType::Ifname) == 0);
+    }
+    std::vector<std::string> names;
+    for (const auto& ch : d.table.chains) names.push_back(ch.name);
+    CHECK(names == std::vector<std::string>{"wan_charter", "wan_integra", "wan_lte", "to_main", "to_unreachable",
+                                            "rule_sip", "rule_vpn", "rule_bank", "rule_monitor", "rule_shop",
+                                            "rules4_ether3", "rules4_ether4", "rules4", "rules6_ether3", "rules6_ether4",
+                                            "rules6", "prerouting", "output", "postrouting"});
+    CHECK(d.rule_sends == sends_without_iif);
+
+    std::string text = desired_detail::rules_summary(c);
+    INFO(text);
+    CHECK(text.find("#   IPv4 on ether3: 4 layers, 4 map elements\n"
+                    "#   IPv4 on ether4: 4 layers, 5 map elements\n"
+                    "#   IPv6 on ether3: 1 layer, 1 map element\n"
+                    "#   IPv6 on ether4: 1 layer, 2 map elements\n"
+                    "#   sip: IPv4 layer 1 on ether3 and ether4, IPv6 layer 1 on ether3 and ether4; policy voip\n") !=
+          std::string::npos);
+    CHECK(text.find("#   bank: IPv4 layer 1 on ether4, IPv6 layer 1 on ether4; policy balanced") != std::string::npos);
+
+    // A rule matching everything from one LAN ends that LAN's chain only.
+    c.rules[4].dst.clear();
+    c.rules[4].iif = {"ether3"};
+    d = build_desired(c, healthy(c));
+    CHECK(d.table.find_chain("rules4_ether3")->rules.back() == nft::Rule{{Goto{"rule_shop"}}, "rule shop: everything else"});
+    CHECK(std::get<HashVmap>(d.table.find_chain("rules4_ether4")->rules.back().statements[1]).map == "balance");
+    text = desired_detail::rules_summary(c);
+    CHECK(text.find("#   shop: IPv4 catch-all on ether3, IPv6 catch-all on ether3; policy trio\n") != std::string::npos);
 }
 
 TEST_CASE("extra ip rules: main and unreachable marks after the WANs', before the balanced table") {

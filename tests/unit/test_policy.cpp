@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 #include <set>
@@ -33,16 +34,10 @@ std::vector<uint8_t> address_bytes(const IpAddr& a) {
     return {b.begin(), b.end()};
 }
 
-std::vector<uint8_t> ifname_bytes(const std::string& name) {
-    std::vector<uint8_t> out(16, 0);
-    std::copy(name.begin(), name.end(), out.begin());
-    return out;
-}
-
 // The packet's value of a key field, as the kernel loads it into the lookup key.
 std::vector<uint8_t> packet_field(MatchField f, const PacketKey& p) {
     switch (f) {
-        case MatchField::Iifname: return ifname_bytes(p.iif);
+        case MatchField::Iifname: break;  // never a key field
         case MatchField::SrcAddr: return address_bytes(p.src);
         case MatchField::DstAddr: return address_bytes(p.dst);
         case MatchField::L4proto: return {p.proto};
@@ -83,15 +78,28 @@ std::optional<size_t> kernel_match(const Config& config, const CompiledRules& c,
     return c.catch_all;
 }
 
-std::optional<size_t> kernel_match(const Config& config, const PacketKey& p) {
-    return kernel_match(config, compile_rules(config, p.family), p);
+// rules4/rules6 split by LAN first goes to the chain of the packet's LAN (rules4_lans); a packet
+// from elsewhere never reaches rules4 (prerouting takes only the LANs').
+std::optional<size_t> kernel_match(const Config& config, const CompiledFamily& f, const PacketKey& p) {
+    if (!f.by_lan) {
+        REQUIRE(f.chains.size() == 1);
+        CHECK(f.chains[0].lan.empty());
+        return kernel_match(config, f.chains[0], p);
+    }
+    REQUIRE(f.chains.size() == config.lans.size());
+    for (const auto& chain : f.chains)
+        if (chain.lan == p.iif) return kernel_match(config, chain, p);
+    return std::nullopt;
 }
 
-size_t layer_of(const Config& config, const CompiledRules& c, const std::string& name) {
+std::optional<size_t> kernel_match(const Config& config, const PacketKey& p) {
+    return kernel_match(config, compile_family(config, p.family), p);
+}
+
+size_t layer_of(const CompiledRules& c, const std::string& name) {
     for (size_t layer = 0; layer < c.layers.size(); ++layer)
         for (const auto& e : c.layers[layer])
             if (e.goto_chain == "rule_" + name) return layer + 1;
-    (void)config;
     return 0;
 }
 
@@ -187,17 +195,25 @@ struct Generator {
 
 TEST_CASE("property: the compiled layers, looked up as the kernel does, give exactly first_match") {
     const std::vector<std::string> lans = {"lan0", "lan1", "lan2"};
-    size_t matched = 0, layered = 0, packets = 0;
+    size_t matched = 0, layered = 0, packets = 0, by_lan = 0, whole = 0;
     for (unsigned seed = 1; seed <= 3000; ++seed) {
         Generator g(seed);
         Config c = article_config();
         c.lans = lans;
-        for (size_t n = 1 + g.below(12), i = 0; i < n; ++i) c.rules.push_back(g.rule(i, lans));
-        std::array<CompiledRules, 2> compiled{compile_rules(c, Family::V4), compile_rules(c, Family::V6)};
-        for (const auto& cr : compiled) {
-            CHECK(cr.fields.size() >= 2);
-            CHECK(cr.layers.size() <= cr.rules.size());
-            layered += cr.layers.size() > 1;
+        // Half the configs without `iif`: one chain per family; the others split by LAN.
+        const std::vector<std::string> iif_lans = g.chance(50) ? lans : std::vector<std::string>{};
+        for (size_t n = 1 + g.below(12), i = 0; i < n; ++i) c.rules.push_back(g.rule(i, iif_lans));
+        std::array<CompiledFamily, 2> compiled{compile_family(c, Family::V4), compile_family(c, Family::V6)};
+        for (const auto& cf : compiled) {
+            for (const auto& cr : cf.chains) {
+                // Two fields at least (pipapo), five at most (what nft can print), never iifname.
+                CHECK(cr.fields.size() >= 2);
+                CHECK(cr.fields.size() <= 5);
+                CHECK(std::find(cr.fields.begin(), cr.fields.end(), MatchField::Iifname) == cr.fields.end());
+                CHECK(cr.layers.size() <= cr.rules.size());
+                layered += cr.layers.size() > 1;
+            }
+            (cf.by_lan ? by_lan : whole) += !cf.rules.empty();
         }
         for (int k = 0; k < 60; ++k) {
             PacketKey p = g.packet(lans);
@@ -216,6 +232,8 @@ TEST_CASE("property: the compiled layers, looked up as the kernel does, give exa
     CHECK(matched > packets / 5);
     CHECK(matched < packets * 4 / 5);
     CHECK(layered > 1000);
+    CHECK(by_lan > 1000);
+    CHECK(whole > 1000);
 }
 
 TEST_CASE("first_match: config order, CIDR containment, proto, port ranges, iif") {
@@ -247,11 +265,11 @@ TEST_CASE("layers: disjoint rules share one layer; nested ones stack") {
                     rule("under_mid", cidrs({"10.1.3.0/24"}), kUdp)});
     cr = compile_rules(c, Family::V4);
     CHECK(cr.layers.size() == 3);
-    CHECK(layer_of(c, cr, "wide") == 1);
-    CHECK(layer_of(c, cr, "mid") == 2);
-    CHECK(layer_of(c, cr, "narrow") == 3);
-    CHECK(layer_of(c, cr, "apart") == 1);
-    CHECK(layer_of(c, cr, "under_mid") == 3);  // above mid (2), beside narrow: they do not overlap
+    CHECK(layer_of(cr, "wide") == 1);
+    CHECK(layer_of(cr, "mid") == 2);
+    CHECK(layer_of(cr, "narrow") == 3);
+    CHECK(layer_of(cr, "apart") == 1);
+    CHECK(layer_of(cr, "under_mid") == 3);  // above mid (2), beside narrow: they do not overlap
     // The wider rule comes first, so 10.1.2.3 goes to it, as first match says.
     CHECK(kernel_match(c, packet("192.168.88.2", "10.1.2.3")) == 0u);
     CHECK(first_match(c, packet("192.168.88.2", "10.1.2.3")) == 0u);
@@ -305,36 +323,95 @@ TEST_CASE("4096 rules with nested prefixes compile in well under a second") {
 
 TEST_CASE("elements: the key's fields in MatchField order, each field's bytes, lists multiplied out") {
     RuleConfig a = rule("a", cidrs({"192.0.2.0/24"}), kTcp, {{443, 443}, {8000, 8100}, {8101, 8200}});
-    a.iif = {"ether4"};
+    a.src = cidrs({"10.0.0.0/8", "172.16.0.0/12"});
     RuleConfig b = rule("b", cidrs({"198.51.100.7", "198.51.100.8/31", "2001:db8::/32"}));
     Config c = with_rules({a, b});
     auto cr = compile_rules(c, Family::V4);
-    CHECK(cr.fields == std::vector<MatchField>{MatchField::Iifname, MatchField::SrcAddr, MatchField::DstAddr,
-                                               MatchField::L4proto, MatchField::DstPort});
+    CHECK(cr.fields == std::vector<MatchField>{MatchField::SrcAddr, MatchField::DstAddr, MatchField::L4proto,
+                                               MatchField::DstPort});
     REQUIRE(cr.layers.size() == 1);
     const auto& elements = cr.layers[0];
-    // a: 1 LAN x 1 dst x 1 proto x 2 port ranges (8000-8100 and 8101-8200 joined); b: 2 LANs x 1
-    // merged dst (198.51.100.7-9).
-    REQUIRE(elements.size() == 4);
+    // a: 2 src x 1 dst x 1 proto x 2 port ranges (8000-8100 and 8101-8200 joined); b: 1 merged
+    // dst (198.51.100.7-9).
+    REQUIRE(elements.size() == 5);
     const auto& k = std::get<nft::FieldRanges>(elements[1].key);
     CHECK(elements[1].goto_chain == "rule_a");
     CHECK_FALSE(elements[1].jump);
-    CHECK(k[0] == FieldRange{ifname_bytes("ether4"), ifname_bytes("ether4")});
-    CHECK(k[1] == FieldRange{be(0, 4), be(0xffffffff, 4)});
-    CHECK(k[2] == FieldRange{be(0xc0000200, 4), be(0xc00002ff, 4)});
-    CHECK(k[3] == FieldRange{{6}, {6}});
-    CHECK(k[4] == FieldRange{be(8000, 2), be(8200, 2)});
-    const auto& kb = std::get<nft::FieldRanges>(elements[2].key);
-    CHECK(elements[2].goto_chain == "rule_b");
-    CHECK(kb[0] == FieldRange{ifname_bytes("ether3"), ifname_bytes("ether3")});
-    CHECK(std::get<nft::FieldRanges>(elements[3].key)[0].first == ifname_bytes("ether4"));
-    CHECK(kb[2] == FieldRange{be(0xc6336407, 4), be(0xc6336409, 4)});
-    CHECK(kb[3] == FieldRange{{0}, {255}});
-    CHECK(kb[4] == FieldRange{be(0, 2), be(65535, 2)});
+    CHECK(k[0] == FieldRange{be(0x0a000000, 4), be(0x0affffff, 4)});
+    CHECK(k[1] == FieldRange{be(0xc0000200, 4), be(0xc00002ff, 4)});
+    CHECK(k[2] == FieldRange{{6}, {6}});
+    CHECK(k[3] == FieldRange{be(8000, 2), be(8200, 2)});
+    CHECK(std::get<nft::FieldRanges>(elements[2].key)[0].first == be(0xac100000, 4));
+    const auto& kb = std::get<nft::FieldRanges>(elements[4].key);
+    CHECK(elements[4].goto_chain == "rule_b");
+    CHECK(kb[0] == FieldRange{be(0, 4), be(0xffffffff, 4)});
+    CHECK(kb[1] == FieldRange{be(0xc6336407, 4), be(0xc6336409, 4)});
+    CHECK(kb[2] == FieldRange{{0}, {255}});
+    CHECK(kb[3] == FieldRange{be(0, 2), be(65535, 2)});
 
     // Only SrcAddr and DstAddr when no rule constrains anything else.
     cr = compile_rules(with_rules({rule("x", cidrs({"192.0.2.0/24"}))}), Family::V4);
     CHECK(cr.fields == std::vector<MatchField>{MatchField::SrcAddr, MatchField::DstAddr});
+}
+
+TEST_CASE("iif: the family's rules split by LAN, each LAN's chain from the rules that apply there") {
+    RuleConfig a = rule("a", cidrs({"192.0.2.0/24"}), kTcp, {{443, 443}, {8000, 8100}});
+    a.iif = {"ether4"};
+    a.src_port = {{1024, 65535}};
+    RuleConfig b = rule("b", cidrs({"198.51.100.7", "2001:db8::/32"}));
+    RuleConfig guests = rule("guests");  // all IPv4 from ether3 (written out, the same as no src)
+    guests.src = cidrs({"0.0.0.0/0"});
+    guests.iif = {"ether3"};
+    RuleConfig web = rule("web", {}, kTcp, {{80, 80}});
+    Config c = with_rules({a, b, guests, web});
+    auto cf = compile_family(c, Family::V4);
+    CHECK(cf.by_lan);
+    REQUIRE(cf.chains.size() == 2);
+    CHECK(cf.rules == std::vector<size_t>{0, 1, 2, 3});
+    const CompiledRules& e3 = cf.chains[0];
+    const CompiledRules& e4 = cf.chains[1];
+    CHECK(e3.lan == "ether3");
+    CHECK(e3.rules == std::vector<size_t>{1, 2});  // guests ends it: web never matches there
+    CHECK(e3.catch_all == 2u);
+    CHECK(e3.fields == std::vector<MatchField>{MatchField::SrcAddr, MatchField::DstAddr});
+    CHECK(e3.elements() == 1);
+    CHECK(e4.lan == "ether4");
+    CHECK(e4.rules == std::vector<size_t>{0, 1, 3});
+    CHECK_FALSE(e4.catch_all);
+    // Five fields, never iifname (nft 1.0.6 cannot print six).
+    CHECK(e4.fields == std::vector<MatchField>{MatchField::SrcAddr, MatchField::DstAddr, MatchField::L4proto,
+                                               MatchField::SrcPort, MatchField::DstPort});
+    CHECK(e4.elements() == 2 + 1 + 1);
+    CHECK(layer_of(e4, "a") == 1);
+    CHECK(layer_of(e4, "b") == 1);
+    CHECK(layer_of(e4, "web") == 2);  // over b (any port to 198.51.100.7), beside a (other ports)
+    CHECK(cf.elements() == 5);
+    CHECK(kernel_match(c, packet("10.0.0.1", "203.0.113.1", kTcp, 40000, 80, "ether3")) == 2u);
+    CHECK(kernel_match(c, packet("10.0.0.1", "203.0.113.1", kTcp, 40000, 80, "ether4")) == 3u);
+    CHECK(kernel_match(c, packet("10.0.0.1", "192.0.2.1", kTcp, 40000, 8000, "ether4")) == 0u);
+    CHECK(kernel_match(c, packet("10.0.0.1", "192.0.2.1", kTcp, 1000, 8000, "ether4")) == std::nullopt);
+
+    // IPv6: a and guests are IPv4 only, b and web name no LAN: one chain for every LAN.
+    auto cf6 = compile_family(c, Family::V6);
+    CHECK_FALSE(cf6.by_lan);
+    REQUIRE(cf6.chains.size() == 1);
+    CHECK(cf6.chains[0].lan.empty());
+    CHECK(cf6.rules == std::vector<size_t>{1, 3});
+    CHECK(kernel_match(c, packet("fd00::1", "2001:db8::1", kTcp, 40000, 80, "ether3")) == 1u);
+
+    // Without iif nothing changes: one chain, as compile_rules gives it.
+    c = with_rules({b, web});
+    cf = compile_family(c, Family::V4);
+    CHECK_FALSE(cf.by_lan);
+    REQUIRE(cf.chains.size() == 1);
+    CHECK(cf.chains[0].layers == compile_rules(c, Family::V4).layers);
+    // An iif after a rule matching everything changes nothing either: it never matches.
+    RuleConfig late = rule("late", cidrs({"192.0.2.0/24"}));
+    late.iif = {"ether4"};
+    c = with_rules({b, rule("rest"), late});
+    cf = compile_family(c, Family::V4);
+    CHECK_FALSE(cf.by_lan);
+    CHECK(cf.rules == std::vector<size_t>{0, 1});
 }
 
 TEST_CASE("a rule matching everything ends the list; later rules never match") {
@@ -347,10 +424,15 @@ TEST_CASE("a rule matching everything ends the list; later rules never match") {
     CHECK(kernel_match(c, packet("192.168.88.2", "192.0.2.1")) == 1u);
     CHECK(first_match(c, packet("192.168.88.2", "192.0.2.1")) == 1u);
 
-    // Written out in full, or naming every LAN, is the same as not constraining at all.
+    // Written out in full is the same as not constraining at all; naming every LAN splits the
+    // rules by LAN, with the rule a catch-all on each.
     c.rules[1].dst = cidrs({"0.0.0.0/0"});
-    c.rules[1].iif = {"ether4", "ether3"};
     CHECK(compile_rules(c, Family::V4).catch_all == 1u);
+    c.rules[1].iif = {"ether4", "ether3"};
+    auto cf = compile_family(c, Family::V4);
+    CHECK(cf.by_lan);
+    CHECK(cf.rules == std::vector<size_t>{0, 1});
+    for (const auto& chain : cf.chains) CHECK(chain.catch_all == 1u);
     // ... for the family it covers: in IPv6 this rule has only IPv4 addresses, so it does not apply.
     c.rules[1].dst = cidrs({"0.0.0.0/0", "2001:db8::/32"});
     auto cr6 = compile_rules(c, Family::V6);
@@ -376,7 +458,7 @@ TEST_CASE("IPv6 and mixed-family rules: each family gets its own addresses, 16-b
                                                 MatchField::DstPort});
     // dns overlaps lan (any destination from fd00::/8); ping6 overlaps lan, not dns (another proto).
     CHECK(cr6.layers.size() == 2);
-    CHECK(layer_of(c, cr6, "ping6") == 2);
+    CHECK(layer_of(cr6, "ping6") == 2);
     const auto& k = std::get<nft::FieldRanges>(cr6.layers[0][0].key);
     std::vector<uint8_t> fd00(16, 0), fdff(16, 0xff);
     fd00[0] = 0xfd;
@@ -401,6 +483,11 @@ TEST_CASE("names in the table") {
     CHECK(rules_chain_name(Family::V6) == "rules6");
     CHECK(rules_map_name(Family::V4, 0) == "rules4_1");
     CHECK(rules_map_name(Family::V6, 2) == "rules6_3");
+    CHECK(rules_chain_name(Family::V4, "ether3") == "rules4_ether3");
+    CHECK(rules_map_name(Family::V6, 0, "br-lan.10") == "rules6_br-lan.10_1");
+    CHECK(rules_lans_map_name(Family::V4) == "rules4_lans");
+    // What nft's parser does not take in a name, escaped: '/' is never in an interface name.
+    CHECK(rules_chain_name(Family::V4, "lan@x+") == "rules4_lan/40x/2B");
     CHECK(policy_map_name(voip, Family::V4) == "policy_voip");
     CHECK(policy_map_name(voip, Family::V6) == "policy6_voip");
     CHECK(sticky_set_name(bank, c.wans[0], Family::V4) == "sticky_bank_charter");
