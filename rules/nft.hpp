@@ -97,6 +97,8 @@ struct Return {  // return
 
 // The fields of a rule map's key. A key holds a subset, always in this order:
 //   iifname . ip saddr . ip daddr . meta l4proto . th sport . th dport   ("ip6" for IPv6)
+// (the policy compiler never keys by iifname: nft 1.0.6 cannot print a six-field key, so
+// rules with `iif` get chains and maps per LAN instead).
 enum class MatchField { Iifname, SrcAddr, DstAddr, L4proto, SrcPort, DstPort };
 
 struct ConcatVmap {  // ip saddr . ip daddr . meta l4proto . th dport vmap @MAP
