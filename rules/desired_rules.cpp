@@ -150,7 +150,9 @@ void add_rule_family(const Config& config, const RuleConfig& rule, Family family
     chain.rules.push_back(NftRule{pick_statements(config, family, map_of(config, rule, family)), ""});
     for (size_t w : wans) {
         const std::string set = sticky_set_name(rule, config.wans[w], family);
-        chain.rules.push_back(NftRule{{nfproto(family), nft::MarkIs{MarkKind::Ct, config.mark_mask, config.wans[w].mark},
+        // No explicit "meta nfproto" first: the set's address key implies it, and nft puts that
+        // check right before the address loads, after the mark test. So do we, byte for byte.
+        chain.rules.push_back(NftRule{{nft::MarkIs{MarkKind::Ct, config.mark_mask, config.wans[w].mark},
                                        nft::UpdateSet{family, with_dst, set}},
                                       ""});
     }

@@ -284,13 +284,13 @@ TEST_CASE("policy rules with iif and both ports: the table build_desired makes, 
     CHECK(listed.find("type ipv4_addr . ipv4_addr . inet_proto . inet_service . inet_service : verdict") != std::string::npos);
     CHECK(listed.find("0.0.0.0/0 . 0.0.0.0/0 . tcp . 1024-65535 . 22 : goto rule_ssh") != std::string::npos);
     CHECK(listed.find("\"guest@1\" : goto rules4_guest/401") != std::string::npos);
-    // nft itself takes the text, names and all. (Its bytecode differs from ours in one place:
-    // in the sticky rules' "ct mark ... update @set" it tests nfproto after the mark, not before.)
+    // nft itself takes the text, names and all, and encodes every object as we do.
     std::string text = render(table);
     text.replace(0, text.find('{'), "table inet wbref ");
     load_nft(text);
     CHECK(listing("wbref") == text);
     must("nft delete table inet wbref");
+    check_same_as_nft(table);
 
     // To the table of the same rules without iif (one chain per family) and back, a diff each.
     wb::Config whole = config;
