@@ -126,13 +126,18 @@ std::optional<std::string> option_value(const std::vector<std::string>& args, si
 }
 
 std::string plural(size_t n, const std::string& word) {
-    return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
+    if (n == 1) return "1 " + word;
+    if (word.ends_with("y")) return std::to_string(n) + " " + word.substr(0, word.size() - 1) + "ies";
+    return std::to_string(n) + " " + word + "s";
 }
 
 std::string config_summary(const wb::Config& config) {
     std::string names;
     for (const auto& wan : config.wans) names += (names.empty() ? "" : ", ") + wan.name;
-    return plural(config.wans.size(), "WAN") + " (" + names + "), " + plural(config.lans.size(), "LAN");
+    std::string out = plural(config.wans.size(), "WAN") + " (" + names + "), " + plural(config.lans.size(), "LAN");
+    if (!config.rules.empty() || !config.policies.empty())
+        out += ", " + plural(config.rules.size(), "rule") + ", " + plural(config.policies.size(), "policy");
+    return out;
 }
 
 // Loads the config or prints every problem; nullopt means "exit 78".

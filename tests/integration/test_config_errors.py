@@ -55,3 +55,12 @@ def test_missing_config_file(shared_lab, need_build, tmp_path):
                                   "--runtime-dir", str(tmp_path / "run")], check=False)
     assert proc.returncode == 78
     assert f"{missing}: cannot read: No such file or directory" in proc.stderr
+
+
+def test_check_counts_rules_and_policies(need_build):
+    import subprocess
+    config = CORPUS / "good" / "rules.json"
+    proc = subprocess.run([str(need_build["wanbalancectl"]), "check", "--config", str(config)],
+                          text=True, capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"{config}: OK: 2 WANs (charter, integra), 1 LAN, 4 rules, 1 policy\n"
