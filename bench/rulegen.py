@@ -3,9 +3,9 @@ generated from a seed, written as a wanbalance config (`policies`, `rules`: docs
 Configuration) and as the same rules in an mwan3-style linear iptables chain.
 
 The mix: mostly destination networks (distinct /24s) and hosts (distinct /32s) with tcp or udp
-ports and port ranges, some of them only from a LAN-side source subnet, a few rules on a source
-subnet alone or on a port alone, over five policies of the lab's two WANs plus "balanced" and
-"main". None of them matches the benchmark's traffic (checked, overlaps()); the LAST rule matches
+ports and port ranges, some of them only from a LAN-side source subnet, over five policies of
+the lab's two WANs plus "balanced" and "main"; at the head of the list, as operators write their
+exceptions first, one rule in 50 on a source subnet alone or on a port alone. None of them matches the benchmark's traffic (checked, overlaps()); the LAST rule matches
 the "last" traffic (udp to LAST_DST from the LAN) and sends it over integra alone, so a
 measurement can tell that it took effect; the "none" traffic (udp to NONE_DST) matches no rule.
 """
@@ -51,15 +51,19 @@ TCP_PORTS = [["443"], ["80", "443"], ["8080-8090"], ["993", "995"], ["22"], ["33
              ["25", "465", "587"], ["8443"], ["1024-65535"], ["5222-5223"]]
 UDP_PORTS = [["443"], ["53"], ["1194"], ["51820"], ["500", "4500"], ["10000-20000"],
              ["3478-3481"], ["5060"], ["123"], ["27015-27030"]]
-# Ports of rules that name no address (at most one rule each, else the later would be dead).
+# Ports of rules that name no address, and the source subnets of rules that name nothing else:
+# at most one rule each (else the later would be dead).
 PORT_ONLY = [("udp", ["5060"]), ("udp", ["10000-20000"]), ("tcp", ["5222-5223"]),
              ("udp", ["3478-3481"]), ("tcp", ["1723"]), ("udp", ["51820"]), ("tcp", ["8443"]),
              ("udp", ["27015-27030"]), ("tcp", ["6881-6889"]), ("udp", ["4500"])]
 
-# Kinds of rule and how often they come; "src-only" and "port-only" match so much that every
-# later rule of the other kinds overlaps them (a layer more in wanbalance's compiled rules).
-KINDS = [("dst24-tcp", 30), ("dst32", 25), ("dst24-any", 10), ("src-dst", 15),
-         ("dst24-udp", 18), ("src-only", 1), ("port-only", 1)]
+# Kinds of rule and how often they come.
+KINDS = [("dst24-tcp", 30), ("dst32", 25), ("dst24-any", 10), ("src-dst", 15), ("dst24-udp", 20)]
+# The broad kinds, one rule in BROAD_EVERY, first: every later rule of the other kinds overlaps
+# them, so wanbalance compiles it to a layer above theirs (rules that overlap go to different
+# layers, each a lookup); spread through the list instead they would make a layer each.
+BROAD = ("src-only", "port-only")
+BROAD_EVERY = 50
 
 
 def _excluded(net: ipaddress.IPv4Network) -> bool:
@@ -93,7 +97,7 @@ class _Addresses:
 
 
 def _filler(i: int, kind: str, rng: random.Random, addrs: _Addresses,
-            port_only: list) -> dict:
+            port_only: list, src_only: list) -> dict:
     rule: dict = {"name": f"r{i}"}
     if kind == "dst24-tcp":
         rule |= {"dst": [addrs.net24() for _ in range(rng.randint(1, 3))], "proto": "tcp",
@@ -113,12 +117,12 @@ def _filler(i: int, kind: str, rng: random.Random, addrs: _Addresses,
         rule |= {"dst": [addrs.net24()], "proto": "udp", "dst_port": rng.choice(UDP_PORTS)}
         if rng.random() < 0.2:
             rule["src_port"] = ["5060"]
-    elif kind == "src-only":
-        rule["src"] = [rng.choice(SOURCE_SUBNETS)]
+    elif kind == "src-only" and src_only:
+        rule["src"] = [src_only.pop()]
     elif kind == "port-only" and port_only:
         proto, ports = port_only.pop(0)
         rule |= {"proto": proto, "dst_port": ports}
-    else:  # no port-only rule left: a destination network instead
+    else:  # no distinct broad rule left: a destination network instead
         rule["dst"] = [addrs.net24()]
     rule["policy"] = rng.choice(TARGETS)
     return rule
@@ -130,15 +134,19 @@ def last_rule(i: int) -> dict:
 
 
 def generate(count: int, seed: int = 12) -> list[dict]:
-    """count rules in config form: count - 1 fillers (the same prefix for every count, so the
-    10 rules' fillers are the first 9 of the 100's), then the last rule."""
+    """count rules in config form: count // BROAD_EVERY broad ones, the other fillers, then
+    the last rule."""
     if count <= 0:
         return []
     rng = random.Random(seed)
     addrs, port_only = _Addresses(rng), list(PORT_ONLY)
+    src_only = [n for n in SOURCE_SUBNETS if n != "192.168.88.200/32"]  # no nested pair
+    rng.shuffle(src_only)
     names, weights = zip(*KINDS)
-    rules = [_filler(i + 1, rng.choices(names, weights)[0], rng, addrs, port_only)
-             for i in range(count - 1)]
+    kinds = [rng.choice(BROAD) for _ in range(count // BROAD_EVERY)]
+    kinds += rng.choices(names, weights, k=count - 1 - len(kinds))
+    rules = [_filler(i + 1, kind, rng, addrs, port_only, src_only)
+             for i, kind in enumerate(kinds)]
     return rules + [last_rule(count)]
 
 
