@@ -5,9 +5,10 @@ Configuration) and as the same rules in an mwan3-style linear iptables chain.
 The mix: mostly destination networks (distinct /24s) and hosts (distinct /32s) with tcp or udp
 ports and port ranges, some of them only from a LAN-side source subnet, over five policies of
 the lab's two WANs plus "balanced" and "main"; at the head of the list, as operators write their
-exceptions first, one rule in 50 on a source subnet alone or on a port alone. None of them matches the benchmark's traffic (checked, overlaps()); the LAST rule matches
-the "last" traffic (udp to LAST_DST from the LAN) and sends it over integra alone, so a
-measurement can tell that it took effect; the "none" traffic (udp to NONE_DST) matches no rule.
+exceptions first, one rule in 50 on a source subnet alone or on a port alone. None of them
+matches the benchmark's traffic (checked, overlaps()); the LAST rule matches the "last" traffic
+(udp to LAST_DST from the LAN) and sends it over integra alone, so a measurement can tell that
+it took effect; the "none" traffic (udp to NONE_DST) matches no rule.
 """
 
 from __future__ import annotations
@@ -177,10 +178,13 @@ def _ports(spec: list[str] | None) -> tuple | None:
     return tuple(out)
 
 
+def _nets(spec: list[str] | None) -> tuple | None:
+    return tuple(ipaddress.ip_network(n) for n in spec) if spec else None
+
+
 def box(rule: dict) -> Box:
-    nets = lambda key: tuple(ipaddress.ip_network(n) for n in rule[key]) if rule.get(key) else None  # noqa: E731,E501
-    return Box(nets("src"), nets("dst"), rule.get("proto"), _ports(rule.get("src_port")),
-               _ports(rule.get("dst_port")))
+    return Box(_nets(rule.get("src")), _nets(rule.get("dst")), rule.get("proto"),
+               _ports(rule.get("src_port")), _ports(rule.get("dst_port")))
 
 
 def _meet(a: tuple | None, b: tuple | None, test) -> bool:

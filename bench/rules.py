@@ -69,19 +69,28 @@ def config_key(system: str, n: int) -> str:
 class Wanbalance:
     """wbN: wanbalanced with N rules (none: the article config), both WANs up."""
 
-    def __init__(self, lab: labkit.Lab, rules: list[dict], layers: int):
-        self.lab, self.rules, self.layers = lab, rules, layers
+    def __init__(self, lab: labkit.Lab, rules: list[dict]):
+        self.lab, self.rules = lab, rules
         self.daemon: labkit.Daemon | None = None
         self.seen: dict = {}
+        self.starts = 0
 
     def start(self, config: dict) -> None:
-        self.daemon = self.lab.start_daemon(config)
+        # A state directory of its own: a daemon that finds its config invalid at start would
+        # run the last one applied (from an earlier configuration) instead of failing.
+        self.starts += 1
+        state = self.lab.workdir / f"state-{id(self):x}-{self.starts}"
+        self.daemon = self.lab.start_daemon(config, ["--state-dir", str(state)])
         try:
             self.daemon.wait_ready(timeout=30)
             labkit.wait_until(lambda: all(w["state"] == "up" for w in
                                           self.daemon.status()["wans"]), 20, "both WANs up")
         except (TimeoutError, labkit.LabError) as e:
-            raise labkit.LabError(f"wanbalanced with {len(self.rules)} rules: {e}") from None
+            errors = [line for line in self.daemon.log().splitlines() if "[error]" in line]
+            more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
+            raise labkit.LabError(f"wanbalanced with {len(config.get('rules', []))} rules: "
+                                  f"{errors[0] if errors else str(e).splitlines()[0]}{more}"
+                                  ) from None
         marks = {w["name"]: int(w["mark"], 16) for w in self.daemon.status()["wans"]}
         if marks != MARKS:
             raise labkit.LabError(f"wanbalanced allocated marks {marks}, the iptables chain "
@@ -98,9 +107,10 @@ class Wanbalance:
         text = self.lab.run("rtr", "nft list ruleset").stdout
         layers = len(re.findall(r"vmap @rules4_\d+", text))
         listed = len(self.daemon.status().get("rules") or [])
-        if layers == 0:
+        if layers == 0 or listed != len(self.rules):
             raise labkit.LabError(f"wanbalanced accepted {len(self.rules)} rules but its ruleset "
-                                  "has no rules4 lookup (the rules do not take effect)")
+                                  f"has {layers} rules4 lookups and its status lists {listed} "
+                                  "rules")
         return {"layers": layers, "status_rules": listed}
 
     def teardown(self) -> None:
@@ -115,7 +125,7 @@ class Iptables(Wanbalance):
     """iptN: the rules as mwan3's linear iptables chain, wanbalanced without rules."""
 
     def __init__(self, lab: labkit.Lab, rules: list[dict], backend: str):
-        super().__init__(lab, rules, 0)
+        super().__init__(lab, rules)
         self.ipt = f"iptables-{backend}"
         self.backend = backend
 
@@ -382,8 +392,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
     results: list[dict] = []
     start = time.monotonic()
     with labkit.Lab() as lab:
-        configs = {config_key("wb", n): (n, Wanbalance(lab, rules[n], info[n]["layers_expected"]))
-                   for n in args.counts}
+        configs = {config_key("wb", n): (n, Wanbalance(lab, rules[n])) for n in args.counts}
         configs |= {config_key("ipt", n): (n, Iptables(lab, rules[n], args.iptables))
                     for n in args.counts}
         order = list(configs)

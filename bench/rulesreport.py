@@ -162,7 +162,8 @@ def report(results: list[dict], args: argparse.Namespace, info: dict, fig: Figur
                  f"{info['loadavg_after'].split()[0]} at the end, "
                  f"{statistics.median(loads):.2f} (median; {min(loads):.2f}–{max(loads):.2f}) "
                  f"during the measurements, on {os.cpu_count()} CPUs")
-    return f"""## Policy rules: new connections and small packets with {', '.join(map(str, args.counts))} rules
+    counts = ", ".join(map(str, args.counts))
+    return f"""## Policy rules: new connections and small packets with {counts} rules
 
 `{command}`: {args.rounds} rounds; each round measures the {n_configs} configurations back to back in
 one lab (order rotated every round), each with wanbalanced running the lab's two-WAN config:
@@ -171,8 +172,9 @@ one lab (order rotated every round), each with wanbalanced running the lab's two
   {args.seed}): distinct destination /24s and /32s, some only from LAN-side source subnets,
   tcp and udp ports and port ranges, over five policies of the two WANs (one member, tiers,
   weights 3:1, 1:1), `"balanced"` and `"main"`; at the head, one rule in
-  {rulegen.BROAD_EVERY} on a source subnet or a port alone (exceptions first); then the last rule (udp from {rulegen.LAN_SOURCES} to {rulegen.LAST_DST}, policy
-  `{rulegen.LAST_POLICY}`). 0 rules is the config without rules: the 0-rule rate.
+  {rulegen.BROAD_EVERY} on a source subnet or a port alone (exceptions first); then the last
+  rule (udp from {rulegen.LAN_SOURCES} to {rulegen.LAST_DST}, policy `{rulegen.LAST_POLICY}`).
+  0 rules is the config without rules: the 0-rule rate.
 - iptables (mwan3 style), N rules: wanbalanced without rules, and the same N rules as mwan3
   builds them in the router's mangle PREROUTING (`iptables-{args.iptables}`): restore the
   connection's mark; a new LAN connection (`-m conntrack --ctstate NEW`) whose mark is still 0
