@@ -392,9 +392,10 @@ def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
     results: list[dict] = []
     start = time.monotonic()
     with labkit.Lab() as lab:
-        configs = {config_key("wb", n): (n, Wanbalance(lab, rules[n])) for n in args.counts}
-        configs |= {config_key("ipt", n): (n, Iptables(lab, rules[n], args.iptables))
-                    for n in args.counts}
+        configs = {}
+        for n in args.counts:  # A and B of each count side by side: wb0 ipt0 wb10 ipt10 ...
+            configs[config_key("wb", n)] = (n, Wanbalance(lab, rules[n]))
+            configs[config_key("ipt", n)] = (n, Iptables(lab, rules[n], args.iptables))
         order = list(configs)
         baseline = router_state(lab, args.iptables)
         traffic = Traffic(lab, args)
