@@ -106,8 +106,9 @@ class Wanbalance:
         daemon's status lists."""
         text = self.lab.run("rtr", "nft list ruleset").stdout
         layers = len(re.findall(r"vmap @rules4_\d+", text))
-        listed = len(self.daemon.status().get("rules") or [])
-        if layers == 0 or listed != len(self.rules):
+        status = self.daemon.status()
+        listed = len(status["rules"]) if status.get("rules") is not None else None
+        if layers == 0 or listed not in (None, len(self.rules)):
             raise labkit.LabError(f"wanbalanced accepted {len(self.rules)} rules but its ruleset "
                                   f"has {layers} rules4 lookups and its status lists {listed} "
                                   "rules")
