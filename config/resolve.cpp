@@ -1,7 +1,8 @@
 // Pass 2 of validation: the rules that span keys (unique names, interfaces, tables and marks;
 // marks inside the mask and clear of other software's marks under it; LANs that are not WANs;
-// room for the rules; probe targets after the per-WAN merge), then the Config with every table,
-// mark and probe setting resolved (and a warning for an allocated mark other software uses).
+// room for the rules; probe targets after the per-WAN merge; what policies and rules name, in
+// config/rules_resolve.cpp), then the Config with every table, mark and probe setting resolved
+// (and a warning for an allocated mark other software uses).
 #include <bit>
 #include <map>
 #include <set>
@@ -108,11 +109,12 @@ void check_lans_are_not_wans(const ConfigDraft& draft, Reporter& report) {
     }
 }
 
-// One rule to keep LAN replies in the main table, one fwmark rule per WAN, then the balanced
-// table's rule, all below the kernel's own rule for the main table.
-void check_rule_room(const ConfigDraft& draft, Reporter& report) {
+// One rule to keep LAN replies in the main table, one fwmark rule per WAN, one for the mark
+// of "main" and one for "unreachable" when rules need them, then the balanced table's rule,
+// all below the kernel's own rule for the main table.
+void check_rule_room(const ConfigDraft& draft, const ExtraMarks& extra, Reporter& report) {
     if (!draft.rule_priority.value || !draft.wan_count.value || *draft.wan_count.value > kMaxWans) return;
-    uint32_t rules = uint32_t(*draft.wan_count.value) + 2;
+    uint32_t rules = uint32_t(*draft.wan_count.value + extra.count()) + 2;
     uint32_t highest = kMainRulePriority - rules;
     if (*draft.rule_priority.value <= highest) return;
     report.fail(draft.rule_priority.path,
@@ -195,10 +197,21 @@ std::vector<uint32_t> mark_candidates(uint32_t mask, size_t needed, const std::s
     return clean;
 }
 
+// An allocated mark that another program uses: a warning at `path`, the key that got it.
+void warn_known_mark(uint32_t mark, const Config& config, const std::string& path, const std::string& whose,
+                     Reporter& report) {
+    if (const KnownMark* known = known_mark_matching(mark, config.mark_mask)) {
+        report.warn(path, "allocated mark " + hex(mark) + whose + " is " + known_mark_phrase(*known, config.mark_mask) +
+                              ": its " + std::string(known->marked) + " would follow " +
+                              (whose.empty() ? "this WAN" : "it") + " (no other mark is free)");
+    }
+}
+
 // Tables 101, 102, ... and marks from mark_candidates in WAN order, skipping any value a WAN
-// claims explicitly, so adding a WAN at the end never renumbers the WANs before it. A WAN that
-// gets a mark another program uses is warned about.
-void allocate(Config& config, const ConfigDraft& draft, Reporter& report) {
+// claims explicitly, so adding a WAN at the end never renumbers the WANs before it; then the
+// marks of "main" and "unreachable" when rules need them (check_mark_room made room). A mark
+// another program uses is warned about.
+void allocate(Config& config, const ConfigDraft& draft, const ExtraMarks& extra, Reporter& report) {
     std::set<uint32_t> explicit_tables, explicit_marks;
     size_t allocated_marks = 0;
     for (const WanDraft& wan : draft.wans) {
@@ -209,7 +222,8 @@ void allocate(Config& config, const ConfigDraft& draft, Reporter& report) {
             ++allocated_marks;
         }
     }
-    const std::vector<uint32_t> marks = mark_candidates(config.mark_mask, allocated_marks, explicit_marks);
+    const std::vector<uint32_t> marks =
+        mark_candidates(config.mark_mask, allocated_marks + extra.count(), explicit_marks);
     auto next_mark = marks.begin();
     uint32_t next_table = kFirstTable;
     for (size_t i = 0; i < draft.wans.size(); ++i) {
@@ -228,12 +242,15 @@ void allocate(Config& config, const ConfigDraft& draft, Reporter& report) {
             continue;
         }
         wan.mark = *next_mark++;
-        if (const KnownMark* known = known_mark_matching(wan.mark, config.mark_mask)) {
-            report.warn(draft.wans[i].path, "allocated mark " + hex(wan.mark) + " is " +
-                                                known_mark_phrase(*known, config.mark_mask) + ": its " +
-                                                std::string(known->marked) +
-                                                " would follow this WAN (no other mark is free)");
-        }
+        warn_known_mark(wan.mark, config, draft.wans[i].path, "", report);
+    }
+    if (!extra.main_path.empty()) {
+        config.main_mark = *next_mark++;
+        warn_known_mark(*config.main_mark, config, extra.main_path, " for \"main\"", report);
+    }
+    if (!extra.unreachable_path.empty()) {
+        config.unreachable_mark = *next_mark++;
+        warn_known_mark(*config.unreachable_mark, config, extra.unreachable_path, " for \"unreachable\"", report);
     }
 }
 
@@ -273,8 +290,9 @@ Config build(const ConfigDraft& draft, Reporter& report) {
         wan.probe = merge(config.probe, d.probe);
         config.wans.push_back(std::move(wan));
     }
-    allocate(config, draft, report);
+    allocate(config, draft, extra_marks_needed(draft, report), report);
     warn_unused_ipv6_targets(config, draft, report);
+    build_policies_and_rules(config, draft, report);
     return config;
 }
 
@@ -286,8 +304,9 @@ std::optional<Config> resolve(const ConfigDraft& draft, Reporter& report) {
     check_wan_count(draft, mask, report);
     check_unique_per_wan(draft, mask, report);
     check_lans_are_not_wans(draft, report);
-    check_rule_room(draft, report);
+    check_rule_room(draft, extra_marks_needed(draft, report), report);
     check_min_targets(draft, report);
+    check_policies_and_rules(draft, mask, report);
     if (!report.ok()) return std::nullopt;
     return build(draft, report);
 }

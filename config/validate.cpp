@@ -46,7 +46,8 @@ std::vector<ConfigError> Reporter::take_warnings_in_document_order() { return ta
 namespace {
 
 constexpr std::string_view kTopKeys[] = {
-    "wans", "lans", "balance", "probe", "masquerade", "flush_conntrack", "mark_mask", "rule_priority", "hooks_dir"};
+    "wans",      "lans",          "balance",   "probe",    "masquerade", "flush_conntrack",
+    "mark_mask", "rule_priority", "hooks_dir", "policies", "rules"};
 constexpr std::string_view kTopRequired[] = {"wans", "lans"};
 constexpr std::string_view kWanKeys[] = {"name", "interface", "gateway", "gateway6", "weight",
                                          "tier", "table", "mark", "probe"};
@@ -65,14 +66,28 @@ bool contains(std::span<const std::string_view> list, std::string_view word) {
     return std::find(list.begin(), list.end(), word) != list.end();
 }
 
-// Where a key that is unknown here would be right, for "(it belongs inside "probe")".
+// Where a key that is unknown here would be right, for "(it belongs inside "probe")"; every
+// place, for a key several objects have ("weight": a WAN's or a policy member's).
 std::string home_of(std::string_view key) {
-    if (contains(kProbeKeys, key)) return "inside \"probe\"";
-    if (contains(kWanKeys, key)) return "inside an entry of \"wans\"";
-    if (contains(kBalanceKeys, key)) return "inside \"balance\"";
-    if (contains(kTopKeys, key)) return "at the top level";
-    return "";
+    const std::pair<std::span<const std::string_view>, std::string_view> homes[] = {
+        {kProbeKeys, "inside \"probe\""},
+        {kWanKeys, "inside an entry of \"wans\""},
+        {kBalanceKeys, "inside \"balance\""},
+        {kTopKeys, "at the top level"},
+        {kRuleKeys, "inside an entry of \"rules\""},
+        {kPolicyKeys, "inside a policy of \"policies\""},
+        {kMemberKeys, "inside an entry of a policy's \"members\""},
+    };
+    std::string out;
+    for (const auto& [keys, where] : homes) {
+        if (!contains(keys, key)) continue;
+        if (!out.empty()) out += " or ";
+        out += where;
+    }
+    return out;
 }
+
+}  // namespace
 
 void check_keys(const Json& object, const std::string& path, std::span<const std::string_view> allowed,
                 std::span<const std::string_view> required, Reporter& report) {
@@ -94,8 +109,6 @@ void check_keys(const Json& object, const std::string& path, std::span<const std
     }
 }
 
-// ---- Scalars ----
-
 std::optional<uint64_t> read_integer(const Json& v, const std::string& path, uint64_t low, uint64_t high,
                                      Reporter& report) {
     if (v.is_number_unsigned()) {
@@ -112,6 +125,10 @@ void read_unsigned(Field<unsigned>& field, const Json& v, const std::string& pat
     field.path = path;
     if (auto n = read_integer(v, path, low, high, report)) field.value = unsigned(*n);
 }
+
+namespace {
+
+// ---- Scalars ----
 
 void read_bool(Field<bool>& field, const Json& v, const std::string& path, Reporter& report) {
     field.path = path;
@@ -480,6 +497,8 @@ ConfigDraft read_draft(const JsonDocument& doc, Reporter& report) {
             if (auto n = read_integer(value, at, 1, kMaxRulePriority, report)) draft.rule_priority.value = uint32_t(*n);
         }
         if (key == "hooks_dir") read_hooks_dir(draft.hooks_dir, value, at, report);
+        if (key == "policies") read_policies(draft, value, at, report);
+        if (key == "rules") read_rules(draft, value, at, report);
     }
     return draft;
 }

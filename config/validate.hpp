@@ -1,5 +1,6 @@
 // Internal to the config module: the two validation passes. read_draft checks every key on its
-// own; resolve checks what spans keys (uniqueness, marks vs mask, probe targets) and allocates.
+// own; resolve checks what spans keys (uniqueness, marks vs mask, probe targets, what rules and
+// policies name) and allocates.
 #pragma once
 
 #include <optional>
@@ -27,6 +28,8 @@ public:
     void warn(const std::string& path, std::string message);
 
     bool ok() const { return errors_.empty(); }
+    // Document order of the value at `path` (unknown paths sort last).
+    uint32_t order_of(const std::string& path) const { return doc_.order_of(path); }
     std::vector<ConfigError> take_in_document_order();
     std::vector<ConfigError> take_warnings_in_document_order();
 
@@ -75,6 +78,66 @@ struct WanDraft {
     ProbeDraft probe;
 };
 
+// ---- policies and rules (config/rules_read.cpp, config/rules_resolve.cpp) ----
+
+inline constexpr std::string_view kPolicyKeys[] = {"members", "last_resort"};
+inline constexpr std::string_view kPolicyRequired[] = {"members"};
+inline constexpr std::string_view kMemberKeys[] = {"wan", "weight", "tier"};
+inline constexpr std::string_view kMemberRequired[] = {"wan"};
+inline constexpr std::string_view kRuleKeys[] = {"name",     "src", "dst",    "proto",  "src_port",
+                                                 "dst_port", "iif", "policy", "sticky", "sticky_timeout_s"};
+inline constexpr std::string_view kRuleRequired[] = {"name", "policy"};
+
+struct MemberDraft {
+    std::string path;  // "/policies/voip/members/0"
+    Field<std::string> wan;
+    Field<unsigned> weight;
+    Field<unsigned> tier;
+};
+
+struct PolicyDraft {
+    std::string path;     // "/policies/voip"
+    std::string written;  // the key as written, valid or not
+    Field<std::string> name;
+    Field<size_t> member_count;
+    std::vector<MemberDraft> members;
+    Field<LastResort> last_resort;
+};
+
+// A list of a rule: `path` when present; `items` are its valid entries with their paths, and
+// `valid` says the list is an array, not empty, and every entry is valid.
+template <class T>
+struct ListDraft {
+    std::string path;
+    std::vector<std::pair<T, std::string>> items;
+    bool valid = false;
+
+    bool present() const { return !path.empty(); }
+    std::vector<T> values() const {
+        std::vector<T> out;
+        for (const auto& item : items) out.push_back(item.first);
+        return out;
+    }
+};
+
+struct RuleDraft {
+    std::string path;  // "/rules/0"
+    Field<std::string> name;
+    ListDraft<Cidr> src, dst;
+    Field<uint8_t> proto;
+    ListDraft<PortRange> src_port, dst_port;
+    ListDraft<std::string> iif;
+    Field<std::string> policy;  // as written: a policy's name, "balanced" or "main"
+    Field<Sticky> sticky;
+    Field<uint32_t> sticky_timeout_s;
+
+    // No match key at all: the rule takes every connection that reaches it.
+    bool catch_all() const {
+        return !src.present() && !dst.present() && !proto.present() && !src_port.present() && !dst_port.present() &&
+               !iif.present();
+    }
+};
+
 struct ConfigDraft {
     Field<size_t> wan_count;  // entries of "wans", valid or not
     std::vector<WanDraft> wans;
@@ -86,7 +149,38 @@ struct ConfigDraft {
     Field<uint32_t> mark_mask;
     Field<uint32_t> rule_priority;
     Field<std::string> hooks_dir;
+    std::vector<PolicyDraft> policies;
+    Field<size_t> rule_count;  // entries of "rules", valid or not
+    std::vector<RuleDraft> rules;
 };
+
+// Shared by the readers of both passes.
+void check_keys(const Json& object, const std::string& path, std::span<const std::string_view> allowed,
+                std::span<const std::string_view> required, Reporter& report);
+std::optional<uint64_t> read_integer(const Json& v, const std::string& path, uint64_t low, uint64_t high,
+                                     Reporter& report);
+void read_unsigned(Field<unsigned>& field, const Json& v, const std::string& path, unsigned low, unsigned high,
+                   Reporter& report);
+
+// Pass 1 for "policies" and "rules": each on its own, and the keys of one rule together (ports
+// need a protocol with ports, a rule must be able to match some family, no sticky to "main").
+void read_policies(ConfigDraft& draft, const Json& v, const std::string& path, Reporter& report);
+void read_rules(ConfigDraft& draft, const Json& v, const std::string& path, Reporter& report);
+
+// The marks rules need besides the WANs', each with the key that first needs it.
+struct ExtraMarks {
+    std::string main_path;         // a rule's "policy": "main" or a policy's "last_resort": "main"
+    std::string unreachable_path;  // a policy's "last_resort": "unreachable"
+    size_t count() const { return size_t(!main_path.empty()) + size_t(!unreachable_path.empty()); }
+};
+ExtraMarks extra_marks_needed(const ConfigDraft& draft, const Reporter& report);
+
+// Pass 2 for them: what they name (WANs, LANs, policies), unique rule names, room for the
+// marks they need and for the rule maps' elements.
+void check_policies_and_rules(const ConfigDraft& draft, std::optional<uint32_t> mask, Reporter& report);
+
+// Config::policies and Config::rules from a draft that passed, with the warnings about them.
+void build_policies_and_rules(Config& config, const ConfigDraft& draft, Reporter& report);
 
 // Pass 1: every key on its own (types, ranges, formats, unknown and missing keys).
 ConfigDraft read_draft(const JsonDocument& doc, Reporter& report);

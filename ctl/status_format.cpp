@@ -3,6 +3,7 @@
 // must not crash ctl.
 #include "ctl/status_format.hpp"
 
+#include <array>
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -189,6 +190,48 @@ std::string render_table(const std::vector<std::vector<Cell>>& rows) {
     return out;
 }
 
+// Where a rule's new connections go in one family, for a person: "integra", "charter,integra",
+// "main table", "unreachable", with " (last resort)" when its policy has no member in service.
+std::string rule_target(const json& send) {
+    std::string via = get_string(send, "via").value_or("");
+    if (via == "main") return "main table";
+    if (via == "unreachable") return "unreachable";
+    std::string wans;
+    if (send.is_object() && send.contains("wans") && send["wans"].is_array())
+        for (const auto& w : send["wans"])
+            if (w.is_string()) wans += (wans.empty() ? "" : ",") + w.get<std::string>();
+    if (wans.empty()) wans = "-";
+    return via == "last_resort" ? wans + " (last resort)" : wans;
+}
+
+// The policy rules under the WANs: RULE POLICY SENDS TO CONNS STICKY, left aligned.
+std::string rules_table(const json& rules) {
+    std::vector<std::array<std::string, 5>> rows = {{"RULE", "POLICY", "SENDS TO", "CONNS", "STICKY"}};
+    for (const auto& rule : rules) {
+        std::string to = rule_target(rule);
+        if (rule.contains("ipv6") && rule["ipv6"].is_object()) {
+            std::string to6 = rule_target(rule["ipv6"]);
+            if (to6 != to) to += "; ipv6 " + to6;
+        }
+        auto conns = get_number(rule, "connections");
+        rows.push_back({or_dash(get_string(rule, "name")), or_dash(get_string(rule, "policy")), to,
+                        conns ? std::to_string(static_cast<long long>(*conns)) : "-",
+                        get_string(rule, "sticky").value_or("none") == "none" ? "-" : *get_string(rule, "sticky")});
+    }
+    std::array<size_t, 5> width{};
+    for (const auto& row : rows)
+        for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+    std::string out;
+    for (const auto& row : rows) {
+        std::string line;
+        for (size_t c = 0; c < row.size(); ++c)
+            line += row[c] + (c + 1 < row.size() ? std::string(width[c] - row[c].size() + 2, ' ') : "");
+        while (!line.empty() && line.back() == ' ') line.pop_back();
+        out += line + "\n";
+    }
+    return out;
+}
+
 }  // namespace
 
 std::string format_duration(std::chrono::seconds d) {
@@ -280,6 +323,8 @@ std::string format_status(const json& status, bool color, std::chrono::system_cl
     }
     out += render_table(rows);
     for (const auto& note : notes) out += "  " + note + "\n";
+    if (status.is_object() && status.contains("rules") && status["rules"].is_array() && !status["rules"].empty())
+        out += "\n" + rules_table(status["rules"]);
     return out;
 }
 
@@ -356,6 +401,19 @@ constexpr WanMetric kWanMetrics[] = {
 
 constexpr const char* kStates[] = {"up", "down", "disabled"};
 
+// Per policy rule: its connections, labelled rule="NAME",policy="POLICY".
+void rule_metrics(std::string& out, const json& status) {
+    if (!status.is_object() || !status.contains("rules") || !status["rules"].is_array()) return;
+    family_header(out, {"wanbalance_rule_connections", "gauge", "Tracked connections that the policy rule matches."});
+    for (const auto& rule : status["rules"]) {
+        auto name = get_string(rule, "name");
+        if (!name || name->empty()) continue;
+        if (auto v = prom_value(rule, "connections"))
+            out += "wanbalance_rule_connections{rule=\"" + prom_label(*name) + "\",policy=\"" +
+                   prom_label(get_string(rule, "policy").value_or("")) + "\"} " + *v + "\n";
+    }
+}
+
 }  // namespace
 
 std::string format_prometheus(const json& status) {
@@ -406,6 +464,7 @@ std::string format_prometheus(const json& status) {
             if (!known && !state.empty()) out += "wanbalance_wan_state{" + l + ",state=\"" + prom_label(state) + "\"} 1\n";
         });
     }
+    rule_metrics(out, status);
     for (const auto& metric : kWanMetrics) {
         family_header(out, metric.family);
         for (const auto& [labels, wan] : wans) {

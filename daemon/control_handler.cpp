@@ -22,7 +22,7 @@ void Daemon::on_control(const Request& request, Respond respond) {
                 if (auto id = prober_->identifier({wan.name, f})) probe_ids.insert(*id);
         // Counting a big conntrack table takes long: the worker does it while the loop runs on,
         // and the status is made when the count is back, with the counters of that moment.
-        counter_->count(state_.config.mark_mask, std::move(probe_ids),
+        counter_->count(state_.config.mark_mask, std::move(probe_ids), rule_classifier(),
                         [this, respond = std::move(respond)](const Expected<ConntrackCounter::Counts>& conns) {
                             try {
                                 respond(StatusReply{status_json(conns ? *conns : ConntrackCounter::Counts{})});
@@ -104,13 +104,32 @@ void Daemon::remember_applied_config() {
         report("state directory", store_.save_last_config(config_text_));
 }
 
+// Which policy rule each marked connection matches, for status: the conntrack worker calls it
+// with the connection's original direction. Connections that came in on a WAN (to one of the
+// WANs' own addresses) are no rule's. Conntrack does not keep the input interface: a rule's
+// `iif` is taken as matching.
+ConnClassifier Daemon::rule_classifier() const {
+    if (state_.config.rules.empty()) return {};
+    auto config = std::make_shared<const Config>(state_.config);
+    auto own = std::make_shared<std::set<IpAddr>>();
+    for (const auto& wan : state_.config.wans)
+        if (const LinkState* link = watch_->snapshot().link(wan.interface)) {
+            own->insert(link->addresses.begin(), link->addresses.end());
+            own->insert(link->addresses6.begin(), link->addresses6.end());
+        }
+    return [config, own](const PacketKey& original) -> std::optional<size_t> {
+        if (own->count(original.dst)) return std::nullopt;
+        return first_match(*config, original);
+    };
+}
+
 nlohmann::json Daemon::status_json(const ConntrackCounter::Counts& connections) {
     watch_->refresh_counters();
     std::vector<WanCounters> counters;
     for (const auto& wan : state_.config.wans) {
-        auto n = connections.find(wan.mark);
+        auto n = connections.by_mark.find(wan.mark);
         WanCounters c{prober_->stats({wan.name, Family::V4}), prober_->stats({wan.name, Family::V6}), {},
-                      n == connections.end() ? 0 : n->second, 0, 0};
+                      n == connections.by_mark.end() ? 0 : n->second, 0, 0};
         if (auto w = ra_warnings_.find(wan.name); w != ra_warnings_.end()) c.ipv6_warning = w->second;
         if (const LinkState* link = watch_->snapshot().link(wan.interface)) {
             c.rx_bytes = link->rx_bytes;
@@ -119,7 +138,8 @@ nlohmann::json Daemon::status_json(const ConntrackCounter::Counts& connections) 
         counters.push_back(c);
     }
     auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
-    nlohmann::json status = wb::status_json(state_, counters, uptime, int(getpid()));
+    nlohmann::json status =
+        wb::status_json(state_, counters, uptime, int(getpid()), RuleCounters{rule_sends_, connections.by_group});
     status["config_error"] = config_error_.empty() ? nlohmann::json(nullptr) : nlohmann::json(config_error_);
     return status;
 }

@@ -96,6 +96,7 @@ private:
     Reply handover();
     void remember_applied_config();
     nlohmann::json status_json(const ConntrackCounter::Counts& connections);
+    ConnClassifier rule_classifier() const;
     void notify_status();
 
     DaemonOptions options_;
@@ -126,6 +127,7 @@ private:
 
     std::map<std::string, std::string> reported_;  // failing thing -> its error, logged once until it clears
     std::map<std::string, int> src_valid_mark_set_;  // interface -> the ifindex on which we set it
+    std::array<std::vector<RuleSend>, 2> rule_sends_;  // of the last reconcile, for status
     std::map<std::string, std::string> ra_warnings_;  // WAN -> why its "auto" gateway6 cannot be learned
     ChangeCount changes_;                          // since the last reload started
     SysctlRecord sysctls_;                         // originals of what we changed

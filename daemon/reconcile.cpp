@@ -37,6 +37,7 @@ void Daemon::reconcile() {
     Reconciled r = reconcile_step(state_, *sync_, kernel_facts(), std::chrono::system_clock::now());
     for (const LogLine& l : r.seen.logs) log(l.level, l.message);
     for (const auto& [key, status] : r.applied.results) report(key, status);
+    rule_sends_ = std::move(r.rule_sends);
     changes_.nft_ops += r.applied.nft_ops;
     changes_.routes += r.applied.routes_changed();
     changes_.rules += r.applied.rules_changed();

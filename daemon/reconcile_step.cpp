@@ -6,7 +6,9 @@ Reconciled reconcile_step(State& state, KernelSync& sync, const KernelFacts& fac
     Reconciled r;
     Step seen = step(std::move(state), KernelChanged{facts}, now);
     r.seen = std::move(seen.effects);
-    r.applied = sync.apply(build_desired(seen.state.config, desired_inputs(seen.state)));
+    Desired desired = build_desired(seen.state.config, desired_inputs(seen.state));
+    r.applied = sync.apply(desired);
+    r.rule_sends = std::move(desired.rule_sends);
     Step released = step(std::move(seen.state), KernelApplied{}, now);
     state = std::move(released.state);
     r.released = std::move(released.effects);

@@ -76,8 +76,47 @@ std::string iso8601(WallTime t) {
     return buf;
 }
 
+namespace {
+
+// Where a rule sends its new connections in one family.
+nlohmann::json send_json(const Config& config, const RuleSend& send) {
+    nlohmann::json wans = nlohmann::json::array();
+    for (size_t i : send.wans)
+        if (i < config.wans.size()) wans.push_back(config.wans[i].name);
+    std::string via = send.last_resort ? "last_resort" : "policy";
+    if (send.kind == RuleSend::Kind::Main) via = "main";
+    if (send.kind == RuleSend::Kind::Unreachable) via = "unreachable";
+    nlohmann::json wan = wans.size() == 1 ? wans[0] : nlohmann::json(nullptr);
+    return {{"wan", wan}, {"wans", wans}, {"via", via}};
+}
+
+}  // namespace
+
+nlohmann::json rules_json(const Config& config, const RuleCounters& rules) {
+    nlohmann::json out = nlohmann::json::array();
+    const auto& v4 = rules.sends[size_t(Family::V4)];
+    const auto& v6 = rules.sends[size_t(Family::V6)];
+    for (size_t i = 0; i < config.rules.size(); ++i) {
+        const RuleConfig& rule = config.rules[i];
+        const bool has4 = i < v4.size() && v4[i].kind != RuleSend::Kind::None;
+        const bool has6 = i < v6.size() && v6[i].kind != RuleSend::Kind::None;
+        // The top level is IPv4's, or IPv6's for a rule that only matches IPv6.
+        nlohmann::json entry = {{"name", rule.name}, {"policy", rule.target_name(config.policies)}};
+        nlohmann::json main = has4 ? send_json(config, v4[i]) : has6 ? send_json(config, v6[i])
+                                                                      : send_json(config, RuleSend{});
+        entry.update(main);
+        entry["family"] = has4 ? "ipv4" : has6 ? "ipv6" : "none";
+        entry["sticky"] = std::string(sticky_name(rule.sticky));
+        auto n = rules.connections.find(i);
+        entry["connections"] = n == rules.connections.end() ? 0u : n->second;
+        entry["ipv6"] = has4 && has6 ? send_json(config, v6[i]) : nlohmann::json(nullptr);
+        out.push_back(std::move(entry));
+    }
+    return out;
+}
+
 nlohmann::json status_json(const State& state, const std::vector<WanCounters>& counters,
-                           std::chrono::seconds uptime, int pid) {
+                           std::chrono::seconds uptime, int pid, const RuleCounters& rules) {
     unsigned total = 0;
     for (const auto& c : counters) total += c.connections;
     const std::vector<WanInputs> inputs = desired_inputs(state);
@@ -98,7 +137,8 @@ nlohmann::json status_json(const State& state, const std::vector<WanCounters>& c
             {"pid", pid},
             {"all_down", state.all_down[size_t(Family::V4)]},
             {"all_down_ipv6", all_down6},
-            {"wans", wans}};
+            {"wans", wans},
+            {"rules", rules_json(state.config, rules)}};
 }
 
 }  // namespace wb

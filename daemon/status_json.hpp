@@ -3,11 +3,14 @@
 #pragma once
 
 #include <chrono>
+#include <array>
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <vector>
 
 #include "core/wan_state.hpp"
+#include "rules/desired.hpp"
 #include "probe/prober.hpp"
 
 namespace wb {
@@ -21,8 +24,21 @@ struct WanCounters {
     uint64_t rx_bytes = 0, tx_bytes = 0;
 };
 
+// What the status says about policy rules: where each sends now (Desired::rule_sends of the
+// last reconcile) and the connections each has (conntrack entries it matches, by rule index).
+struct RuleCounters {
+    std::array<std::vector<RuleSend>, 2> sends;
+    std::map<size_t, unsigned> connections;
+};
+
 nlohmann::json status_json(const State& state, const std::vector<WanCounters>& counters,
-                           std::chrono::seconds uptime, int pid);
+                           std::chrono::seconds uptime, int pid, const RuleCounters& rules = {});
+
+// The "rules" array (docs/design.md, status JSON): one object per config rule, in order:
+// name, policy, wan (the one WAN taking its new connections, else null), wans, via ("policy",
+// "last_resort", "main", "unreachable"), sticky, connections, and "ipv6" (the same for IPv6,
+// null when the rule or the config has no IPv6).
+nlohmann::json rules_json(const Config& config, const RuleCounters& rules);
 
 // "2026-11-30T01:34:23Z"
 std::string iso8601(WallTime t);

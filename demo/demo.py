@@ -104,9 +104,9 @@ def main() -> int:
         lines, in_balance = [], False
         for line in table.splitlines():
             in_balance = (in_balance or "map balance" in line) and line.strip() != "}"
-            if in_balance and re.match(r"\s+(\d+ : goto|elements = \{ 0 :)", line):
+            if in_balance and re.match(r"\s+(\d+ : (goto|jump)|elements = \{ 0 :)", line):
                 if "elements" in line:
-                    lines.append("\t\telements = { 0 : goto wan_..., ... 1020 : goto wan_... }"
+                    lines.append("\t\telements = { 0 : jump wan_..., ... 1020 : jump wan_... }"
                                  "   (1021 hash buckets, shared by weight)")
                 continue
             lines.append(line)
@@ -166,6 +166,24 @@ def main() -> int:
         took6 = wait_for_event(daemon, "wan-up", mark, 15, start, family="ipv6")
         show(f"back in service {took:.2f} s later for IPv4 and {took6:.2f} s for IPv6: carrier first, "
              f"then 5 answered probe rounds in each family")
+        show(daemon.ctl("status", check=True).stdout)
+
+        say("Policy rules: the monitoring box (192.168.88.10) only over Integra; everyone else balanced")
+        config["policies"] = {"integra-only": {"members": [{"wan": "integra"}], "last_resort": "balanced"}}
+        config["rules"] = [{"name": "monitoring", "src": [labkit.LAN_HOST], "policy": "integra-only"}]
+        show(json.dumps({k: config[k] for k in ("policies", "rules")}, indent=2))
+        held = lab.hold_connections(20, src=labkit.LAN_HOSTS)
+        daemon.config_path.write_text(json.dumps(config, indent=2) + "\n")
+        mark = len(daemon.log().splitlines())
+        daemon.reload()
+        labkit.wait_until(lambda: any("config-reloaded" in l for l in event_lines(daemon, mark)), 10, "the reload")
+        results = held.release()
+        alive = sum(1 for r in results if r.get("end_ok"))
+        show(f"reloaded: only the rule's maps and chains were added; {alive} of {len(results)} "
+             f"connections open across the reload still work")
+        say(f"{n} new connections from the monitoring box, then from the other LAN hosts")
+        show(bar(lab.spread(n, src=labkit.LAN_HOST), n))
+        show(bar(lab.spread(n, src=labkit.LAN_HOSTS), n))
         show(daemon.ctl("status", check=True).stdout)
 
         say("Stopping wanbalanced: it removes everything it created")

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include <cerrno>
+#include <cstring>
 #include <cstdio>
 #include <functional>
 #include <optional>
@@ -28,6 +29,7 @@ constexpr size_t kReceiveBufferBytes = 256 * 1024;  // ctnetlink dumps come in <
 struct Entry {
     uint32_t mark = 0;
     std::optional<uint16_t> icmp_id;
+    PacketKey original;  // addresses, protocol and ports of the original direction
 };
 using EntryHandler = std::function<void(const Entry&)>;
 
@@ -73,6 +75,36 @@ std::optional<uint16_t> icmp_echo_id(const nlattr* tuple) {
     return std::nullopt;
 }
 
+// CTA_TUPLE_ORIG: the addresses (CTA_TUPLE_IP) and protocol and ports (CTA_TUPLE_PROTO).
+void read_tuple(const nlattr* tuple, PacketKey& key) {
+    each_nested(tuple, [&](const nlattr* a) {
+        if (mnl_attr_validate(a, MNL_TYPE_NESTED) != 0) return;
+        if (mnl_attr_get_type(a) == CTA_TUPLE_IP) {
+            each_nested(a, [&](const nlattr* ip) {
+                const uint16_t type = mnl_attr_get_type(ip);
+                if ((type == CTA_IP_V4_SRC || type == CTA_IP_V4_DST) && mnl_attr_get_payload_len(ip) == 4) {
+                    Ipv4 v4{ntohl(mnl_attr_get_u32(ip))};
+                    (type == CTA_IP_V4_SRC ? key.src : key.dst) = v4;
+                } else if ((type == CTA_IP_V6_SRC || type == CTA_IP_V6_DST) && mnl_attr_get_payload_len(ip) == 16) {
+                    Ipv6 v6;
+                    std::memcpy(v6.bytes.data(), mnl_attr_get_payload(ip), 16);
+                    (type == CTA_IP_V6_SRC ? key.src : key.dst) = v6;
+                }
+            });
+        } else if (mnl_attr_get_type(a) == CTA_TUPLE_PROTO) {
+            each_nested(a, [&](const nlattr* p) {
+                const uint16_t type = mnl_attr_get_type(p);
+                if (type == CTA_PROTO_NUM && mnl_attr_validate(p, MNL_TYPE_U8) == 0) key.proto = mnl_attr_get_u8(p);
+                else if (type == CTA_PROTO_SRC_PORT && mnl_attr_validate(p, MNL_TYPE_U16) == 0)
+                    key.sport = ntohs(mnl_attr_get_u16(p));
+                else if (type == CTA_PROTO_DST_PORT && mnl_attr_validate(p, MNL_TYPE_U16) == 0)
+                    key.dport = ntohs(mnl_attr_get_u16(p));
+            });
+        }
+    });
+    key.family = family_of(key.src);
+}
+
 // One conntrack entry of a dump, handed to the handler. Entries of other families than the
 // dump's are skipped in case the kernel did not filter them.
 int on_entry(const nlmsghdr* nlh, void* data) {
@@ -84,8 +116,10 @@ int on_entry(const nlmsghdr* nlh, void* data) {
               [&](const nlattr* attr) {
                   if (mnl_attr_get_type(attr) == CTA_MARK && mnl_attr_validate(attr, MNL_TYPE_U32) == 0)
                       entry.mark = ntohl(mnl_attr_get_u32(attr));
-                  else if (mnl_attr_get_type(attr) == CTA_TUPLE_ORIG && mnl_attr_validate(attr, MNL_TYPE_NESTED) == 0)
+                  else if (mnl_attr_get_type(attr) == CTA_TUPLE_ORIG && mnl_attr_validate(attr, MNL_TYPE_NESTED) == 0) {
                       entry.icmp_id = icmp_echo_id(attr);
+                      read_tuple(attr, entry.original);
+                  }
               });
     (*ctx->handler)(entry);
     return MNL_CB_OK;
@@ -160,12 +194,22 @@ Conntrack::~Conntrack() = default;
 
 Expected<std::map<uint32_t, unsigned>> Conntrack::count_by_mark(uint32_t mask,
                                                                  const std::set<uint16_t>& skip_icmp_ids) {
+    auto counts = count(mask, skip_icmp_ids, {});
+    if (!counts) return counts.error();
+    return counts->by_mark;
+}
+
+Expected<ConnCounts> Conntrack::count(uint32_t mask, const std::set<uint16_t>& skip_icmp_ids,
+                                      const ConnClassifier& classify) {
     // No kernel filter says "masked mark != 0": every entry is read once, one family per dump;
     // a WAN's count is its IPv4 and IPv6 connections together.
-    std::map<uint32_t, unsigned> counts;
+    ConnCounts counts;
     EntryHandler count = [&](const Entry& e) {
         if (e.icmp_id && skip_icmp_ids.count(*e.icmp_id)) return;
-        if (e.mark & mask) ++counts[e.mark & mask];
+        if (!(e.mark & mask)) return;
+        ++counts.by_mark[e.mark & mask];
+        if (!classify) return;
+        if (auto group = classify(e.original)) ++counts.by_group[*group];
     };
     for (Family family : kFamilies) {
         if (int err = impl_->transact(impl_->build(IPCTNL_MSG_CT_GET, NLM_F_DUMP, family, std::nullopt), count))

@@ -34,6 +34,7 @@ struct ConntrackCounter::Impl {
     uint64_t wanted = 0;
     uint32_t mask = 0;
     std::set<uint16_t> skip_icmp_ids;
+    ConnClassifier classify;
     std::deque<std::pair<uint64_t, Expected<Counts>>> finished;
     bool stopping = false;
 
@@ -41,9 +42,9 @@ struct ConntrackCounter::Impl {
     uint64_t next_ticket = 0;
     std::deque<std::pair<uint64_t, Done>> waiting;
 
-    Expected<Counts> count_now(uint32_t m, const std::set<uint16_t>& ids) {
+    Expected<Counts> count_now(uint32_t m, const std::set<uint16_t>& ids, const ConnClassifier& c) {
         try {
-            return conntrack->count_by_mark(m, ids);
+            return conntrack->count(m, ids, c);
         } catch (const std::exception& e) {
             return Status::fail(ENOMEM, std::string("Could not read the conntrack table: ") + e.what());
         }
@@ -58,8 +59,9 @@ struct ConntrackCounter::Impl {
             taken = wanted;
             const uint32_t m = mask;
             const std::set<uint16_t> ids = skip_icmp_ids;
+            const ConnClassifier c = classify;
             lock.unlock();
-            Expected<Counts> counts = count_now(m, ids);
+            Expected<Counts> counts = count_now(m, ids, c);
             lock.lock();
             finished.emplace_back(taken, std::move(counts));
             uint64_t one = 1;
@@ -107,7 +109,7 @@ ConntrackCounter::~ConntrackCounter() {
     if (impl_) impl_->stop();
 }
 
-void ConntrackCounter::count(uint32_t mask, std::set<uint16_t> skip_icmp_ids, Done done) {
+void ConntrackCounter::count(uint32_t mask, std::set<uint16_t> skip_icmp_ids, ConnClassifier classify, Done done) {
     Impl& s = *impl_;
     const uint64_t ticket = ++s.next_ticket;
     s.waiting.emplace_back(ticket, std::move(done));
@@ -116,6 +118,7 @@ void ConntrackCounter::count(uint32_t mask, std::set<uint16_t> skip_icmp_ids, Do
         s.wanted = ticket;
         s.mask = mask;
         s.skip_icmp_ids = std::move(skip_icmp_ids);
+        s.classify = std::move(classify);
     }
     s.wake.notify_one();
 }

@@ -12,12 +12,13 @@
 
 #include "base/noncopyable.hpp"
 #include "base/status.hpp"
+#include "netlink/conntrack.hpp"
 
 namespace wb {
 
 class ConntrackCounter : NonCopyable {
 public:
-    using Counts = std::map<uint32_t, unsigned>;  // (ctmark & mask) -> IPv4 + IPv6 entries, as count_by_mark
+    using Counts = ConnCounts;  // as Conntrack::count
     using Done = std::function<void(const Expected<Counts>& counts)>;
 
     // Opens the ctnetlink socket (current netns) and the eventfd, and starts the worker thread
@@ -28,10 +29,14 @@ public:
     // waiting are dropped without being called.
     ~ConntrackCounter();
 
-    // Asks for Conntrack::count_by_mark(mask, skip_icmp_ids) on the worker; `done` runs later
-    // from process(), never from here. Requests that arrive while a count runs share the next
-    // count, made with the newest request's mask and ids. Loop thread only.
-    void count(uint32_t mask, std::set<uint16_t> skip_icmp_ids, Done done);
+    // Asks for Conntrack::count(mask, skip_icmp_ids, classify) on the worker (which calls
+    // `classify`: give it a copy of what it needs); `done` runs later from process(), never from
+    // here. Requests that arrive while a count runs share the next count, made with the newest
+    // request's parameters. Loop thread only.
+    void count(uint32_t mask, std::set<uint16_t> skip_icmp_ids, ConnClassifier classify, Done done);
+    void count(uint32_t mask, std::set<uint16_t> skip_icmp_ids, Done done) {
+        count(mask, std::move(skip_icmp_ids), {}, std::move(done));
+    }
 
     // An eventfd, readable once a count has finished.
     int fd() const;

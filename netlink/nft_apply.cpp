@@ -166,8 +166,12 @@ public:
     }
     Status operator()(const OpAddElements& op) { return elements(kTableName, op.set, NFT_MSG_NEWSETELEM); }
     Status operator()(const OpDeleteElements& op) { return elements(kTableName, op.set, NFT_MSG_DELSETELEM); }
-    // STUB (helper B implements): DELSETELEM without elements.
-    Status operator()(const OpFlushSet&) { return Status::fail(ENOTSUP, "flush set: not implemented"); }
+    Status operator()(const OpFlushSet& op) {
+        nlmsghdr* nlh = batch_.start(NFT_MSG_DELSETELEM, 0, kSmallMessageRoom);
+        put_set_flush(nlh, kTableName, op.name);
+        batch_.finish(nlh, "flush set " + op.name + " in " + table_ref(kTableName));
+        return Status::ok();
+    }
 
 private:
     Status add_table(const std::string& name, const std::string* comment) {
@@ -231,7 +235,7 @@ private:
         std::string what = add ? "add " : "delete ";
         if (chunk.size() == 1) {
             what += "element " + render_key(set, chunk[0].key);
-            if (add && set.verdict_map) what += " : goto " + chunk[0].goto_chain;
+            if (add && set.verdict_map) what += (chunk[0].jump ? " : jump " : " : goto ") + chunk[0].goto_chain;
         } else {
             what += std::to_string(chunk.size()) + " elements";
         }

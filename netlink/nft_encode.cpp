@@ -1,3 +1,4 @@
+// Tables, chains and rules as nft 1.0.6 sends them (sets and elements: nft_encode_set.cpp).
 #include "netlink/nft_encode.hpp"
 
 #include <arpa/inet.h>
@@ -5,7 +6,6 @@
 #include <libnftnl/chain.h>
 #include <libnftnl/expr.h>
 #include <libnftnl/rule.h>
-#include <libnftnl/set.h>
 #include <libnftnl/table.h>
 #include <libnftnl/udata.h>
 #include <linux/netfilter.h>
@@ -13,79 +13,22 @@
 #include <linux/netfilter/nf_tables.h>
 #include <net/if.h>
 
+#include <algorithm>
 #include <array>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <type_traits>
 #include <variant>
 
 #include "netlink/handles.hpp"
+#include "netlink/nft_encode_detail.hpp"
 
 namespace wb::nft {
 namespace {
 
-// Constants of nft 1.0.6 itself (not the kernel's) that end up in set user data, read back from
-// `nft --debug=mnl`, grouped by the nft enum they come from.
-enum : uint32_t { kNftTypeInteger = 4, kNftTypeMark = 19, kNftTypeIfname = 41 };  // datatypes (src/datatype.h)
-enum : uint32_t { kNftByteorderInvalid = 0, kNftByteorderHost = 1 };              // byteorder
-enum : uint32_t { kNftExprVerdict = 1, kNftExprNumgen = 0x17 };                   // expr_types
-// Attributes of the numgen typeof nest (nft src/numgen.c).
-enum : uint8_t { kNumgenUdataMode, kNumgenUdataModulus, kNumgenUdataOffset };
+using namespace detail;
 
 constexpr uint32_t kRtnLocal = 2;  // RTN_LOCAL, what "fib daddr type local" compares to
-constexpr size_t kMarkSize = sizeof(uint32_t);
-
-// Allocation failure is as fatal here as a failed `new`.
-template <class T>
-T* must(T* p) {
-    if (!p) {
-        std::fputs("wanbalance: out of memory building nftables objects\n", stderr);
-        std::abort();
-    }
-    return p;
-}
-
-size_t align4(size_t n) { return (n + 3) & ~size_t(3); }
-
-uint32_t key_datatype(KeyType t) {
-    switch (t) {
-        case KeyType::Ifname: return kNftTypeIfname;
-        case KeyType::Mark: return kNftTypeMark;
-        case KeyType::HashBucket: return kNftTypeInteger;
-        default: return kNftTypeInteger;  // STUB (helper B implements)
-    }
-    return kNftTypeInteger;
-}
-
-uint32_t key_length(KeyType t) { return t == KeyType::Ifname ? IFNAMSIZ : kMarkSize; }
-
-// The TLVs nft writes into NFTA_SET_USERDATA; without KEY_TYPEOF, `nft list` cannot print
-// "typeof numgen inc mod N" and falls back to "type integer", which nft cannot load back.
-UdataPtr set_userdata(const Set& set) {
-    UdataPtr buf(must(nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN)));
-    nftnl_udata_put_u32(buf.get(), NFTNL_UDATA_SET_KEYBYTEORDER, kNftByteorderHost);
-    if (set.verdict_map) nftnl_udata_put_u32(buf.get(), NFTNL_UDATA_SET_DATABYTEORDER, kNftByteorderInvalid);
-    if (set.key_type == KeyType::HashBucket) {
-        nftnl_udata* key = nftnl_udata_nest_start(buf.get(), NFTNL_UDATA_SET_KEY_TYPEOF);
-        nftnl_udata_put_u32(buf.get(), NFTNL_UDATA_SET_TYPEOF_EXPR, kNftExprNumgen);
-        nftnl_udata* data = nftnl_udata_nest_start(buf.get(), NFTNL_UDATA_SET_TYPEOF_DATA);
-        nftnl_udata_put_u32(buf.get(), kNumgenUdataMode, NFT_NG_INCREMENTAL);
-        nftnl_udata_put_u32(buf.get(), kNumgenUdataModulus, set.bucket_modulus);
-        nftnl_udata_put_u32(buf.get(), kNumgenUdataOffset, 0);
-        nftnl_udata_nest_end(buf.get(), data);
-        nftnl_udata_nest_end(buf.get(), key);
-        if (set.verdict_map) {
-            nftnl_udata* verdict = nftnl_udata_nest_start(buf.get(), NFTNL_UDATA_SET_DATA_TYPEOF);
-            nftnl_udata_put_u32(buf.get(), NFTNL_UDATA_SET_TYPEOF_EXPR, kNftExprVerdict);
-            nftnl_udata_nest_end(buf.get(), nftnl_udata_nest_start(buf.get(), NFTNL_UDATA_SET_TYPEOF_DATA));
-            nftnl_udata_nest_end(buf.get(), verdict);
-        }
-    }
-    if (set.verdict_map) nftnl_udata_put_u32(buf.get(), NFTNL_UDATA_SET_DATA_INTERVAL, 0);
-    return buf;
-}
 
 UdataPtr comment_userdata(uint8_t type, const std::string& comment) {
     UdataPtr buf(must(nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN)));
@@ -99,52 +42,35 @@ Status comment_too_long(const std::string& comment) {
                                     std::to_string(NFTNL_UDATA_COMMENT_MAXLEN) + " characters");
 }
 
-struct KeyBytes {
-    std::array<uint8_t, IFNAMSIZ> data{};
-    uint32_t len = 0;
-};
-
-// Interface names travel as IFNAMSIZ bytes, NUL padded; marks and buckets as host-order u32.
-Expected<KeyBytes> ifname_bytes(const std::string& name, const std::string& where) {
-    if (name.empty() || name.size() >= IFNAMSIZ)
-        return Status::fail(EINVAL, where + ": \"" + name + "\" is not a valid interface name");
-    KeyBytes k;
-    std::memcpy(k.data.data(), name.data(), name.size());
-    k.len = IFNAMSIZ;
-    return k;
-}
-
-Expected<KeyBytes> key_bytes(const Set& set, const Key& key) {
-    std::string where = (set.verdict_map ? "map " : "set ") + set.name;
-    if (set.key_type == KeyType::Ifname) {
-        const auto* name = std::get_if<std::string>(&key);
-        if (!name) return Status::fail(EINVAL, where + ": a number where an interface name belongs");
-        return ifname_bytes(*name, where);
-    }
-    const auto* value = std::get_if<uint32_t>(&key);
-    if (!value) return Status::fail(EINVAL, where + ": a string where a number belongs");
-    KeyBytes k;
-    std::memcpy(k.data.data(), value, kMarkSize);
-    k.len = kMarkSize;
-    return k;
-}
-
 // The kernel's hook numbers, in the enumerator order of Hook.
 constexpr std::array<uint32_t, 3> kHookNumbers = {NF_INET_PRE_ROUTING, NF_INET_LOCAL_OUT, NF_INET_POST_ROUTING};
 
 bool is_address(HashField f) { return f == HashField::SrcAddr || f == HashField::DstAddr; }
+bool is_address(MatchField f) { return f == MatchField::SrcAddr || f == MatchField::DstAddr; }
 
 uint32_t field_length(HashField f, Family family) {
     if (!is_address(f)) return 2;
     return family == Family::V4 ? 4 : 16;
 }
 
-// The register of the hash input that starts `word` 32-bit words after NFT_REG_2. Like nft
-// (netlink_put_register()), the 128-bit number where a word starts one (reg 3 after an IPv6
-// address), else the 32-bit one (NFT_REG32_05 = "reg 13" after an IPv4 address).
+uint32_t field_length(MatchField f, Family family) {
+    switch (f) {
+        case MatchField::Iifname: return IFNAMSIZ;
+        case MatchField::SrcAddr:
+        case MatchField::DstAddr: return family == Family::V4 ? 4 : 16;
+        case MatchField::L4proto: return 1;
+        default: return 2;
+    }
+}
+
+uint32_t words(uint32_t bytes) { return (bytes + 3) / 4; }
+
+// The register where the data that starts `word` 32-bit words after NFT_REG_1 goes. Like nft
+// (netlink_put_register()), the 128-bit number where a word starts one (reg 2 after an
+// iifname), else the 32-bit one (NFT_REG32_01 = "reg 9" after an IPv4 address).
 uint32_t register_at(uint32_t word) {
-    if (word % 4 == 0) return NFT_REG_2 + word / 4;
-    return NFT_REG32_04 + word;
+    if (word % 4 == 0) return NFT_REG_1 + word / 4;
+    return NFT_REG32_00 + word;
 }
 
 // Emits each statement as the expressions nft 1.0.6 generates for its text (compare
@@ -207,10 +133,11 @@ private:
         if (needs_family) check_family(s.family);
         // Concatenated hash inputs, one after another from NFT_REG_2 in 32-bit words, each field
         // rounded up to a word (2-byte ports take one, IPv6 addresses four).
+        constexpr uint32_t kReg2Word = 4;
         uint32_t word = 0;
         for (HashField f : s.fields) {
-            payload(f, s.family, register_at(word));
-            word += (field_length(f, s.family) + 3) / 4;
+            payload(f, s.family, register_at(kReg2Word + word));
+            word += words(field_length(f, s.family));
         }
         ExprPtr e = expr("hash");
         nftnl_expr_set_u32(e.get(), NFTNL_EXPR_HASH_SREG, NFT_REG_2);
@@ -268,12 +195,68 @@ private:
         cmp(NFT_CMP_EQ, s.prefix.bytes.data(), len);
         return Status::ok();
     }
-    // STUB (helper B implements): the statements of policy rules.
-    Status emit(const ConcatVmap&) { return Status::fail(ENOTSUP, "not implemented"); }
-    Status emit(const Goto&) { return Status::fail(ENOTSUP, "not implemented"); }
-    Status emit(const AddrInSet&) { return Status::fail(ENOTSUP, "not implemented"); }
-    Status emit(const UpdateSet&) { return Status::fail(ENOTSUP, "not implemented"); }
-    Status emit(const MarkIs&) { return Status::fail(ENOTSUP, "not implemented"); }
+    // Each field into the registers from NFT_REG_1 on, a word or more each, as nft loads a
+    // concatenation; "meta l4proto" gets the byteorder nft 1.0.6 puts after it (a no-op on
+    // one byte: len 1, size 2).
+    Status emit(const ConcatVmap& s) {
+        uint32_t total = 0;
+        for (MatchField f : s.fields) total += words(field_length(f, s.family));
+        if (s.fields.empty() || total * 4 > kMaxKeySize)
+            return Status::fail(EINVAL, "a key of " + std::to_string(total * 4) + " bytes (1 to 64 allowed)");
+        if (std::any_of(s.fields.begin(), s.fields.end(), [](MatchField f) { return is_address(f); }))
+            check_family(s.family);
+        uint32_t word = 0;
+        for (MatchField f : s.fields) {
+            const uint32_t reg = register_at(word);
+            if (f == MatchField::Iifname) {
+                meta_load(NFT_META_IIFNAME, reg);
+            } else if (f == MatchField::L4proto) {
+                meta_load(NFT_META_L4PROTO, reg);
+                ExprPtr e = expr("byteorder");
+                nftnl_expr_set_u32(e.get(), NFTNL_EXPR_BYTEORDER_SREG, reg);
+                nftnl_expr_set_u32(e.get(), NFTNL_EXPR_BYTEORDER_DREG, reg);
+                nftnl_expr_set_u32(e.get(), NFTNL_EXPR_BYTEORDER_OP, NFT_BYTEORDER_HTON);
+                nftnl_expr_set_u32(e.get(), NFTNL_EXPR_BYTEORDER_LEN, 1);
+                nftnl_expr_set_u32(e.get(), NFTNL_EXPR_BYTEORDER_SIZE, 2);
+                add(std::move(e));
+            } else {
+                payload(f, s.family, reg);
+            }
+            word += words(field_length(f, s.family));
+        }
+        lookup(s.map, true);
+        return Status::ok();
+    }
+    Status emit(const Goto& s) {
+        if (s.chain.empty()) return Status::fail(EINVAL, "goto without a chain");
+        ExprPtr e = expr("immediate");
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_IMM_VERDICT, uint32_t(NFT_GOTO));
+        nftnl_expr_set_str(e.get(), NFTNL_EXPR_IMM_CHAIN, s.chain.c_str());
+        add(std::move(e));
+        return Status::ok();
+    }
+    void emit(const AddrInSet& s) {
+        sticky_key(s.family, s.with_dst);
+        lookup(s.set, false);
+    }
+    // "update @SET { KEY }": the key reloaded (nft does, even right after a lookup of it), then
+    // a dynset that adds it or refreshes its timeout (the set's own: no NFTA_DYNSET_TIMEOUT).
+    void emit(const UpdateSet& s) {
+        sticky_key(s.family, s.with_dst);
+        ExprPtr e = expr("dynset");
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_DYNSET_SREG_KEY, NFT_REG_1);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_UPDATE);
+        nftnl_expr_set_str(e.get(), NFTNL_EXPR_DYNSET_SET_NAME, s.set.c_str());
+        if (auto it = ids_.find(s.set); it != ids_.end()) nftnl_expr_set_u32(e.get(), NFTNL_EXPR_DYNSET_SET_ID, it->second);
+        add(std::move(e));
+    }
+    // nft leaves out a mask of all ones ("ct mark 0x100").
+    void emit(const MarkIs& s) {
+        mark_load(s.kind);
+        if (s.mask != 0xffffffffu) bitwise(s.mask, 0, true);
+        cmp_u32(NFT_CMP_EQ, s.value);
+    }
     void emit(const Return&) {
         ExprPtr e = expr("immediate");
         nftnl_expr_set_u32(e.get(), NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
@@ -294,10 +277,10 @@ private:
     void check_family(Family family) {
         if (!checked_[size_t(family)]) nfproto(family);
     }
-    void meta_load(uint32_t key) {
+    void meta_load(uint32_t key, uint32_t reg = NFT_REG_1) {
         ExprPtr e = expr("meta");
         nftnl_expr_set_u32(e.get(), NFTNL_EXPR_META_KEY, key);
-        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_META_DREG, NFT_REG_1);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_META_DREG, reg);
         add(std::move(e));
     }
     void ct_load(uint32_t key) {
@@ -361,6 +344,20 @@ private:
         if (family == Family::V4) load_network(src ? 12 : 16, 4, reg);  // struct iphdr saddr / daddr
         else load_network(src ? 8 : 24, 16, reg);                        // struct ipv6hdr
     }
+    void payload(MatchField field, Family family, uint32_t reg) {
+        switch (field) {
+            case MatchField::SrcAddr: return payload(HashField::SrcAddr, family, reg);
+            case MatchField::DstAddr: return payload(HashField::DstAddr, family, reg);
+            case MatchField::SrcPort: return payload(HashField::SrcPort, family, reg);
+            default: return payload(HashField::DstPort, family, reg);
+        }
+    }
+    // The key of a sticky set into NFT_REG_1 on: "ip saddr" or "ip saddr . ip daddr".
+    void sticky_key(Family family, bool with_dst) {
+        check_family(family);
+        payload(HashField::SrcAddr, family, NFT_REG_1);
+        if (with_dst) payload(HashField::DstAddr, family, register_at(words(field_length(HashField::SrcAddr, family))));
+    }
     void load_network(uint32_t offset, uint32_t len, uint32_t reg) { load(NFT_PAYLOAD_NETWORK_HEADER, offset, len, reg); }
     void load(uint32_t base, uint32_t offset, uint32_t len, uint32_t reg) {
         ExprPtr e = expr("payload");
@@ -383,6 +380,7 @@ size_t names_size(const Statement& st) {
             if constexpr (requires { s.map; }) return s.map.size();
             else if constexpr (requires { s.set; }) return s.set.size();
             else if constexpr (std::is_same_v<T, OifnameIs>) return s.name.size();
+            else if constexpr (std::is_same_v<T, Goto>) return s.chain.size();
             else return 0;
         },
         st);
@@ -421,58 +419,6 @@ void put_chain(nlmsghdr* nlh, const std::string& table, const Chain& chain, bool
     mnl_attr_nest_end(nlh, hook);
 }
 
-void put_set(nlmsghdr* nlh, const std::string& table, const Set& set, uint32_t id) {
-    SetPtr s(must(nftnl_set_alloc()));
-    nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, table.c_str());
-    nftnl_set_set_str(s.get(), NFTNL_SET_NAME, set.name.c_str());
-    nftnl_set_set_u32(s.get(), NFTNL_SET_FLAGS, set.verdict_map ? NFT_SET_MAP : 0);
-    nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_TYPE, key_datatype(set.key_type));
-    nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_LEN, key_length(set.key_type));
-    if (set.verdict_map) {
-        nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_TYPE, NFT_DATA_VERDICT);
-        nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_LEN, 0);
-    }
-    if (id) nftnl_set_set_u32(s.get(), NFTNL_SET_ID, id);
-    UdataPtr ud = set_userdata(set);
-    nftnl_set_set_data(s.get(), NFTNL_SET_USERDATA, nftnl_udata_buf_data(ud.get()), nftnl_udata_buf_len(ud.get()));
-    nftnl_set_nlmsg_build_payload(nlh, s.get());
-}
-
-void put_set_name(nlmsghdr* nlh, const std::string& table, const std::string& name) {
-    SetPtr s(must(nftnl_set_alloc()));
-    nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, table.c_str());
-    nftnl_set_set_str(s.get(), NFTNL_SET_NAME, name.c_str());
-    nftnl_set_nlmsg_build_payload(nlh, s.get());
-}
-
-Status put_elements(nlmsghdr* nlh, const std::string& table, const Set& set, std::span<const Element> elements,
-                    bool with_data, uint32_t id) {
-    // The header attributes in nft's order (libnftnl's set-based builder puts the table last).
-    mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, table.c_str());
-    mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, set.name.c_str());
-    if (id) mnl_attr_put_u32(nlh, NFTA_SET_ELEM_LIST_SET_ID, htonl(id));
-    nlattr* list = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
-    uint16_t index = 0;
-    for (const Element& element : elements) {
-        auto key = key_bytes(set, element.key);
-        if (!key) return key.error();
-        ElemPtr e(must(nftnl_set_elem_alloc()));
-        nftnl_set_elem_set(e.get(), NFTNL_SET_ELEM_KEY, key->data.data(), key->len);
-        if (with_data && set.verdict_map) {
-            if (element.goto_chain.empty())
-                return Status::fail(EINVAL, "map " + set.name + ": an element without a chain to go to");
-            nftnl_set_elem_set_u32(e.get(), NFTNL_SET_ELEM_VERDICT, uint32_t(NFT_GOTO));
-            nftnl_set_elem_set_str(e.get(), NFTNL_SET_ELEM_CHAIN, element.goto_chain.c_str());
-        }
-        // Like libnftnl, each element's nest is numbered; the kernel ignores the number.
-        nlattr* nest = mnl_attr_nest_start(nlh, ++index);
-        nftnl_set_elem_nlmsg_build_payload(nlh, e.get());
-        mnl_attr_nest_end(nlh, nest);
-    }
-    mnl_attr_nest_end(nlh, list);
-    return Status::ok();
-}
-
 Status put_rule(nlmsghdr* nlh, const std::string& table, const std::string& chain, const Rule& rule,
                 const SetIds& ids) {
     RulePtr r(must(nftnl_rule_alloc()));
@@ -489,12 +435,6 @@ Status put_rule(nlmsghdr* nlh, const std::string& table, const std::string& chai
         mnl_attr_put(nlh, NFTA_RULE_USERDATA, nftnl_udata_buf_len(ud.get()), nftnl_udata_buf_data(ud.get()));
     }
     return Status::ok();
-}
-
-size_t element_wire_size(const Set& set, const Element& element, bool with_data) {
-    size_t size = 4 + 4 + 4 + align4(key_length(set.key_type));  // element nest, key nest, value
-    if (with_data && set.verdict_map) size += 4 + 4 + 8 + 4 + align4(element.goto_chain.size() + 1);
-    return size;
 }
 
 size_t rule_wire_size(const Rule& rule) {

@@ -30,6 +30,8 @@ void put_chain(nlmsghdr* nlh, const std::string& table, const Chain& chain, bool
 // A set declaration (no elements). `id` 0: none.
 void put_set(nlmsghdr* nlh, const std::string& table, const Set& set, uint32_t id);
 void put_set_name(nlmsghdr* nlh, const std::string& table, const std::string& name);
+// DELSETELEM body without elements: empties the set ("flush set"), in nft's attribute order.
+void put_set_flush(nlmsghdr* nlh, const std::string& table, const std::string& name);
 // NEWSETELEM/DELSETELEM body: `elements` keys, and their verdicts when `with_data`.
 Status put_elements(nlmsghdr* nlh, const std::string& table, const Set& set, std::span<const Element> elements,
                     bool with_data, uint32_t id);

@@ -94,13 +94,15 @@ MsgPtr route_msg(int type, int flags, const Route& route, uint8_t scope, uint8_t
 MsgPtr rule_msg(int type, int flags, const Rule& rule) {
     fib_rule_hdr frh{};
     frh.family = uint8_t(family_af(rule.family));
-    frh.table = header_table(rule.table);
-    frh.action = FR_ACT_TO_TBL;
+    const bool lookup = rule.action == RuleAction::Lookup;
+    // An unreachable rule has no table: the kernel refuses FRA_TABLE with FR_ACT_UNREACHABLE.
+    frh.table = lookup ? header_table(rule.table) : 0;
+    frh.action = lookup ? FR_ACT_TO_TBL : FR_ACT_UNREACHABLE;
     MsgPtr msg = rtnl::make_msg(type, flags, &frh, sizeof frh);
     if (!msg) return msg;
     nl_msg* m = msg.get();
-    bool ok = nla_put_u32(m, FRA_PRIORITY, rule.priority) == 0 && nla_put_u32(m, FRA_TABLE, rule.table) == 0 &&
-              nla_put_u8(m, FRA_PROTOCOL, kRouteProtocol) == 0;
+    bool ok = nla_put_u32(m, FRA_PRIORITY, rule.priority) == 0 && nla_put_u8(m, FRA_PROTOCOL, kRouteProtocol) == 0;
+    if (ok && lookup) ok = nla_put_u32(m, FRA_TABLE, rule.table) == 0;
     if (ok && rule.fwmark)
         ok = nla_put_u32(m, FRA_FWMARK, *rule.fwmark) == 0 && nla_put_u32(m, FRA_FWMASK, rule.fwmask) == 0;
     if (ok && rule.suppress_prefixlen) ok = nla_put_u32(m, FRA_SUPPRESS_PREFIXLEN, *rule.suppress_prefixlen) == 0;
@@ -118,7 +120,12 @@ std::optional<Rule> parse_own_rule(const nlmsghdr* nlh) {
     Rule rule;
     rule.family = frh->family == AF_INET ? Family::V4 : Family::V6;
     rule.priority = tb[FRA_PRIORITY] ? nla_get_u32(tb[FRA_PRIORITY]) : 0;
-    rule.table = tb[FRA_TABLE] ? nla_get_u32(tb[FRA_TABLE]) : frh->table;
+    if (frh->action == FR_ACT_UNREACHABLE) {
+        rule.action = RuleAction::Unreachable;
+        rule.table = 0;
+    } else {
+        rule.table = tb[FRA_TABLE] ? nla_get_u32(tb[FRA_TABLE]) : frh->table;
+    }
     if (tb[FRA_FWMARK]) {
         rule.fwmark = nla_get_u32(tb[FRA_FWMARK]);
         rule.fwmask = tb[FRA_FWMASK] ? nla_get_u32(tb[FRA_FWMASK]) : 0xffffffff;

@@ -4,9 +4,12 @@
 #include <cstdio>
 
 #include "rules/balance.hpp"
+#include "rules/desired_rules.hpp"
 
 namespace wb {
 namespace {
+
+using namespace desired_detail;
 
 using nft::BaseChain;
 using nft::Chain;
@@ -52,48 +55,21 @@ std::vector<HashField> classifier_fields(Classifier c) {
     return {};
 }
 
-// Whether a WAN carries `family`: every WAN carries IPv4, only those with gateway6 IPv6.
-bool carries(const WanConfig& wan, Family family) { return family == Family::V4 || wan.ipv6; }
-
-std::string balance_map_name(Family family) { return family == Family::V4 ? "balance" : "balance6"; }
-
-NftRule balance_rule(const Config& config, Family family) {
+// A new connection from a LAN: picked over the balance map, or, for a family with rules,
+// classified by them first (rules4 / rules6).
+NftRule lan_rule(const Config& config, Family family, bool has_rules) {
+    std::vector<nft::Statement> pick = pick_statements(config, family, balance_map_name(family));
     NftRule rule;
-    rule.statements = {CtStateNew{}};
-    if (family == Family::V4) rule.statements.push_back(NfprotoIpv4{});
-    else rule.statements.push_back(NfprotoIpv6{});
-    rule.statements.insert(rule.statements.end(), {IifnameInSet{"lans"}, FibDaddrNotLocal{}});
-    const std::string map = balance_map_name(family);
-    if (config.classifier == Classifier::RoundRobin)
-        rule.statements.push_back(NumgenVmap{kBalanceBuckets, map});
-    else
-        rule.statements.push_back(HashVmap{classifier_fields(config.classifier), kBalanceBuckets, kHashSeed, map, family});
+    rule.statements = {CtStateNew{}, pick[0], IifnameInSet{"lans"}, FibDaddrNotLocal{}};
     std::string what = family == Family::V4 ? "new from a LAN" : "new IPv6 from a LAN";
+    if (has_rules) {
+        rule.statements.push_back(nft::Goto{rules_chain_name(family)});
+        rule.comment = what + ": the rules decide";
+        return rule;
+    }
+    rule.statements.push_back(pick[1]);
     rule.comment = what + ": pick a WAN (" + std::string(classifier_name(config.classifier)) + ")";
     return rule;
-}
-
-// The balance map of a family: every WAN carrying it in the tiers in service, as if all were
-// up, is home; buckets of the WANs out of service go to the others, everyone else's clients
-// stay where they are.
-Set balance_map(const Config& config, const ActiveSet& active, Family family) {
-    Set balance{balance_map_name(family), KeyType::HashBucket, kBalanceBuckets, true, {}};
-    std::vector<BalanceMember> home;
-    std::vector<size_t> home_wan, active_in_home;
-    for (size_t i = 0; i < config.wans.size(); ++i) {
-        if (!carries(config.wans[i], family)) continue;
-        bool tier_in_service = std::any_of(active.wans.begin(), active.wans.end(),
-                                           [&](size_t a) { return config.wans[a].tier == config.wans[i].tier; });
-        if (!tier_in_service) continue;
-        if (std::find(active.wans.begin(), active.wans.end(), i) != active.wans.end())
-            active_in_home.push_back(home.size());
-        home.push_back({config.wans[i].name, config.wans[i].weight});
-        home_wan.push_back(i);
-    }
-    std::vector<uint32_t> owners = assign_buckets(home, active_in_home, kBalanceBuckets);
-    for (uint32_t bucket = 0; bucket < owners.size(); ++bucket)
-        balance.elements.push_back({bucket, wan_chain_name(config.wans[home_wan[owners[bucket]]])});
-    return balance;
 }
 
 // Link-local traffic (neighbour discovery is untracked, but DHCPv6 and pings to fe80:: are
@@ -106,7 +82,7 @@ std::vector<NftRule> link_local_returns() {
             NftRule{{Ip6InPrefix{false, ff00, 8}, Return{}}, "multicast: never marked or balanced"}};
 }
 
-Chain prerouting_chain(const Config& config, uint32_t mask) {
+Chain prerouting_chain(const Config& config, uint32_t mask, const std::array<bool, 2>& has_rules) {
     Chain prerouting{"prerouting", BaseChain{ChainType::Filter, Hook::Prerouting, kManglePriority}, {}};
     prerouting.rules.push_back(
         NftRule{{MarkVmap{MarkKind::Ct, mask, "by_mark"}}, "known connection: the packet takes its WAN's mark"});
@@ -115,8 +91,8 @@ Chain prerouting_chain(const Config& config, uint32_t mask) {
         for (auto& rule : link_local_returns()) prerouting.rules.push_back(rule);
     prerouting.rules.push_back(
         NftRule{{CtStateNew{}, IifnameVmap{"by_wan"}}, "new from a WAN: answer through that WAN"});
-    prerouting.rules.push_back(balance_rule(config, Family::V4));
-    if (config.any_ipv6()) prerouting.rules.push_back(balance_rule(config, Family::V6));
+    prerouting.rules.push_back(lan_rule(config, Family::V4, has_rules[0]));
+    if (config.any_ipv6()) prerouting.rules.push_back(lan_rule(config, Family::V6, has_rules[1]));
     return prerouting;
 }
 
@@ -143,22 +119,32 @@ Chain postrouting_chain(const Config& config) {
     return postrouting;
 }
 
-Table build_table(const Config& config, const ActiveSet& active, const ActiveSet& active6) {
-    Table table;
-    table.comment = "managed by wanbalanced; edit /etc/wanbalance.json instead";
-    const uint32_t mask = config.mark_mask;
-
-    Set lans{"lans", KeyType::Ifname, 0, false, {}};
-    for (const auto& lan : config.lans) lans.elements.push_back({lan, ""});
-    // Both families share the marks, so these maps and the WAN chains serve both.
+// Both families share the marks, so by_mark, by_wan and the WAN chains serve both. The mark
+// of connections a rule sends to the main table is restored like a WAN's, so their later
+// packets look up main too.
+std::vector<Set> mark_maps(const Config& config) {
     Set by_mark{"by_mark", KeyType::Mark, 0, true, {}};
     Set by_wan{"by_wan", KeyType::Ifname, 0, true, {}};
     for (const auto& wan : config.wans) {
         by_mark.elements.push_back({wan.mark, wan_chain_name(wan)});
         by_wan.elements.push_back({wan.interface, wan_chain_name(wan)});
     }
-    table.sets = {lans, by_mark, by_wan, balance_map(config, active, Family::V4)};
-    if (config.any_ipv6()) table.sets.push_back(balance_map(config, active6, Family::V6));
+    if (config.main_mark) by_mark.elements.push_back({*config.main_mark, to_main_chain_name()});
+    return {by_mark, by_wan};
+}
+
+Table build_table(const Config& config, const std::array<Set, 2>& balance, RulesPlane plane) {
+    Table table;
+    table.comment = "managed by wanbalanced; edit /etc/wanbalance.json instead";
+    const uint32_t mask = config.mark_mask;
+
+    Set lans{"lans", KeyType::Ifname, 0, false, {}};
+    for (const auto& lan : config.lans) lans.elements.push_back({lan, ""});
+    table.sets = {lans};
+    for (auto& set : mark_maps(config)) table.sets.push_back(set);
+    table.sets.push_back(balance[0]);
+    if (config.any_ipv6()) table.sets.push_back(balance[1]);
+    for (auto& set : plane.sets) table.sets.push_back(std::move(set));
 
     for (const auto& wan : config.wans) {
         Chain chain{wan_chain_name(wan), std::nullopt, {}};
@@ -166,7 +152,8 @@ Table build_table(const Config& config, const ActiveSet& active, const ActiveSet
         chain.rules.push_back(NftRule{{SetMarkBits{MarkKind::Meta, mask, wan.mark}}, ""});
         table.chains.push_back(chain);
     }
-    table.chains.push_back(prerouting_chain(config, mask));
+    for (auto& chain : plane.chains) table.chains.push_back(std::move(chain));
+    table.chains.push_back(prerouting_chain(config, mask, plane.has_rules));
     table.chains.push_back(output_chain(config, mask));
     table.chains.push_back(postrouting_chain(config));
     return table;
@@ -214,7 +201,7 @@ void add_routes(const Config& config, const std::vector<WanInputs>& inputs, cons
 }
 
 // The family's rules: suppress, one fwmark rule per WAN carrying it (priority by WAN index, so
-// it is stable across reloads), the balanced table. An IPv6 packet with the mark of a WAN
+// it is stable across reloads), the rules' main and unreachable marks, the balanced table. An IPv6 packet with the mark of a WAN
 // without IPv6 falls through to the balanced table, as an empty table lookup would anyway.
 void add_rules(const Config& config, Family family, std::vector<Rule>& rules) {
     const uint32_t p = config.rule_priority;
@@ -224,13 +211,65 @@ void add_rules(const Config& config, Family family, std::vector<Rule>& rules) {
         if (carries(wan, family))
             rules.push_back(Rule{family, p + 1 + uint32_t(i), wan.mark, config.mark_mask, wan.table, std::nullopt});
     }
+    // Connections the rules send to the main table, or refuse, by their marks; only when the
+    // config has them, so the balanced table's priority stays where it was without.
+    uint32_t next = p + 1 + uint32_t(config.wans.size());
+    if (config.main_mark) rules.push_back(Rule{family, next++, config.main_mark, config.mark_mask, kMainTable, std::nullopt});
+    if (config.unreachable_mark)
+        rules.push_back(
+            Rule{family, next++, config.unreachable_mark, config.mark_mask, 0, std::nullopt, RuleAction::Unreachable});
     // After the WANs' rules, so marked packets find their WAN first; packets with a mark of no
     // WAN of ours (WireGuard's, say) are balanced too rather than left without a default route.
-    rules.push_back(Rule{family, p + 1 + uint32_t(config.wans.size()), std::nullopt, 0xffffffff, balanced_table(config),
-                         std::nullopt});
+    rules.push_back(Rule{family, next, std::nullopt, 0xffffffff, balanced_table(config), std::nullopt});
 }
 
 }  // namespace
+
+namespace desired_detail {
+
+bool carries(const WanConfig& wan, Family family) { return family == Family::V4 || wan.ipv6; }
+
+bool in_service(const WanInputs& in, Family family) {
+    return in.health_of(family) == Health::Up && in.link_usable(family);
+}
+
+std::string balance_map_name(Family family) { return family == Family::V4 ? "balance" : "balance6"; }
+
+std::vector<nft::Statement> pick_statements(const Config& config, Family family, const std::string& map) {
+    std::vector<nft::Statement> out;
+    if (family == Family::V4) out.push_back(NfprotoIpv4{});
+    else out.push_back(NfprotoIpv6{});
+    if (config.classifier == Classifier::RoundRobin)
+        out.push_back(NumgenVmap{kBalanceBuckets, map});
+    else
+        out.push_back(HashVmap{classifier_fields(config.classifier), kBalanceBuckets, kHashSeed, map, family});
+    return out;
+}
+
+// The balance map of a family: every WAN carrying it in the tiers in service, as if all were
+// up, is home; buckets of the WANs out of service go to the others, everyone else's clients
+// stay where they are.
+Set balance_map(const Config& config, const ActiveSet& active, Family family) {
+    Set balance{balance_map_name(family), KeyType::HashBucket, kBalanceBuckets, true, {}};
+    std::vector<BalanceMember> home;
+    std::vector<size_t> home_wan, active_in_home;
+    for (size_t i = 0; i < config.wans.size(); ++i) {
+        if (!carries(config.wans[i], family)) continue;
+        bool tier_in_service = std::any_of(active.wans.begin(), active.wans.end(),
+                                           [&](size_t a) { return config.wans[a].tier == config.wans[i].tier; });
+        if (!tier_in_service) continue;
+        if (std::find(active.wans.begin(), active.wans.end(), i) != active.wans.end())
+            active_in_home.push_back(home.size());
+        home.push_back({config.wans[i].name, config.wans[i].weight});
+        home_wan.push_back(i);
+    }
+    std::vector<uint32_t> owners = assign_buckets(home, active_in_home, kBalanceBuckets);
+    for (uint32_t bucket = 0; bucket < owners.size(); ++bucket)
+        balance.elements.push_back({bucket, wan_chain_name(config.wans[home_wan[owners[bucket]]]), true});
+    return balance;
+}
+
+}  // namespace desired_detail
 
 std::string_view health_name(Health h) {
     switch (h) {
@@ -279,17 +318,14 @@ std::vector<WanInputs> assume_all_up(const Config& config) {
 }
 
 ActiveSet active_wans(const Config& config, const std::vector<WanInputs>& inputs, Family family) {
-    auto in_service = [&](size_t i) {
-        return carries(config.wans[i], family) && inputs[i].health_of(family) == Health::Up &&
-               inputs[i].link_usable(family);
-    };
+    auto up = [&](size_t i) { return carries(config.wans[i], family) && in_service(inputs[i], family); };
     ActiveSet out;
     std::optional<unsigned> best_tier;
     for (size_t i = 0; i < config.wans.size(); ++i)
-        if (in_service(i)) best_tier = std::min(best_tier.value_or(config.wans[i].tier), config.wans[i].tier);
+        if (up(i)) best_tier = std::min(best_tier.value_or(config.wans[i].tier), config.wans[i].tier);
     if (best_tier) {
         for (size_t i = 0; i < config.wans.size(); ++i)
-            if (in_service(i) && config.wans[i].tier == *best_tier) out.wans.push_back(i);
+            if (up(i) && config.wans[i].tier == *best_tier) out.wans.push_back(i);
         return out;
     }
     out.all_down = true;
@@ -304,7 +340,10 @@ Desired build_desired(const Config& config, const std::vector<WanInputs>& inputs
     Desired d;
     d.active = active_wans(config, inputs, Family::V4);
     if (config.any_ipv6()) d.active6 = active_wans(config, inputs, Family::V6);
-    d.table = build_table(config, d.active, d.active6);
+    std::array<Set, 2> balance{balance_map(config, d.active, Family::V4), balance_map(config, d.active6, Family::V6)};
+    RulesPlane plane = build_rules_plane(config, inputs, {&d.active, &d.active6}, balance);
+    d.rule_sends = plane.sends;
+    d.table = build_table(config, balance, std::move(plane));
     add_routes(config, inputs, d.active, Family::V4, d.routes);
     add_rules(config, Family::V4, d.rules);
     if (config.any_ipv6()) {
@@ -323,6 +362,7 @@ std::string render_ruleset(const Config& config, const Desired& desired) {
     for (const auto& r : desired.routes) out += "#   " + ip_command(r) + "\n";
     out += "#\n# Policy rules (proto wanbalance):\n";
     for (const auto& r : desired.rules) out += "#   " + ip_command(r) + "\n";
+    out += desired_detail::rules_summary(config);
     bool any_auto = false;
     for (const auto& wan : config.wans)
         if (!wan.gateway) {

@@ -89,7 +89,9 @@ struct RuleSend {
 struct Desired {
     nft::Table table;
     std::vector<Route> routes;  // per family (IPv4, then IPv6): per-WAN table defaults, then the balanced default
-    std::vector<Rule> rules;    // per family: suppress rule, one fwmark rule per WAN, then the balanced table
+    // Per family: suppress rule, one fwmark rule per WAN, the main and unreachable marks' rules
+    // (only with Config::main_mark / unreachable_mark), then the balanced table.
+    std::vector<Rule> rules;
     ActiveSet active;           // IPv4
     ActiveSet active6;          // IPv6 (empty without IPv6 WANs)
     // Per family, one per Config::rules entry, in order (empty without rules).

@@ -14,6 +14,8 @@
 namespace wb::nft {
 
 inline constexpr const char* kTableName = "wanbalance";  // family inet
+// The size nft gives a dynamic set ("size 65535"), sent as NFTA_SET_DESC_SIZE.
+inline constexpr uint32_t kDynamicSetSize = 65535;
 
 enum class ChainType { Filter, Route, Nat };
 enum class Hook { Prerouting, Output, Postrouting };
@@ -209,7 +211,8 @@ struct Table {
 };
 
 // Text exactly as `nft list table inet NAME` prints it (tabs, blank line between objects,
-// hex marks as 0x%08x, elements in the given order). Loadable with `nft -f`.
+// hex marks as 0x%08x, elements sorted as nft sorts them; an interval map's in the given order,
+// which is the kernel's: the order they were added in). Loadable with `nft -f`.
 std::string render(const Table& table);
 std::string render(const Rule& rule);           // one rule line, no indentation or newline
 std::string render_key(const Set& set, const Key& key);

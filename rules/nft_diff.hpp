@@ -70,13 +70,21 @@ struct Plan {
 };
 
 // Minimal, dependency-ordered change from `current` to `desired`:
-//  - no current table: one OpReplaceTable;
-//  - a base chain whose hook changes, or a set whose key type changes: delete + add;
+//  - no current table, another table comment, or a base chain whose hook changes: one
+//    OpReplaceTable;
+//  - a set that is new: OpAddSet; gone: OpDeleteSet; whose shape (key, kind, flags, timeout)
+//    changes: OpDeleteSet then OpAddSet. Every chain whose rules refer to a set that goes (or a
+//    chain that goes) is emptied before and gets its rules back after, even if they are equal;
 //  - a chain whose rules differ: OpReplaceRules;
 //  - a set whose elements differ: OpDeleteElements (changed or gone keys) then OpAddElements;
+//    for an interval set, whose kernel lists elements in the order they were added, every
+//    element after the longest common prefix is deleted and added in order;
+//  - a dynamic set: its elements are never compared; keep_entries going from true to false
+//    gives OpFlushSet;
 //  - equal tables: an empty plan.
-// Order: element deletions, rule replacements and chain deletions that drop references first;
-// then new chains, new sets, element additions and rule replacements that add references.
+// Order: element deletions, flushes and rule replacements that drop references first; then set
+// and chain deletions; then new chains, new sets, element additions and rule replacements that
+// add references.
 Plan diff(const std::optional<Table>& current, const Table& desired);
 
 // One line per op for logs and --verbose output, e.g. "replace 2 elements of map balance".

@@ -19,6 +19,8 @@ std::string via(const Nexthop& nh) {
 std::string rule_selector(const Rule& rule) {
     std::string out;
     if (rule.fwmark) out += "fwmark " + hex(*rule.fwmark) + "/" + hex(rule.fwmask) + " ";
+    // An unreachable rule has no table: the kernel answers ICMP unreachable itself.
+    if (rule.action == RuleAction::Unreachable) return out + "unreachable";
     out += "lookup " + table_name(rule.table);
     if (rule.suppress_prefixlen) out += " suppress_prefixlength " + std::to_string(*rule.suppress_prefixlen);
     return out;
@@ -88,9 +90,12 @@ bool kernel_equal(const Route& a, const Route& b) {
 }
 
 bool kernel_equal(const Rule& a, const Rule& b) {
-    if (a.family != b.family || a.priority != b.priority || a.table != b.table || a.suppress_prefixlen != b.suppress_prefixlen ||
-        a.fwmark != b.fwmark)
+    if (a.family != b.family || a.priority != b.priority || a.action != b.action ||
+        a.suppress_prefixlen != b.suppress_prefixlen || a.fwmark != b.fwmark)
         return false;
+    // The table of an unreachable rule means nothing (ip rule sends none; rule_find() only
+    // compares one that was given).
+    if (a.action == RuleAction::Lookup && a.table != b.table) return false;
     return !a.fwmark || a.fwmask == b.fwmask;
 }
 

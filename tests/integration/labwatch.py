@@ -188,13 +188,13 @@ def balance_maps(lab: Lab) -> dict[str, dict[int, str]]:
 
 
 def balance_map(lab: Lab, name: str = "balance") -> dict[int, str]:
-    """The balance map of table inet wanbalance: hash bucket -> WAN name (from "goto wan_NAME")."""
+    """The balance map of table inet wanbalance: hash bucket -> WAN name (from "jump wan_NAME")."""
     out = lab.run("rtr", f"nft list map inet wanbalance {name}").stdout
     m = re.search(r"elements = \{(.*?)\}", out, re.S)
     if not m:
         return {}
     result: dict[int, str] = {}
-    for key, wan in re.findall(r"(\d+) : goto wan_(\S+?)(?=[,\s]|$)", m[1]):
+    for key, wan in re.findall(r"(\d+) : (?:goto|jump) wan_(\S+?)(?=[,\s]|$)", m[1]):
         if int(key) in result:
             raise AssertionError(f"balance map lists bucket {key} twice:\n{out}")
         result[int(key)] = wan

@@ -1,6 +1,8 @@
 // Conntrack against the real kernel: entries made with `conntrack -I` (or by traffic through an
 // nftables ct mark rule) in a fresh network namespace, counted and deleted by mark and family,
 // checked with `conntrack -L`.
+#include <algorithm>
+#include <netinet/in.h>
 #include <doctest/doctest.h>
 #include <unistd.h>
 
@@ -55,6 +57,36 @@ TEST_CASE("count_by_mark counts IPv4 and IPv6 entries by their masked mark, skip
     auto counts = ct->count_by_mark(0x3f00);
     REQUIRE_MESSAGE(counts.has_value(), counts.error().message);
     CHECK(*counts == std::map<uint32_t, unsigned>{{0x100, 6}, {0x200, 2}, {0x300, 1}});
+}
+
+TEST_CASE("count hands each counted entry's original direction to the classifier") {
+    test::enter_fresh_netns();
+    must("conntrack -I -s 192.168.88.10 -d 192.0.2.10 -p tcp --sport 40001 --dport 443 --state ESTABLISHED -t 300 -m 256");
+    must("conntrack -I -s 192.168.88.11 -d 192.0.2.10 -p udp --sport 40002 --dport 5060 -t 300 -m 512");
+    must("conntrack -I -s fd00:88::10 -d 2001:db8:ff::10 -p tcp --sport 40003 --dport 443 --state ESTABLISHED -t 300 -m 256");
+    must("conntrack -I -s 192.168.88.12 -d 192.0.2.10 -p tcp --sport 40004 --dport 443 --state ESTABLISHED -t 300 -m 0");
+    std::vector<PacketKey> seen;
+    auto ct = open_ct();
+    auto counts = ct->count(0x3f00, {}, [&](const PacketKey& k) -> std::optional<size_t> {
+        seen.push_back(k);
+        return k.dport == 443 ? std::optional<size_t>(7) : std::nullopt;
+    });
+    REQUIRE_MESSAGE(counts.has_value(), counts.error().message);
+    CHECK(counts->by_mark == std::map<uint32_t, unsigned>{{0x100, 2}, {0x200, 1}});
+    CHECK(counts->by_group == std::map<size_t, unsigned>{{7, 2}});  // the unmarked one is nobody's
+    REQUIRE(seen.size() == 3);
+    std::sort(seen.begin(), seen.end(), [](const PacketKey& a, const PacketKey& b) { return a.sport < b.sport; });
+    CHECK(seen[0].family == Family::V4);
+    CHECK(str(seen[0].src) == "192.168.88.10");
+    CHECK(str(seen[0].dst) == "192.0.2.10");
+    CHECK(seen[0].proto == IPPROTO_TCP);
+    CHECK(seen[0].dport == 443);
+    CHECK(seen[1].proto == IPPROTO_UDP);
+    CHECK(seen[1].dport == 5060);
+    CHECK(seen[2].family == Family::V6);
+    CHECK(str(seen[2].src) == "fd00:88::10");
+    CHECK(str(seen[2].dst) == "2001:db8:ff::10");
+    CHECK(seen[2].sport == 40003);
 }
 
 TEST_CASE("count_by_mark leaves out ICMP and ICMPv6 echoes with the given identifiers (the daemon's probes)") {

@@ -16,11 +16,10 @@
 #include "rules/nft_diff.hpp"
 #include "tests/unit/rules_fixtures.hpp"
 #include "tests/kernel/netns.hpp"
+#include "tests/kernel/nft_harness.hpp"
 
 using namespace wb::nft;
-using wb::test::enter_fresh_netns;
-using wb::test::must;
-using wb::test::run;
+using namespace wb::test;
 
 namespace {
 
@@ -110,66 +109,6 @@ Chain* find_chain(Table& t, const std::string& name) {
     for (auto& c : t.chains)
         if (c.name == name) return &c;
     return nullptr;
-}
-
-std::unique_ptr<NftSocket> open_socket() {
-    auto s = NftSocket::open();
-    if (!s) FAIL(s.error().message);
-    return std::move(*s);
-}
-
-Plan plan_of(std::vector<Op> ops) { return Plan{std::move(ops)}; }
-
-void apply_ok(NftSocket& sock, const Plan& plan) {
-    wb::Status s = sock.apply(plan);
-    INFO("apply: " << s.message);
-    REQUIRE(s.is_ok());
-}
-
-uint32_t generation(NftSocket& sock) {
-    auto g = sock.generation();
-    if (!g) FAIL(g.error().message);
-    return *g;
-}
-
-std::string listing(const std::string& table = kTableName) { return must("nft list table inet " + table); }
-
-void load_nft(const std::string& text) {
-    std::string path = "/tmp/wbnft-test-" + std::to_string(getpid()) + ".nft";
-    std::ofstream(path) << text;
-    auto r = run("nft -f " + path);
-    std::remove(path.c_str());
-    INFO("nft -f:\n" << text << "\n" << r.output);
-    REQUIRE(r.exit_code == 0);
-}
-
-// What the kernel holds, expression by expression (`nft --debug=netlink list`), without what
-// differs between two equal tables: the table name, rule handles, hash-order of elements.
-std::string kernel_view(const std::string& table) {
-    std::istringstream in(must("nft --debug=netlink list table inet " + table));
-    std::string out, line;
-    std::vector<std::string> elements;
-    auto flush = [&] {
-        std::sort(elements.begin(), elements.end());
-        for (const auto& e : elements) out += e + "\n";
-        elements.clear();
-    };
-    const std::string prefix = "inet " + table + " ";
-    while (std::getline(in, line)) {
-        if (line.rfind("\telement ", 0) == 0) {
-            elements.push_back(line);
-            continue;
-        }
-        flush();
-        if (line.rfind(prefix, 0) == 0) {
-            line = "inet T " + line.substr(prefix.size());
-            if (line.find('@') == std::string::npos) line = line.substr(0, line.find(' ', 7));  // drop handles
-        }
-        if (line.rfind("table inet " + table + " {", 0) == 0) line = "table inet T {";
-        out += line + "\n";
-    }
-    flush();
-    return out;
 }
 
 // Loads `table` with nft itself under another name and compares the kernel's objects. The

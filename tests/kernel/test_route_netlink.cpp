@@ -274,6 +274,30 @@ TEST_CASE("with the rules and routes in place the kernel routes marked packets t
     CHECK(must("ip -4 route get 192.168.88.10 mark 0x200").find("via 198.51.100.1 dev ether2 table 102") != std::string::npos);
 }
 
+TEST_CASE("policy rules' extra ip rules: a mark looked up in main, a mark refused as unreachable") {
+    make_router();
+    auto nl = open_nl();
+    require_clean(sync_routes(*nl, desired_routes()));
+    auto rules = desired_rules();
+    Rule to_main{V4, 20003, 0x3f00u, 0x3f00, kMainTable, std::nullopt};
+    Rule unreachable{V4, 20004, 0x3e00u, 0x3f00, 0, std::nullopt, RuleAction::Unreachable};
+    rules.push_back(to_main);
+    rules.push_back(unreachable);
+    require_clean(sync_rules(*nl, rules));
+    std::string shown = must("ip -4 rule show");
+    CHECK(shown.find("20003:\tfrom all fwmark 0x3f00/0x3f00 lookup main proto 87") != std::string::npos);
+    CHECK(shown.find("20004:\tfrom all fwmark 0x3e00/0x3f00 unreachable proto 87") != std::string::npos);
+    // Read back equal: a second sync changes nothing.
+    SyncReport again = sync_rules(*nl, rules);
+    require_clean(again);
+    CHECK(again.changes() == 0);
+    // The kernel routes by them: the unreachable mark gets no route.
+    CHECK(test::run("ip -4 route get 192.0.2.10 mark 0x3e00").output.find("unreachable") != std::string::npos);
+    // Gone with the rest.
+    require_clean(sync_rules(*nl, desired_rules()));
+    CHECK(must("ip -4 rule show").find("unreachable") == std::string::npos);
+}
+
 TEST_CASE("errors carry the kernel's words and name the route") {
     make_router();
     auto nl = open_nl();

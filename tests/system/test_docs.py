@@ -104,9 +104,9 @@ def resolve(schema: dict, node: dict) -> dict:
 
 
 def schema_paths(schema: dict) -> dict[str, dict]:
-    """Every key as the man page names it ("wans[].name", "probe.interval_ms") → its schema.
-    The probe object of a WAN has the same keys as the global one: they are documented once,
-    as probe.*."""
+    """Every key as the man page names it ("wans[].name", "probe.interval_ms",
+    "policies.NAME.last_resort") → its schema. The probe object of a WAN has the same keys as
+    the global one: they are documented once, as probe.*."""
     paths: dict[str, dict] = {}
 
     def walk(node: dict, prefix: str) -> None:
@@ -118,6 +118,8 @@ def schema_paths(schema: dict) -> dict[str, dict]:
                 walk(resolve(schema, target["items"]), path + "[].")
             elif "properties" in target and not (sub.get("$ref") == "#/$defs/probe" and prefix):
                 walk(target, path + ".")
+            elif isinstance(target.get("additionalProperties"), dict):  # an object of named things
+                walk(resolve(schema, target["additionalProperties"]), path + ".NAME.")
 
     walk(schema, "")
     return paths
@@ -184,15 +186,22 @@ def test_wanbalanced_page_lists_every_message_id():
 
 # ---- the configuration: schema, validator, man page -----------------------------------------
 
+CONFIG_SOURCES = ("validate.cpp", "validate.hpp", "rules_read.cpp", "config.hpp")
+
+
+def config_text() -> str:
+    return "".join((REPO / "config" / name).read_text() for name in CONFIG_SOURCES)
+
+
 def cpp_constants() -> dict[str, int]:
-    text = (REPO / "config" / "validate.cpp").read_text() + (REPO / "config" / "config.hpp").read_text()
+    text = config_text()
     return {m[1]: int(m[2], 0) for m in re.finditer(r"constexpr \w+ (k\w+) = (\w+);", text)
             if re.fullmatch(r"0x[0-9a-fA-F]+|\d+", m[2])}
 
 
 def cpp_key_list(name: str) -> list[str]:
-    text = (REPO / "config" / "validate.cpp").read_text()
-    m = re.search(name + r"\[\] = \{([^}]*)\}", text)
+    text = config_text()
+    m = re.search(r"\b" + name + r"\[\] = \{([^}]*)\}", text)
     assert m, name
     return re.findall(r'"([^"]+)"', m[1])
 
@@ -205,7 +214,11 @@ def test_schema_has_the_validators_keys_and_required_keys(schema):
     assert set(defs["wan"]["required"]) == set(cpp_key_list("kWanRequired"))
     assert set(defs["probe"]["properties"]) == set(cpp_key_list("kProbeKeys"))
     assert set(schema["properties"]["balance"]["properties"]) == set(cpp_key_list("kBalanceKeys"))
-    for node in (schema, defs["wan"], defs["probe"], schema["properties"]["balance"]):
+    for name, keys in (("policy", "kPolicyKeys"), ("member", "kMemberKeys"), ("rule", "kRuleKeys")):
+        assert list(defs[name]["properties"]) == cpp_key_list(keys), name
+        assert set(defs[name]["required"]) == set(cpp_key_list(keys.replace("Keys", "Required"))), name
+    for node in (schema, defs["wan"], defs["probe"], schema["properties"]["balance"], defs["policy"],
+                 defs["member"], defs["rule"]):
         assert node["additionalProperties"] is False
 
 
@@ -228,6 +241,20 @@ def test_schema_has_the_validators_ranges_and_enums(schema):
     assert schema["properties"]["wans"]["maxItems"] == consts["kMaxWans"]
     names = re.findall(r'\{Classifier::\w+, "([^"]+)"\}', (REPO / "config" / "config.cpp").read_text())
     assert schema["properties"]["balance"]["properties"]["classifier"]["enum"] == names
+    rules_text = (REPO / "config" / "rules_read.cpp").read_text()
+    member = schema["$defs"]["member"]["properties"]
+    for key in ("weight", "tier"):
+        m = re.search(r"read_unsigned\(member\." + key + r", value, at, (\w+), (\w+), report\)", rules_text)
+        assert (member[key]["minimum"], member[key]["maximum"]) == (value(m[1]), value(m[2])), key
+    rule = schema["$defs"]["rule"]["properties"]
+    m = re.search(r"read_unsigned\(timeout, value, at, (\w+), (\w+), report\)", rules_text)
+    timeout = rule["sticky_timeout_s"]
+    assert (timeout["minimum"], timeout["maximum"]) == (value(m[1]), value(m[2]))
+    assert timeout["default"] == consts["kDefaultStickyTimeoutS"]
+    assert schema["properties"]["rules"]["maxItems"] == consts["kMaxRules"]
+    assert sorted(rule["proto"]["enum"]) == sorted(cpp_key_list("kProtocolNames"))
+    assert rule["sticky"]["enum"] == cpp_key_list("kStickyNames")
+    assert schema["$defs"]["policy"]["properties"]["last_resort"]["enum"] == cpp_key_list("kLastResortNames")
     defaults = schema["$defs"]["probe"]["properties"]
     assert schema["properties"]["mark_mask"]["default"] == hex(consts["kDefaultMarkMask"])
     assert schema["properties"]["rule_priority"]["default"] == consts["kDefaultRulePriority"]
@@ -238,7 +265,7 @@ def test_man_page_documents_every_key_the_schema_knows(schema):
     page = sections((MAN / "wanbalance.json.5.scd").read_text())
     terms = {}
     for line in page["KEYS"]:
-        m = re.match(r"^\*([a-z0-9_\[\].]+)\* \(([^)]*)\)", line)
+        m = re.match(r"^\*([A-Za-z0-9_\[\].]+)\* \(([^)]*)\)", line)
         if m:
             terms[m[1]] = m[2]
     paths = schema_paths(schema)
@@ -254,6 +281,10 @@ def test_man_page_documents_every_key_the_schema_knows(schema):
             assert f"{node['minimum']}-{node['maximum']}" in terms[path], path
     text = "\n".join(page["KEYS"])
     for name in schema["properties"]["balance"]["properties"]["classifier"]["enum"]:
+        assert f"*{name}*" in text, name
+    rule = schema["$defs"]["rule"]["properties"]
+    for name in (rule["proto"]["enum"] + rule["sticky"]["enum"]
+                 + schema["$defs"]["policy"]["properties"]["last_resort"]["enum"]):
         assert f"*{name}*" in text, name
 
 
@@ -273,7 +304,28 @@ CROSS_KEY = {
     "integer written as 1.0": lambda c: c["wans"][0].update(weight=1.0),
     "more WANs than the mask has marks": lambda c: c.update(
         mark_mask="0x1", wans=[c["wans"][0], {"name": "b", "interface": "eth8", "gateway": "auto"}]),
+    "a member that is not a WAN": lambda c: c.update(policies={"p": {"members": [{"wan": "zz"}]}}),
+    "a WAN twice in a policy": lambda c: c.update(
+        policies={"p": {"members": [{"wan": "a"}, {"wan": "a", "tier": 1}]}}),
+    "a rule naming a policy that does not exist": lambda c: c.update(rules=[a_rule(policy="nope")]),
+    "a rule naming a LAN that is not one": lambda c: c.update(rules=[a_rule(iif=["eth9"])]),
+    "two rules of one name": lambda c: c.update(rules=[a_rule(), a_rule()]),
+    "a prefix with host bits set": lambda c: c.update(rules=[a_rule(dst=["10.1.2.3/8"])]),
+    "an IPv6 prefix with host bits set": lambda c: c.update(rules=[a_rule(dst=["2001:db8::1/32"])]),
+    "a port range that runs backwards": lambda c: c.update(rules=[a_rule(proto="tcp", dst_port=["2-1"])]),
+    "the same address written two ways": lambda c: c.update(rules=[a_rule(dst=["192.0.2.1", "192.0.2.1/32"])]),
+    "the same port written two ways": lambda c: c.update(rules=[a_rule(proto="udp", dst_port=[53, "53"])]),
+    "src and dst of different families": lambda c: c.update(
+        rules=[a_rule(src=["10.0.0.0/8"], dst=["2001:db8::/32"])]),
+    "icmp to IPv6 addresses": lambda c: c.update(rules=[a_rule(proto="icmp", dst=["2001:db8::/32"])]),
+    "no mark left for main": lambda c: c.update(mark_mask="0x1", rules=[a_rule(policy="main")]),
+    "too many rule map elements": lambda c: c.update(rules=[a_rule(
+        src=[f"10.{i}.0.1" for i in range(256)], dst=[f"172.{16 + i // 256}.{i % 256}.1" for i in range(257)])]),
 }
+
+
+def a_rule(**keys) -> dict:
+    return {"name": "r", "policy": "balanced", **keys}
 
 
 def base_config() -> dict:
@@ -358,6 +410,65 @@ def mutations():
     yield "64 WANs", lambda c: c.update(wans=[
         {"name": f"w{i}", "interface": f"eth{i + 10}", "gateway": "auto"} for i in range(64)])
     yield "top level array", lambda c: (c.clear(), c.update(__array__=True))
+    yield from rule_mutations()
+
+
+def rule_mutations():
+    """Policies and rules around their limits (the base has WAN "a" and LAN "eth1")."""
+    def policy(**keys):
+        return {"p": {"members": [{"wan": "a"}], **keys}}
+    for v in ({}, [], "p", None):
+        yield f"policies={v!r}", lambda c, v=v: c.update(policies=v)
+    for name in ("p", "a" * 32, "a" * 33, "", "P", "main", "balanced", "a.b", "a_b-9"):
+        yield f"policy name {name!r}", lambda c, name=name: c.update(
+            policies={name: {"members": [{"wan": "a"}]}})
+    for v in ([], "a", ["a"], [{}], [{"wan": 1}], [{"wan": "a", "x": 1}], [{"wan": "A"}]):
+        yield f"members={v!r}", lambda c, v=v: c.update(policies={"p": {"members": v}})
+    for key, values in (("weight", (0, 1, 1000, 1001, "1", 1.5)), ("tier", (-1, 0, 255, 256, True))):
+        for v in values:
+            yield f"member {key}={v!r}", lambda c, key=key, v=v: c.update(
+                policies={"p": {"members": [{"wan": "a", key: v}]}})
+    for v in ("balanced", "main", "unreachable", "drop", "Main", 1, None):
+        yield f"last_resort={v!r}", lambda c, v=v: c.update(policies=policy(last_resort=v))
+    yield "policy without members", lambda c: c.update(policies={"p": {}})
+    yield "policy with an unknown key", lambda c: c.update(policies=policy(fallback="main"))
+    yield "a policy a rule uses", lambda c: c.update(policies=policy(), rules=[a_rule(policy="p")])
+
+    for v in ({}, [], [1], [{}], "r"):
+        yield f"rules={v!r}", lambda c, v=v: c.update(rules=v)
+    yield "4096 rules", lambda c: c.update(rules=[a_rule(name=f"r{i}", policy="main") for i in range(4096)])
+    yield "4097 rules", lambda c: c.update(rules=[a_rule(name=f"r{i}", policy="main") for i in range(4097)])
+    yield "rule without name", lambda c: c.update(rules=[{"policy": "main"}])
+    yield "rule without policy", lambda c: c.update(rules=[{"name": "r"}])
+    yield "rule with an unknown key", lambda c: c.update(rules=[a_rule(dts=["10.0.0.0/8"])])
+    for v in ("r", "a" * 32, "a" * 33, "", "Web", "a.b", 1):
+        yield f"rule name={v!r}", lambda c, v=v: c.update(rules=[a_rule(name=v)])
+    for v in ("10.0.0.0/8", "0.0.0.0/0", "192.0.2.1", "192.0.2.1/32", "10.0.0.0/33", "10.0.0.0/08",
+              "10.0.0.0/", "10.0.0/8", "01.0.0.0/8", "2001:db8::/32", "::/0", "2001:db8::1",
+              "2001:db8::/129", "2001:db8::/032", "fe80::1%eth0", "::ffff:192.0.2.0/120", " 10.0.0.0/8", 10):
+        yield f"dst=[{v!r}]", lambda c, v=v: c.update(rules=[a_rule(dst=[v])])
+    for v in ([], "10.0.0.0/8", ["10.0.0.0/8", "10.0.0.0/8"], None):
+        yield f"src={v!r}", lambda c, v=v: c.update(rules=[a_rule(src=v)])
+    for v in ("tcp", "udp", "icmp", "icmpv6", "sctp", "TCP", "icmp6", 6, None):
+        yield f"proto={v!r}", lambda c, v=v: c.update(rules=[a_rule(proto=v)])
+    for v in (1, 65535, 65536, 0, -1, "1", "65535", "65536", "0", "1-65535", "10000-20000", "0-10",
+              "0443", "443 ", "1-2-3", "-5", "", 1.5, True, [443]):
+        yield f"dst_port=[{v!r}]", lambda c, v=v: c.update(rules=[a_rule(proto="tcp", dst_port=[v])])
+    for v in ([], 443, [443, 443]):
+        yield f"src_port={v!r}", lambda c, v=v: c.update(rules=[a_rule(proto="udp", src_port=v)])
+    yield "ports without proto", lambda c: c.update(rules=[a_rule(dst_port=[443])])
+    yield "ports with icmp", lambda c: c.update(rules=[a_rule(proto="icmp", src_port=[1])])
+    yield "ports with sctp", lambda c: c.update(rules=[a_rule(proto="sctp", src_port=[1])])
+    for v in (["eth1"], [], ["eth1", "eth1"], [1], ["a/b"], "eth1"):
+        yield f"iif={v!r}", lambda c, v=v: c.update(rules=[a_rule(iif=v)])
+    for v in ("balanced", "main", "", "Main", 1, None):
+        yield f"rule policy={v!r}", lambda c, v=v: c.update(rules=[a_rule(policy=v)])
+    for v in ("none", "src", "src-dst", "src_dst", "", True):
+        yield f"sticky={v!r}", lambda c, v=v: c.update(rules=[a_rule(sticky=v)])
+        yield f"sticky={v!r} on main", lambda c, v=v: c.update(rules=[a_rule(policy="main", sticky=v)])
+    for v in (0, 1, 600, 604800, 604801, "600", 1.5):
+        yield f"sticky_timeout_s={v!r}", lambda c, v=v: c.update(
+            rules=[a_rule(sticky="src", sticky_timeout_s=v)])
 
 
 def check_verdict(ctl: Path, config: dict, tmp: Path) -> bool:

@@ -40,6 +40,41 @@ std::optional<std::string> referenced_set(const nft::Statement& statement) {
         statement);
 }
 
+// The chain a statement goes to, if any.
+std::optional<std::string> referenced_chain(const nft::Statement& statement) {
+    if (const auto* g = std::get_if<nft::Goto>(&statement)) return g->chain;
+    return std::nullopt;
+}
+
+// Statements that take a verdict from the map they look up (a lookup with NFTA_LOOKUP_DREG).
+bool wants_verdict(const nft::Statement& statement) {
+    return std::holds_alternative<nft::MarkVmap>(statement) || std::holds_alternative<nft::IifnameVmap>(statement) ||
+           std::holds_alternative<nft::HashVmap>(statement) || std::holds_alternative<nft::NumgenVmap>(statement) ||
+           std::holds_alternative<nft::ConcatVmap>(statement);
+}
+
+std::vector<nft::KeyType> key_fields(const nft::Set& set) {
+    return set.concat.empty() ? std::vector<nft::KeyType>{set.key_type} : set.concat;
+}
+
+// What NEWSET must match for an existing set (else EEXIST): key, data, flags. A timeout it
+// takes in place (nf_tables_newset() on 6.18; the diff re-creates the set instead).
+bool same_shape(const nft::Set& a, const nft::Set& b) {
+    return key_fields(a) == key_fields(b) && a.verdict_map == b.verdict_map && a.bucket_modulus == b.bucket_modulus &&
+           a.interval == b.interval && a.dynamic() == b.dynamic();
+}
+
+// Two elements of a pipapo set clash when every field's ranges intersect (nft_pipapo_insert()
+// finds one's start or end inside the other: -ENOTEMPTY, which the kernel reports as EEXIST).
+bool overlap(const nft::Key& a, const nft::Key& b) {
+    const auto* ra = std::get_if<nft::FieldRanges>(&a);
+    const auto* rb = std::get_if<nft::FieldRanges>(&b);
+    if (!ra || !rb || ra->size() != rb->size()) return false;
+    for (size_t i = 0; i < ra->size(); ++i)
+        if ((*ra)[i].last < (*rb)[i].first || (*rb)[i].last < (*ra)[i].first) return false;
+    return true;
+}
+
 // One nftables transaction on a copy of the table: each op as the kernel takes the messages
 // netlink/nft_apply.cpp encodes it into; the first refusal (an errno) aborts the whole plan.
 class Transaction {
@@ -71,6 +106,10 @@ public:
         for (const auto& set : t_->sets)
             for (const auto& e : set.elements)
                 if (e.goto_chain == op.name) return EBUSY;  // still the target of a map element
+        for (const auto& chain : t_->chains)
+            for (const auto& rule : chain.rules)
+                for (const auto& st : rule.statements)
+                    if (referenced_chain(st) == op.name) return EBUSY;  // or of a rule's goto
         std::erase_if(t_->chains, [&](const nft::Chain& c) { return c.name == op.name; });
         return 0;
     }
@@ -87,9 +126,10 @@ public:
             nft::Set empty = op.set;
             empty.elements.clear();
             t_->sets.push_back(empty);
-        } else if (set->key_type != op.set.key_type || set->verdict_map != op.set.verdict_map ||
-                   set->bucket_modulus != op.set.bucket_modulus) {
+        } else if (!same_shape(*set, op.set)) {
             return EEXIST;
+        } else {
+            set->timeout_s = op.set.timeout_s;
         }
         return (*this)(nft::OpAddElements{op.set});
     }
@@ -109,8 +149,14 @@ public:
             if (!e.goto_chain.empty() && !find_chain(e.goto_chain)) return ENOENT;
             auto it = std::find_if(set->elements.begin(), set->elements.end(),
                                    [&](const nft::Element& x) { return x.key == e.key; });
-            if (it == set->elements.end()) set->elements.push_back(e);
-            else if (!(*it == e)) return EBUSY;  // same key, other data (nft_add_set_elem())
+            if (it == set->elements.end()) {
+                if (set->interval && std::any_of(set->elements.begin(), set->elements.end(),
+                                                 [&](const nft::Element& x) { return overlap(x.key, e.key); }))
+                    return EEXIST;
+                set->elements.push_back(e);  // pipapo lists elements in this order
+            } else if (!(*it == e)) {
+                return EBUSY;  // same key, other data (nft_add_set_elem())
+            }
         }
         return 0;
     }
@@ -147,9 +193,22 @@ private:
     int append_rules(nft::Chain& chain, const std::vector<nft::Rule>& rules) {
         for (const auto& rule : rules) {
             for (const auto& s : rule.statements)
-                if (auto set = referenced_set(s); set && !find_set(*set)) return ENOENT;
+                if (int err = check_statement(s)) return err;
             chain.rules.push_back(rule);
         }
+        return 0;
+    }
+    // The kernel's answers to a rule's references: ENOENT for a missing set or chain, EINVAL
+    // for a verdict lookup in a plain set (nft_lookup_init()), EOPNOTSUPP for "update" on a
+    // set that is not dynamic (nft_dynset_init()).
+    int check_statement(const nft::Statement& s) {
+        if (auto chain = referenced_chain(s); chain && !find_chain(*chain)) return ENOENT;
+        auto name = referenced_set(s);
+        if (!name) return 0;
+        const nft::Set* set = find_set(*name);
+        if (!set) return ENOENT;
+        if (wants_verdict(s) && !set->verdict_map) return EINVAL;
+        if (std::holds_alternative<nft::UpdateSet>(s) && !set->dynamic()) return EOPNOTSUPP;
         return 0;
     }
 
@@ -325,6 +384,16 @@ Status FakeKernel::apply(const nft::Plan& plan) {
     table_ = std::move(tx.table());
     nft_ops_ += unsigned(plan.ops.size());
     return answer(0, "");
+}
+
+bool FakeKernel::add_set_entries(const std::string& set, const std::vector<nft::Element>& entries) {
+    if (!table_) return false;
+    for (auto& s : table_->sets)
+        if (s.name == set) {
+            s.elements.insert(s.elements.end(), entries.begin(), entries.end());
+            return true;
+        }
+    return false;
 }
 
 Expected<bool> FakeKernel::table_exists() {

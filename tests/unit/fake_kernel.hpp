@@ -9,7 +9,10 @@
 //  - rules: an identical rule is refused (EEXIST, NLM_F_EXCL); kept in priority order, a new
 //    rule after the others of its priority; each family has its own list;
 //  - nftables: a plan applies as one transaction (all or nothing) to a model of the table,
-//    with the kernel's ENOENT/EEXIST/EBUSY for objects that are missing or clash;
+//    with the kernel's ENOENT/EEXIST/EBUSY for objects that are missing, clash or are still
+//    referred to (by map elements, rules' lookups and gotos), EEXIST for overlapping interval
+//    elements, EINVAL for a verdict lookup in a plain set, EOPNOTSUPP for "update" on a set
+//    that is not dynamic; elements are kept in the order they were added (as pipapo lists them);
 //  - dumps return only what has protocol wanbalance, in (table, metric) or priority order.
 #pragma once
 
@@ -55,6 +58,8 @@ public:
     size_t rule_count() const { return rules_.size(); }
     const std::optional<nft::Table>& table() const { return table_; }
     size_t element_count() const;  // over every set of the table
+    // The packet path adding entries to a (dynamic) set; false when there is no such set.
+    bool add_set_entries(const std::string& set, const std::vector<nft::Element>& entries);
     unsigned nft_ops_applied() const { return nft_ops_; }  // ops of every committed plan
     bool src_valid_mark(int ifindex) const;
     void set_link_up(int ifindex, bool up) { link_down_[ifindex] = !up; }

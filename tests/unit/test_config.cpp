@@ -219,7 +219,7 @@ TEST_CASE("unknown keys suggest the closest key or list the allowed ones") {
                 "unknown key \"classifier\" (it belongs inside \"balance\")");
     check_error(article("", "", R"(, "a/b~c": 1)"), "/a~1b~0c",
                 "unknown key \"a/b~c\" (allowed: \"wans\", \"lans\", \"balance\", \"probe\", \"masquerade\", "
-                "\"flush_conntrack\", \"mark_mask\", \"rule_priority\" and \"hooks_dir\")");
+                "\"flush_conntrack\", \"mark_mask\", \"rule_priority\", \"hooks_dir\", \"policies\" and \"rules\")");
 }
 
 TEST_CASE("the top level") {

@@ -1,6 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <fstream>
 #include <map>
+#include <sstream>
 
 #include "rules/desired.hpp"
 #include "tests/unit/rules_fixtures.hpp"
@@ -416,4 +418,46 @@ TEST_CASE("offline ruleset: IPv6 routes and rules as ip -6 commands; auto gatewa
     CHECK(text.find("integra: gateway6 \"auto\": at runtime its IPv6 routes go via the default route that router "
                     "advertisements put on ether2.") != std::string::npos);
     CHECK(shares_of(d, "balance6").size() == 2);
+}
+
+// --- policy rules (more in test_desired_rules.cpp) ---
+
+namespace {
+
+std::string replace_all(std::string text, const std::string& from, const std::string& to) {
+    for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
+        text.replace(at, from.size(), to);
+    return text;
+}
+
+}  // namespace
+
+TEST_CASE("without rules the table is the one before rules, but the balance maps jump") {
+    auto c = test::dual_stack_config();
+    auto d = build_desired(c, healthy(c));
+    for (const char* map : {"balance", "balance6"})
+        for (const auto& e : d.table.find_set(map)->elements) CHECK(e.jump);
+    for (const char* map : {"by_mark", "by_wan"})
+        for (const auto& e : d.table.find_set(map)->elements) CHECK_FALSE(e.jump);  // prerouting stops there
+    CHECK(d.table.sets.size() == 5);
+    CHECK(d.table.chains.size() == 3 + 3);
+    CHECK(d.rule_sends[0].empty());
+    CHECK(d.rule_sends[1].empty());
+
+    // Policies no rule uses add nothing.
+    Config with_policies = c;
+    with_policies.policies = {PolicyConfig{"voip", {{1, 1, 0}}, LastResort::Main}};
+    auto p = build_desired(with_policies, healthy(with_policies));
+    CHECK(p.table == d.table);
+    CHECK(p.routes == d.routes);
+    CHECK(p.rules == d.rules);
+
+    // The article's table is the golden one, but for the verdicts of the balance map.
+    auto a = test::article_config();
+    std::ifstream golden_file(std::string(WB_SOURCE_DIR) + "/tests/unit/golden/article-table.nft");
+    std::stringstream golden;
+    golden << golden_file.rdbuf();
+    REQUIRE_FALSE(golden.str().empty());
+    std::string text = nft::render(build_desired(a, healthy(a)).table);
+    CHECK(replace_all(text, " : jump wan_", " : goto wan_") == replace_all(golden.str(), " : jump wan_", " : goto wan_"));
 }

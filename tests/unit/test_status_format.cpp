@@ -448,3 +448,35 @@ TEST_CASE("prometheus: per-family metrics carry a family label, IPv6 from the ip
     // Counters of the WAN, not of a family, keep their labels.
     CHECK(out.find("wanbalance_wan_connections{wan=\"charter\",interface=\"ether1\"} 17\n") != std::string::npos);
 }
+
+TEST_CASE("policy rules: a table under the WANs saying where each rule sends, and a Prometheus gauge") {
+    json status = sample_status();
+    status["rules"] = json::parse(R"([
+      {"name": "sip", "policy": "voip", "wan": "integra", "wans": ["integra"], "via": "policy",
+       "family": "ipv4", "sticky": "none", "connections": 3, "ipv6": null},
+      {"name": "bank", "policy": "balanced", "wan": null, "wans": ["charter", "integra"], "via": "policy",
+       "family": "ipv4", "sticky": "src-dst", "connections": 12,
+       "ipv6": {"wan": "charter", "wans": ["charter"], "via": "policy"}},
+      {"name": "vpn", "policy": "main", "wan": null, "wans": [], "via": "main", "family": "ipv4",
+       "sticky": "none", "connections": 0, "ipv6": null},
+      {"name": "lte", "policy": "metered", "wan": "charter", "wans": ["charter"], "via": "last_resort",
+       "family": "ipv4", "sticky": "none", "connections": 1, "ipv6": null}
+    ])");
+    auto lines = lines_of(wb::format_status(status, false, at("2026-11-25T19:00:00Z")));
+    auto header = std::find_if(lines.begin(), lines.end(), [](const std::string& l) { return l.rfind("RULE", 0) == 0; });
+    REQUIRE(header != lines.end());
+    REQUIRE(lines.end() - header == 5);
+    CHECK(*header == "RULE  POLICY    SENDS TO                       CONNS  STICKY");
+    CHECK(header[1] == "sip   voip      integra                        3      -");
+    CHECK(header[2] == "bank  balanced  charter,integra; ipv6 charter  12     src-dst");
+    CHECK(header[3] == "vpn   main      main table                     0      -");
+    CHECK(header[4] == "lte   metered   charter (last resort)          1      -");
+
+    std::string prom = wb::format_prometheus(status);
+    CHECK(prom.find("wanbalance_rule_connections{rule=\"sip\",policy=\"voip\"} 3\n") != std::string::npos);
+    CHECK(prom.find("wanbalance_rule_connections{rule=\"bank\",policy=\"balanced\"} 12\n") != std::string::npos);
+
+    // Without rules: no section.
+    std::string plain = wb::format_status(sample_status(), false, at("2026-11-25T19:00:00Z"));
+    CHECK(plain.find("RULE") == std::string::npos);
+}
