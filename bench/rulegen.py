@@ -152,8 +152,10 @@ def generate(count: int, seed: int = 12) -> list[dict]:
 
 
 def config(base: dict, rules: list[dict]) -> dict:
-    """base (the lab's article config) with the rules and, when there are any, the policies."""
-    return dict(base, policies=POLICIES, rules=rules) if rules else dict(base)
+    """base (the lab's article config) with the rules and the policies they use."""
+    used = {r["policy"] for r in rules}
+    policies = {name: p for name, p in POLICIES.items() if name in used}
+    return dict(base, policies=policies, rules=rules) if rules else dict(base)
 
 
 # -- what a rule matches -------------------------------------------------------------------------
