@@ -106,13 +106,20 @@ class Wanbalance:
         daemon's status lists."""
         text = self.lab.run("rtr", "nft list ruleset").stdout
         layers = len(re.findall(r"vmap @rules4_\d+", text))
+        maps = dict(re.findall(r"map (rules4_\d+) \{(.*?)\n\t\}", text, re.S))
+        sizes = [len(re.findall(r" : (?:goto|jump) ", maps.get(f"rules4_{i}", "")))
+                 for i in range(1, layers + 1)]
+        last = re.compile(rf"goto rule_{self.rules[-1]['name']}\b")
+        last_layer = next((i for i in range(1, layers + 1)
+                           if last.search(maps.get(f"rules4_{i}", ""))), None)
         status = self.daemon.status()
         listed = len(status["rules"]) if status.get("rules") is not None else None
         if layers == 0 or listed not in (None, len(self.rules)):
             raise labkit.LabError(f"wanbalanced accepted {len(self.rules)} rules but its ruleset "
                                   f"has {layers} rules4 lookups and its status lists {listed} "
                                   "rules")
-        return {"layers": layers, "status_rules": listed}
+        return {"layers": layers, "layer_elements": sizes, "last_rule_layer": last_layer,
+                "status_rules": listed}
 
     def teardown(self) -> None:
         if self.daemon is not None:

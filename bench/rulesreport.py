@@ -39,8 +39,11 @@ def figures(results: list[dict], args: argparse.Namespace, info: dict) -> Figure
         fields = {"charter": unit, "integra": unit, "charter_counted": "packets",
                   "integra_counted": "packets", "window_s": "s", "loadavg": "1-minute load",
                   "position": "place of the configuration in its round",
-                  "layers": "rule lookups compiled (wanbalance)", "status_rules": "rules in "
-                  "status (wanbalance)", "chain_rules": "rules in mwan3_rules (iptables)"}
+                  "layers": "rule lookups compiled (wanbalance)",
+                  "layer_elements": "elements of each rule map (wanbalance)",
+                  "last_rule_layer": "the map holding the last rule (wanbalance)",
+                  "status_rules": "rules in status (wanbalance)",
+                  "chain_rules": "rules in mwan3_rules (iptables)"}
         if metric == "conn":
             fields |= {"conntrack_entries": "entries at the window's end", "sent": "packets"}
         for kind in ("last", "none"):
@@ -125,9 +128,14 @@ def rule_set_rows(results: list[dict], args, info: dict) -> list[list[str]]:
         seen = lambda c, f: sorted({r["seen"].get(f) for r in results  # noqa: E731
                                     if r["config"] == c and f in r["seen"]})
         layers = seen(f"wb{n}", "layers")
+        sizes = {tuple(r["seen"].get("layer_elements") or ()) for r in results
+                 if r["config"] == f"wb{n}"}
+        last = seen(f"wb{n}", "last_rule_layer")
         chain = seen(f"ipt{n}", "chain_rules")
+        text = lambda xs: ", ".join(map(str, xs)) or "?"  # noqa: E731
         rows.append([str(n), str(info[n]["elements"]), str(info[n]["layers_expected"]),
-                     ", ".join(map(str, layers)) or "?", ", ".join(map(str, chain)) or "?"])
+                     text(layers), "; ".join(text(s) for s in sorted(sizes)) or "?",
+                     text(last), text(chain)])
     return rows
 
 
@@ -153,7 +161,8 @@ def report(results: list[dict], args: argparse.Namespace, info: dict, fig: Figur
     target_md = md_table(["metric", "target", "median of per-round ratios", "result"],
                          targets(fig, args)) if max(args.counts) else "(no rules measured)"
     sets = md_table(["rules", "elements (src × dst)", "layers (expected)",
-                     "layers in the kernel", "iptables rules in mwan3_rules"],
+                     "layers in the kernel", "map elements per layer", "last rule's layer",
+                     "iptables rules in mwan3_rules"],
                     rule_set_rows(results, args, info)) if len(args.counts) > 1 else ""
     command = shlex.join(["python3", "bench/rules.py", *command_args()])
     n_configs = 2 * len(args.counts)
@@ -206,8 +215,9 @@ generator is one process: the rates are of one CPU doing the sender's, the route
 ISP's and the receiver's work, so the ratios understate the difference in the router's own
 cost. Load: {load_text}.
 
-Rule sets (layers: lookups a new connection makes in wanbalance's compiled rules, all of them
-when no rule matches):
+Rule sets (layers: the interval-map lookups a new connection makes in wanbalance's compiled
+rules, up to the layer of the rule it matches, all of them when it matches none; a map's
+elements are its rules' lists multiplied out, ports included):
 
 {sets}
 
