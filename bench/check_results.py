@@ -10,8 +10,8 @@ bench/benchkit.py, evaluate) and compared with the value it reports. Unless --no
 markdown file (RESULTS.md) is checked too: its header names a commit and the raw figures, it
 holds each SECTION.json's section verbatim (so the figures shown are those of that JSON), the
 header names the commit of every such JSON, and every section it lists as ok or kept has its
-JSON. For dataplane and failover, every series their parameters promise (each family's
-configurations, each fault kind) must be there with one point per round or run and have its
+JSON. For dataplane, failover and rules, every series their parameters promise (each family's
+configurations, each fault kind, each rule count, system and kind of traffic) must be there with one point per round or run and have its
 statistics in the summary, and each target's verdict must follow from those statistics.
 Exit 0 when all of it holds, else 1 with one line per mismatch.
 """
@@ -57,7 +57,7 @@ def check_json(path: Path, problems: list[str]) -> dict | None:
 
 
 def _promised(doc: dict) -> tuple[list[str], int | None]:
-    """The series a dataplane or failover run must hold, and how many points each."""
+    """The series a dataplane, failover or rules run must hold, and how many points each."""
     params = doc.get("parameters", {})
     if doc["section"] == "dataplane":
         suffix = {"ipv4": "", "ipv6": "6"}
@@ -66,6 +66,10 @@ def _promised(doc: dict) -> tuple[list[str], int | None]:
                  for kind in ("tcp", "udp") for config in "abc"], params.get("rounds"))
     if doc["section"] == "failover":
         return list(params.get("faults", [])), params.get("runs_per_fault")
+    if doc["section"] == "rules":
+        return ([f"{metric}.{kind}.{system}{n}" for metric in params.get("metrics", [])
+                 for kind in params.get("kinds", []) for n in params.get("counts", [])
+                 for system in params.get("systems", [])], params.get("rounds"))
     return [], None
 
 
@@ -86,6 +90,14 @@ def _verdicts(doc: dict) -> list[tuple[str, object, bool]]:
             else:
                 out.append((f"target {t.get('metric')} {t.get('target')}", t.get("met"),
                             value >= bound))
+    if doc["section"] == "rules":
+        for t in outcome.get("targets", []):
+            value = _stat(doc, t.get("statistic"))
+            bound, op = t.get("bound"), t.get("op")
+            follows = (None if value is None or not isinstance(bound, (int, float))
+                       or op not in (">=", "<") else value >= bound if op == ">=" else
+                       value < bound)
+            out.append((f"target {t.get('kind')}: {t.get('target')}", t.get("met"), follows))
     if doc["section"] == "failover":
         for key, fault in (("carrier_within_300_ms", "carrier"),
                            ("carrier6_within_300_ms", "carrier6")):
@@ -104,7 +116,7 @@ def _verdicts(doc: dict) -> list[tuple[str, object, bool]]:
 
 
 def check_promised(path: Path, doc: dict, problems: list[str]) -> None:
-    """dataplane / failover: each promised series (e.g. the IPv6 ones) is there, complete, and
+    """dataplane / failover / rules: each promised series (e.g. the IPv6 ones) is there, complete, and
     summarized; each verdict agrees with the statistics it rests on."""
     series, points = _promised(doc)
     summarized = set().union(*(series_of(e) for e in doc["summary"]))
@@ -118,6 +130,14 @@ def check_promised(path: Path, doc: dict, problems: list[str]) -> None:
                             f"{points}")
         if key not in summarized:
             problems.append(f"{path.name}: no statistic in the summary is computed from {key!r}")
+    if doc["section"] == "rules" and max(doc.get("parameters", {}).get("counts") or [0]):
+        # The issue's targets, for both kinds of traffic: not a weaker bound, not left out.
+        have = {(t.get("kind"), t.get("op")): t.get("bound")
+                for t in doc.get("outcome", {}).get("targets", [])}
+        for kind in ("last", "none"):
+            if not have.get((kind, ">="), 0) >= 0.9 or not have.get((kind, "<"), 2) <= 1:
+                problems.append(f"{path.name}: the targets for {kind!r} traffic are not "
+                                f"'>= 0.9 of the 0-rule rate' and 'iptables / wanbalance < 1'")
     for what, said, follows in _verdicts(doc):
         if follows is None:
             problems.append(f"{path.name}: {what}: the summary lacks the statistic it rests on")

@@ -4,7 +4,7 @@
 # one commit, with every run's raw figures in bench/results/SECTION.json, checked at the end.
 set -uo pipefail
 
-readonly SECTIONS=(dataplane spread failover controlplane footprint soak)
+readonly SECTIONS=(dataplane spread failover controlplane footprint soak rules)
 BENCH=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$BENCH")
 readonly BENCH REPO
@@ -269,7 +269,7 @@ fi
     echo "- figures: $figures_line"
     echo "- machine: \`$(uname -a)\`"
     echo "- CPU: ${cpu:-unknown} × $(nproc) (load average $load_before at the start, $(loadavg) at the end)"
-    echo "- kernel $(uname -r), Debian $(cat /etc/debian_version 2>/dev/null || echo '?'), $(nft --version 2>/dev/null), $(iperf3 --version 2>/dev/null | head -n 1 | cut -d' ' -f1-2), $(iptables-nft --version 2>/dev/null)"
+    echo "- kernel $(uname -r), Debian $(cat /etc/debian_version 2>/dev/null || echo '?'), $(nft --version 2>/dev/null), $(iperf3 --version 2>/dev/null | head -n 1 | cut -d' ' -f1-2), $(iptables-nft --version 2>/dev/null), $(hping3 --version 2>/dev/null | head -n 1 | cut -d' ' -f1-3)"
     echo
     echo "| section | result | seconds |"
     echo "|---|---|---|"
