@@ -345,7 +345,7 @@ std::string rules_summary(const Config& config) {
         std::string at;
         for (const auto& w : where)
             if (!w.empty() && !w[r].empty()) at += (at.empty() ? "" : ", ") + w[r];
-        if (at.empty()) at = "never matches (an earlier rule matches everything, or no WAN carries its family)";
+        if (at.empty()) at = "never matches (earlier rules take all of its connections, or no WAN carries its family)";
         out += "#   " + config.rules[r].name + ": " + at + "; " + policy_text(config, config.rules[r]) + "\n";
     }
     return out;
