@@ -210,10 +210,9 @@ Spans minus(const Spans& a, const Spans& b, Value max) {
 
 // What of a later rule an earlier one leaves to it, when that is cheap to say: where the earlier
 // rule holds the later one in every field but one, the later rule loses that field's values of
-// the earlier one (packets there match the earlier rule first anyway), and the two no longer
-// overlap, so they may share a layer. Writing exceptions first ("this host", then "its subnet"),
-// or broad rules first ("a port alone", then rules for addresses), is then one layer, not one
-// per rule. Returns false when nothing of `later` is left: it never matches.
+// the earlier one (packets there match the earlier rule first anyway) if that leaves it no more
+// ranges than it had, and the two no longer overlap, so they may share a layer. Returns false
+// when nothing of `later` is left: it never matches (earlier rules hold all of it).
 bool cut_overlap(const FieldLists& earlier, FieldLists& later, Family family) {
     if (!overlap(earlier, later)) return true;
     std::optional<size_t> open;
@@ -223,8 +222,13 @@ bool cut_overlap(const FieldLists& earlier, FieldLists& later, Family family) {
         open = f;
     }
     if (!open) return false;  // the earlier rule holds all of it
-    later[*open] = minus(later[*open], earlier[*open], max_value(MatchField(*open), family));
-    return !later[*open].empty();
+    Spans rest = minus(later[*open], earlier[*open], max_value(MatchField(*open), family));
+    if (rest.empty()) return false;
+    // Only when the rule gets no more elements: a map's lookup costs more the more elements it
+    // holds (measured: splitting 1000 rules around 20 broad ones made 15 000 elements and cost
+    // more than the layers it saved). Trimming a range or dropping one is free.
+    if (rest.size() <= std::max<size_t>(later[*open].size(), 1)) later[*open] = std::move(rest);
+    return true;
 }
 
 // Layer of each rule (by position in `lists`): one above the highest layer of an earlier

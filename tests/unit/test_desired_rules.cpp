@@ -262,26 +262,27 @@ TEST_CASE("prerouting sends new LAN connections to rules4/rules6: the layers, th
     CHECK(std::get<Goto>(pre->rules.back().statements.back()).chain == "rules6");
 
     const Chain* rules4 = d.table.find_chain("rules4");
-    // Layer 1: sip and bank (tcp, not udp); 2: vpn (udp/5060 to 10.8.0.0/16 is sip's too),
-    // monitor (any destination from .50, over sip and bank; vpn keeps 10.8.0.0/16 from it) and
-    // shop (monitor keeps .50 from it).
-    REQUIRE(rules4->rules.size() == 3);
-    const std::vector<MatchField> key = {MatchField::DstAddr, MatchField::SrcAddr, MatchField::DstPort,
+    // Layer 1: sip and bank (tcp, not udp); 2: vpn (udp/5060 to 10.8.0.0/16 is sip's too);
+    // 3: monitor (any destination from .50); 4: shop (over monitor). Cutting vpn's prefix out of
+    // monitor would give it two elements instead of one: layers instead.
+    REQUIRE(rules4->rules.size() == 5);
+    const std::vector<MatchField> key = {MatchField::DstAddr, MatchField::DstPort, MatchField::SrcAddr,
                                          MatchField::L4proto};
     CHECK(rules4->rules[0].statements == std::vector<Statement>{NfprotoIpv4{}, ConcatVmap{Family::V4, key, "rules4_1"}});
     CHECK(rules4->rules[1].statements == std::vector<Statement>{NfprotoIpv4{}, ConcatVmap{Family::V4, key, "rules4_2"}});
-    CHECK(std::get<HashVmap>(rules4->rules[2].statements[1]).map == "balance");
-    CHECK(rules4->rules[2].comment == "no rule matched: pick a WAN (both-addresses-and-ports)");
+    CHECK(rules4->rules[3].statements == std::vector<Statement>{NfprotoIpv4{}, ConcatVmap{Family::V4, key, "rules4_4"}});
+    CHECK(std::get<HashVmap>(rules4->rules[4].statements[1]).map == "balance");
+    CHECK(rules4->rules[4].comment == "no rule matched: pick a WAN (both-addresses-and-ports)");
     const nft::Set* layer = d.table.find_set("rules4_1");
     REQUIRE(layer);
     CHECK(layer->verdict_map);
     CHECK(layer->interval);
-    CHECK(layer->concat == std::vector<KeyType>{KeyType::Ipv4Addr, KeyType::Ipv4Addr, KeyType::InetService,
+    CHECK(layer->concat == std::vector<KeyType>{KeyType::Ipv4Addr, KeyType::InetService, KeyType::Ipv4Addr,
                                                 KeyType::InetProto});
     REQUIRE(layer->elements.size() == 2);
     CHECK(layer->elements[0].goto_chain == "rule_sip");
     CHECK(layer->elements[1].goto_chain == "rule_bank");
-    CHECK(d.table.find_set("rules4_2")->elements.size() == 1 + 2 + 2);
+    CHECK(d.table.find_set("rules4_2")->elements.size() == 1);
     // IPv6: sip and bank only (vpn, monitor and shop have IPv4 addresses only), apart.
     CHECK(d.table.find_set("rules6_1")->elements.size() == 2);
     CHECK_FALSE(d.table.find_set("rules6_2"));
@@ -317,17 +318,17 @@ TEST_CASE("iif: rules4 dispatches on the LAN to rules4_LAN, each with its own la
     CHECK(d.table.find_set("rules6_lans")->elements.size() == 2);  // bank has IPv6 addresses too
     CHECK_FALSE(d.table.find_set("rules4_1"));
 
-    // ether3 without bank: sip 1; vpn, monitor and shop 2; no source port in the key.
+    // ether3 without bank: sip 1, vpn 2, monitor 3, shop 4, and no source port in the key.
     const Chain* e3 = d.table.find_chain("rules4_ether3");
     REQUIRE(e3);
-    REQUIRE(e3->rules.size() == 3);
+    REQUIRE(e3->rules.size() == 5);
     const std::vector<MatchField> key3 = {MatchField::DstAddr, MatchField::SrcAddr, MatchField::DstPort, MatchField::L4proto};
     CHECK(e3->rules[0].statements == std::vector<Statement>{NfprotoIpv4{}, ConcatVmap{Family::V4, key3, "rules4_ether3_1"}});
-    CHECK(e3->rules[2].comment == "no rule matched: pick a WAN (both-addresses-and-ports)");
+    CHECK(e3->rules[4].comment == "no rule matched: pick a WAN (both-addresses-and-ports)");
     // ether4: bank beside sip in layer 1; five fields.
     const Chain* e4 = d.table.find_chain("rules4_ether4");
     REQUIRE(e4);
-    const std::vector<MatchField> key4 = {MatchField::DstAddr, MatchField::SrcAddr, MatchField::DstPort,
+    const std::vector<MatchField> key4 = {MatchField::DstAddr, MatchField::DstPort, MatchField::SrcAddr,
                                           MatchField::SrcPort, MatchField::L4proto};
     CHECK(e4->rules[0].statements == std::vector<Statement>{NfprotoIpv4{}, ConcatVmap{Family::V4, key4, "rules4_ether4_1"}});
     const Set* layer = d.table.find_set("rules4_ether4_1");
@@ -349,8 +350,8 @@ TEST_CASE("iif: rules4 dispatches on the LAN to rules4_LAN, each with its own la
 
     std::string text = desired_detail::rules_summary(c);
     INFO(text);
-    CHECK(text.find("#   IPv4 on ether3: 2 layers, 6 map elements\n"
-                    "#   IPv4 on ether4: 2 layers, 7 map elements\n"
+    CHECK(text.find("#   IPv4 on ether3: 4 layers, 4 map elements\n"
+                    "#   IPv4 on ether4: 4 layers, 5 map elements\n"
                     "#   IPv6 on ether3: 1 layer, 1 map element\n"
                     "#   IPv6 on ether4: 1 layer, 2 map elements\n"
                     "#   sip: IPv4 layer 1 on ether3 and ether4, IPv6 layer 1 on ether3 and ether4; policy voip\n") !=
@@ -452,8 +453,8 @@ TEST_CASE("the offline ruleset sums up the rules: layer per family and policy") 
     CHECK(rules_summary(test::dual_stack_config()).empty());
     c = policy_config();
     text = rules_summary(c);
-    CHECK(text.find("#   IPv4: 2 layers, 7 map elements\n") != std::string::npos);
-    CHECK(text.find("#   monitor: IPv4 layer 2; policy metered, sticky src 60 s\n") != std::string::npos);
+    CHECK(text.find("#   IPv4: 4 layers, 5 map elements\n") != std::string::npos);
+    CHECK(text.find("#   monitor: IPv4 layer 3; policy metered, sticky src 60 s\n") != std::string::npos);
 }
 
 TEST_CASE("the most rules a config may have: one build in well under a second") {

@@ -272,24 +272,32 @@ TEST_CASE("layers: disjoint rules share one layer; nested ones stack") {
     CHECK(layer_of(cr, "apart") == 1);
     CHECK(layer_of(cr, "under_mid") == 0);
 
-    // Narrow first (exceptions first): the wider rules lose what the narrower hold, in the one
-    // field they differ in, and share their layer.
+    // Narrow first (exceptions first): cutting the narrower prefix out of a wider one would
+    // give it two elements, so the layers keep them apart; a rule held whole gets nothing.
     c = with_rules({rule("narrow", cidrs({"10.1.2.0/24"})), rule("mid", cidrs({"10.1.0.0/16"})),
                     rule("wide", cidrs({"10.0.0.0/8"})), rule("web", cidrs({"10.1.2.0/24"}), kTcp, {{443, 443}})});
     cr = compile_rules(c, Family::V4);
-    CHECK(cr.layers.size() == 1);
+    CHECK(cr.layers.size() == 3);
     CHECK(layer_of(cr, "narrow") == 1);
-    CHECK(layer_of(cr, "mid") == 1);
-    CHECK(layer_of(cr, "wide") == 1);
+    CHECK(layer_of(cr, "mid") == 2);
+    CHECK(layer_of(cr, "wide") == 3);
     CHECK(layer_of(cr, "web") == 0);  // narrow holds all of it
     CHECK(kernel_match(c, packet("192.168.88.2", "10.1.2.3")) == 0u);
     CHECK(kernel_match(c, packet("192.168.88.2", "10.1.9.3")) == 1u);
     CHECK(kernel_match(c, packet("192.168.88.2", "10.9.9.3")) == 2u);
-    // The host holds all of https's protocol and ports: https loses the host's address.
-    c = with_rules({rule("host", cidrs({"10.1.2.3"})), rule("https", cidrs({"10.0.0.0/8"}), kTcp, {{443, 443}})});
+    // An earlier range at the edge of a later one trims it: no more elements, one layer.
+    c = with_rules({rule("low", cidrs({"10.0.0.0/9"})), rule("all10", cidrs({"10.0.0.0/8"}))});
     cr = compile_rules(c, Family::V4);
     CHECK(cr.layers.size() == 1);
-    CHECK(cr.elements() == 3);
+    CHECK(cr.elements() == 2);
+    CHECK(kernel_match(c, packet("192.168.88.2", "10.1.0.1")) == 0u);
+    CHECK(kernel_match(c, packet("192.168.88.2", "10.200.0.1")) == 1u);
+    // The host holds all of https's protocol and ports, but taking its address out of https
+    // would split it: two layers.
+    c = with_rules({rule("host", cidrs({"10.1.2.3"})), rule("https", cidrs({"10.0.0.0/8"}), kTcp, {{443, 443}})});
+    cr = compile_rules(c, Family::V4);
+    CHECK(cr.layers.size() == 2);
+    CHECK(cr.elements() == 2);
     // The other way round, each narrower than the other in some field: two layers.
     c = with_rules({rule("web", cidrs({"10.0.0.0/8"}), kTcp, {{443, 443}}), rule("host", cidrs({"10.1.2.3"}))});
     cr = compile_rules(c, Family::V4);
@@ -413,11 +421,11 @@ TEST_CASE("iif: the family's rules split by LAN, each LAN's chain from the rules
     // Five fields, never iifname (nft 1.0.6 cannot print six).
     CHECK(e4.fields == std::vector<MatchField>{MatchField::DstAddr, MatchField::DstPort, MatchField::SrcPort,
                                                MatchField::SrcAddr, MatchField::L4proto});
-    CHECK(e4.elements() == 2 + 1 + 2);
+    CHECK(e4.elements() == 2 + 1 + 1);
     CHECK(layer_of(e4, "a") == 1);
     CHECK(layer_of(e4, "b") == 1);
-    CHECK(layer_of(e4, "web") == 1);  // b keeps 198.51.100.7 from it (two elements); a has other ports
-    CHECK(cf.elements() == 6);
+    CHECK(layer_of(e4, "web") == 2);  // over b (any port to 198.51.100.7), beside a (other ports)
+    CHECK(cf.elements() == 5);
     CHECK(kernel_match(c, packet("10.0.0.1", "203.0.113.1", kTcp, 40000, 80, "ether3")) == 2u);
     CHECK(kernel_match(c, packet("10.0.0.1", "203.0.113.1", kTcp, 40000, 80, "ether4")) == 3u);
     CHECK(kernel_match(c, packet("10.0.0.1", "192.0.2.1", kTcp, 40000, 8000, "ether4")) == 0u);
@@ -486,17 +494,17 @@ TEST_CASE("IPv6 and mixed-family rules: each family gets its own addresses, 16-b
     CHECK(cr4.rules == std::vector<size_t>{0, 1, 2});
     auto cr6 = compile_rules(c, Family::V6);
     CHECK(cr6.rules == std::vector<size_t>{0, 1, 3});
-    CHECK(cr6.fields == std::vector<MatchField>{MatchField::SrcAddr, MatchField::DstAddr, MatchField::DstPort,
+    CHECK(cr6.fields == std::vector<MatchField>{MatchField::DstAddr, MatchField::SrcAddr, MatchField::DstPort,
                                                 MatchField::L4proto});
-    // lan keeps fd00::/8 from dns and ping6 (the one field it narrows): one layer.
-    CHECK(cr6.layers.size() == 1);
-    CHECK(layer_of(cr6, "ping6") == 1);
+    // dns overlaps lan (any destination from fd00::/8); ping6 overlaps lan, not dns (another proto).
+    CHECK(cr6.layers.size() == 2);
+    CHECK(layer_of(cr6, "ping6") == 2);
     const auto& k = std::get<nft::FieldRanges>(cr6.layers[0][0].key);
     std::vector<uint8_t> fd00(16, 0), fdff(16, 0xff);
     fd00[0] = 0xfd;
     fdff[0] = 0xfd;
-    CHECK(k[0] == FieldRange{fd00, fdff});
-    CHECK(k[1] == FieldRange{std::vector<uint8_t>(16, 0), std::vector<uint8_t>(16, 0xff)});
+    CHECK(k[1] == FieldRange{fd00, fdff});
+    CHECK(k[0] == FieldRange{std::vector<uint8_t>(16, 0), std::vector<uint8_t>(16, 0xff)});
 
     CHECK(kernel_match(c, packet("fd00::5", "2001:db8:53::53", kUdp, 1, 53)) == 0u);
     CHECK(kernel_match(c, packet("fe00::5", "2001:db8:53::53", kUdp, 1, 53)) == 1u);
