@@ -344,7 +344,7 @@ def test_lab_daemon_wrapper_with_stand_in_programs(lab, tmp_path, monkeypatch):
     assert f"--config {daemon.config_path} --runtime-dir {daemon.runtime_dir}" in daemon.log()
 
     daemon.reload()
-    labkit.wait_until(lambda: "reloaded" in daemon.log(), 3, "the stand-in to log SIGHUP")
+    labkit.wait_until(lambda: "reloaded" in daemon.log(), 10, "the stand-in to log SIGHUP")
     assert daemon.stop() == 0 and "stopping" in daemon.log()
 
     second = lab.start_daemon(config, extra_args=["--extra"])
