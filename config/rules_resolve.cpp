@@ -95,7 +95,10 @@ void check_rule_iif(const ConfigDraft& draft, const RuleDraft& rule, Reporter& r
     for (const auto& lan : draft.lans) {
         if (lan.value) lans.push_back(*lan.value);
     }
-    for (const auto& [name, path] : rule.iif.items) {
+    for (const auto& item : rule.iif.items) {
+        // Not a structured binding: clang 14 (the fuzz build) cannot capture one in a lambda.
+        const auto& name = item.first;
+        const auto& path = item.second;
         if (std::find(lans.begin(), lans.end(), name) != lans.end()) continue;
         auto wan = std::find_if(draft.wans.begin(), draft.wans.end(),
                                 [&](const WanDraft& w) { return w.interface.value == name && w.name.value; });
