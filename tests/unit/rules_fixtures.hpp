@@ -80,4 +80,12 @@ inline std::vector<WanInputs> healthy(const Config& c) {
     return out;
 }
 
+// The desired policy rules of one family, in order.
+inline std::vector<Rule> rules_of(const Desired& d, Family family) {
+    std::vector<Rule> out;
+    for (const auto& r : d.rules)
+        if (r.family == family) out.push_back(r);
+    return out;
+}
+
 }  // namespace wb::test

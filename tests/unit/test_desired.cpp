@@ -244,13 +244,6 @@ std::map<std::string, unsigned> shares_of(const Desired& d, const char* map) {
     return out;
 }
 
-std::vector<Rule> rules_of(const Desired& d, Family family) {
-    std::vector<Rule> out;
-    for (const auto& r : d.rules)
-        if (r.family == family) out.push_back(r);
-    return out;
-}
-
 }  // namespace
 
 TEST_CASE("an IPv4-only config has no IPv6 object at all") {
@@ -288,7 +281,7 @@ TEST_CASE("dual-stack: balance6 holds only the IPv6 WANs; the IPv4 parts are tho
     for (const auto& r : d.routes)
         if (r.family == Family::V4) routes4.push_back(r);
     CHECK(routes4 == d4.routes);
-    CHECK(rules_of(d, Family::V4) == d4.rules);
+    CHECK(test::rules_of(d, Family::V4) == d4.rules);
 }
 
 TEST_CASE("dual-stack: IPv6 routes in the same tables, metric 1024, link-local gateways kept") {
@@ -316,7 +309,7 @@ TEST_CASE("dual-stack: IPv6 routes in the same tables, metric 1024, link-local g
 TEST_CASE("dual-stack: IPv6 rules at the same priorities, fwmark rules only for the IPv6 WANs") {
     auto c = test::dual_stack_config();
     auto d = build_desired(c, healthy(c));
-    auto r6 = rules_of(d, Family::V6);
+    auto r6 = test::rules_of(d, Family::V6);
     REQUIRE(r6.size() == 4);
     CHECK(r6[0].priority == 20000);
     CHECK(r6[0].suppress_prefixlen == uint8_t(0));
@@ -329,7 +322,7 @@ TEST_CASE("dual-stack: IPv6 rules at the same priorities, fwmark rules only for 
     CHECK(r6[3].priority == 20004);
     CHECK(r6[3].table == kBalancedTable);
     CHECK(ip_command(r6[1]) == "ip -6 rule add priority 20001 fwmark 0x100/0x3f00 lookup 101 proto wanbalance");
-    CHECK(rules_of(d, Family::V4).size() == 5);
+    CHECK(test::rules_of(d, Family::V4).size() == 5);
 }
 
 TEST_CASE("an IPv6 outage moves only balance6 buckets and the IPv6 route; IPv4 stays identical") {

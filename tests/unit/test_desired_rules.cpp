@@ -60,13 +60,6 @@ std::map<std::string, unsigned> shares(const Desired& d, const std::string& map)
     return out;
 }
 
-std::vector<Rule> rules_of(const Desired& d, Family family) {
-    std::vector<Rule> out;
-    for (const auto& r : d.rules)
-        if (r.family == family) out.push_back(r);
-    return out;
-}
-
 RuleSend wans(std::vector<size_t> w, bool last_resort = false) { return {Kind::Wans, std::move(w), last_resort}; }
 
 }  // namespace
@@ -371,7 +364,7 @@ TEST_CASE("iif: rules4 dispatches on the LAN to rules4_LAN, each with its own la
 TEST_CASE("extra ip rules: main and unreachable marks after the WANs', before the balanced table") {
     Config c = policy_config();
     auto d = build_desired(c, healthy(c));
-    auto r4 = rules_of(d, Family::V4);
+    auto r4 = test::rules_of(d, Family::V4);
     REQUIRE(r4.size() == 7);
     CHECK(r4[3].priority == 20003);
     CHECK(ip_command(r4[4]) == "ip rule add priority 20004 fwmark 0x3f00/0x3f00 lookup main proto wanbalance");
@@ -380,7 +373,7 @@ TEST_CASE("extra ip rules: main and unreachable marks after the WANs', before th
     CHECK(r4[5].action == RuleAction::Unreachable);
     CHECK(r4[6].priority == 20006);
     CHECK(r4[6].table == kBalancedTable);
-    auto r6 = rules_of(d, Family::V6);
+    auto r6 = test::rules_of(d, Family::V6);
     REQUIRE(r6.size() == 6);
     CHECK(r6[3].priority == 20004);
     CHECK(ip_command(r6[4]) == "ip -6 rule add priority 20005 fwmark 0x3e00/0x3f00 unreachable proto wanbalance");
@@ -395,7 +388,7 @@ TEST_CASE("extra ip rules: main and unreachable marks after the WANs', before th
 
     c.unreachable_mark.reset();
     c.policies[1].last_resort = LastResort::Main;
-    r4 = rules_of(build_desired(c, healthy(c)), Family::V4);
+    r4 = test::rules_of(build_desired(c, healthy(c)), Family::V4);
     REQUIRE(r4.size() == 6);
     CHECK(r4[4].fwmark == kMainMark);
     CHECK(r4[5].priority == 20005);
