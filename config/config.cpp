@@ -40,6 +40,29 @@ std::string_view classifier_name(Classifier c) {
     return "unknown";
 }
 
+ProbeTarget icmp_target(const IpAddr& address) { return ProbeTarget{ProbeKind::Icmp, address, 0, {}}; }
+
+std::string_view probe_kind_name(ProbeKind kind) {
+    switch (kind) {
+        case ProbeKind::Icmp: return "icmp";
+        case ProbeKind::Tcp: return "tcp";
+        case ProbeKind::Dns: return "dns";
+    }
+    return "unknown";
+}
+
+std::string describe(const ProbeTarget& target) {
+    std::string address = str(target.address);
+    switch (target.kind) {
+        case ProbeKind::Icmp: return address;
+        case ProbeKind::Tcp:
+            if (family_of(target.address) == Family::V6) address = "[" + address + "]";
+            return "tcp " + address + ":" + std::to_string(target.port);
+        case ProbeKind::Dns: return "dns " + address + " " + target.name;
+    }
+    return address;
+}
+
 std::optional<Classifier> parse_classifier(std::string_view name) {
     for (const auto& [value, known] : kClassifierNames) {
         if (known == name) return value;

@@ -41,9 +41,31 @@ enum class Classifier {
 std::string_view classifier_name(Classifier c);
 std::optional<Classifier> parse_classifier(std::string_view name);
 
+// What one probe asks and what counts as an answer.
+//  Icmp: an echo request; an echo reply counts.            config: "192.0.2.1"
+//  Tcp:  a handshake to address:port; a SYN-ACK or an RST counts.  {"tcp": "192.0.2.1:443"}
+//  Dns:  a UDP query for `name` to address:53; any answer with the query's id counts.
+//                                                           {"dns": "192.0.2.53", "name": "example.com"}
+enum class ProbeKind { Icmp, Tcp, Dns };
+
+struct ProbeTarget {
+    ProbeKind kind = ProbeKind::Icmp;
+    IpAddr address;
+    uint16_t port = 0;  // Tcp: the port; Dns: 53; Icmp: 0
+    std::string name;   // Dns: the name asked for (type A, or AAAA for an IPv6 server); else empty
+    bool operator==(const ProbeTarget&) const = default;
+};
+inline constexpr uint16_t kDnsPort = 53;
+ProbeTarget icmp_target(const IpAddr& address);
+// "icmp", "tcp", "dns": the kind as status and logs spell it.
+std::string_view probe_kind_name(ProbeKind kind);
+// As an operator reads it: "192.0.2.1", "tcp 192.0.2.1:443", "tcp [2001:db8::1]:443",
+// "dns 192.0.2.53 example.com".
+std::string describe(const ProbeTarget& target);
+
 struct ProbeConfig {
-    std::vector<Ipv4> targets;   // IPv4 targets; empty: probe the WAN's IPv4 gateway
-    std::vector<Ipv6> targets6;  // IPv6 targets (for WANs with gateway6); empty: probe gateway6
+    std::vector<ProbeTarget> targets;   // IPv4 targets; empty: probe the WAN's IPv4 gateway (ICMP)
+    std::vector<ProbeTarget> targets6;  // IPv6 targets (for WANs with gateway6); empty: probe gateway6
     std::chrono::milliseconds interval{300};
     std::chrono::milliseconds timeout{600};
     unsigned down_after = 3;

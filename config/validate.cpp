@@ -261,10 +261,10 @@ void read_targets(Field<ProbeTargets>& field, const Json& v, const std::string& 
         } else if (auto [it, fresh] = first_seen.emplace(*address, at); !fresh) {
             report.fail(at, describe(v[i]) + " is already listed at " + it->second);
             ok = false;
-        } else if (const auto* v4 = std::get_if<Ipv4>(&*address)) {
-            targets.v4.push_back(*v4);
+        } else if (family_of(*address) == Family::V4) {
+            targets.v4.push_back(icmp_target(*address));
         } else {
-            targets.v6.push_back(std::get<Ipv6>(*address));
+            targets.v6.push_back(icmp_target(*address));
         }
     }
     if (ok) field.value = std::move(targets);

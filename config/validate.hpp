@@ -50,8 +50,8 @@ struct Field {
 
 // probe.targets as read, split by family.
 struct ProbeTargets {
-    std::vector<Ipv4> v4;
-    std::vector<Ipv6> v6;
+    std::vector<ProbeTarget> v4;  // each with an IPv4 address
+    std::vector<ProbeTarget> v6;
     size_t count(Family f) const { return f == Family::V4 ? v4.size() : v6.size(); }
 };
 

@@ -74,10 +74,10 @@ void Daemon::configure_probe(const WanConfig& wan, const WanState& w, Family fam
     spec.mark = wan.mark;
     if (family == Family::V4) {
         spec.targets.assign(wan.probe.targets.begin(), wan.probe.targets.end());
-        if (spec.targets.empty() && w.inputs.gateway) spec.targets.push_back(*w.inputs.gateway);
+        if (spec.targets.empty() && w.inputs.gateway) spec.targets.push_back(icmp_target(*w.inputs.gateway));
     } else {
         spec.targets.assign(wan.probe.targets6.begin(), wan.probe.targets6.end());
-        if (spec.targets.empty() && w.inputs.gateway6) spec.targets.push_back(*w.inputs.gateway6);
+        if (spec.targets.empty() && w.inputs.gateway6) spec.targets.push_back(icmp_target(*w.inputs.gateway6));
     }
     spec.interval = wan.probe.interval;
     spec.timeout = wan.probe.timeout;

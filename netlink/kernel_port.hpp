@@ -25,6 +25,13 @@ struct Ipv6Conf {
     bool operator==(const Ipv6Conf&) const = default;
 };
 
+struct ReplyCount {
+    std::string wan;
+    Family family = Family::V4;
+    uint64_t packets = 0;
+    bool operator==(const ReplyCount&) const = default;
+};
+
 class KernelPort {
 public:
     virtual ~KernelPort() = default;
@@ -55,6 +62,10 @@ public:
     // --- net.ipv6.conf.IFACE.{accept_ra,forwarding}: read only, to warn about RAs ignored ---
     virtual Expected<Ipv6Conf> get_ipv6_conf(int ifindex) = 0;
 
+    // --- nftables: the counters of replies to the WANs' own connections (chain "replies"): per
+    // WAN and family, packets of LAN connections that came back in on that WAN. Counters only
+    // grow while the chain is not rewritten; a rewrite starts them again at 0. ---
+    virtual Expected<std::vector<ReplyCount>> read_reply_counters() = 0;
     // --- conntrack: deletes the entries of `family` whose (ctmark & mask) == mark; how many ---
     virtual Expected<unsigned> delete_by_mark(Family family, uint32_t mark, uint32_t mask) = 0;
 

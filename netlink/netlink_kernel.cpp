@@ -43,6 +43,9 @@ Status NetlinkKernel::set_src_valid_mark(int ifindex, bool on) { return rtnl_->s
 
 Expected<Ipv6Conf> NetlinkKernel::get_ipv6_conf(int ifindex) { return rtnl_->get_ipv6_conf(ifindex); }
 
+// TODO(detect): reads chain "replies" (helper H2).
+Expected<std::vector<ReplyCount>> NetlinkKernel::read_reply_counters() { return std::vector<ReplyCount>{}; }
+
 Expected<unsigned> NetlinkKernel::delete_by_mark(Family family, uint32_t mark, uint32_t mask) {
     return conntrack_->delete_by_mark(family, mark, mask);
 }

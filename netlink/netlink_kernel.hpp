@@ -39,6 +39,7 @@ public:
     Expected<bool> get_src_valid_mark(int ifindex) override;
     Status set_src_valid_mark(int ifindex, bool on) override;
     Expected<Ipv6Conf> get_ipv6_conf(int ifindex) override;
+    Expected<std::vector<ReplyCount>> read_reply_counters() override;
     Expected<unsigned> delete_by_mark(Family family, uint32_t mark, uint32_t mask) override;
 
 private:

@@ -226,7 +226,8 @@ void Prober::Impl::start_round(Wan& w) {
     if (w.spec.targets.empty() && round.problem.empty()) round.problem = "no probe targets (gateway unknown)";
 
     bool interface_gone = false;
-    for (const IpAddr& target : w.spec.targets) {
+    for (const ProbeTarget& spec_target : w.spec.targets) {
+        const IpAddr& target = spec_target.address;
         Probe& probe = round.probes.emplace_back(Probe{target, w.next_sequence++});
         if (!w.socket) {
             probe.fate = Fate::NotSent;
@@ -389,7 +390,7 @@ int Prober::Impl::on_readable(sd_event_source*, int fd, uint32_t, void* userdata
     return 0;
 }
 
-Expected<std::unique_ptr<Prober>> Prober::create(sd_event* event, RoundCallback callback) {
+Expected<std::unique_ptr<Prober>> Prober::create(sd_event* event, RoundCallback callback, RepliesFn) {
     if (!event) return Status::fail(EINVAL, "Prober needs an event loop");
     std::unique_ptr<Prober> prober(new Prober());
     prober->impl_ = std::make_unique<Impl>();
@@ -409,9 +410,9 @@ Status Prober::configure(const ProbeKey& key, const ProbeSpec& spec) {
         return Status::fail(EINVAL, "Cannot probe " + wan + ": \"" + spec.interface + "\" is not an interface name");
     if (spec.interval.count() <= 0 || spec.timeout.count() <= 0)
         return Status::fail(EINVAL, "Cannot probe " + wan + ": interval and timeout must be positive");
-    for (const IpAddr& target : spec.targets)
-        if (family_of(target) != key.family)
-            return Status::fail(EINVAL, "Cannot probe " + wan + ": target " + str(target) + " is not an " +
+    for (const ProbeTarget& target : spec.targets)
+        if (family_of(target.address) != key.family)
+            return Status::fail(EINVAL, "Cannot probe " + wan + ": target " + describe(target) + " is not an " +
                                             std::string(family_label(key.family)) + " address");
 
     uint64_t loop_now = 0;
@@ -483,6 +484,10 @@ void Prober::pause(const ProbeKey& key, bool paused) {
     // Resuming starts a round at once: the carrier just came back and the daemon wants to know.
     impl_->schedule_next_round(w, loop_now);
 }
+
+bool Prober::suspect(const ProbeKey&) { return false; }
+std::chrono::microseconds Prober::deadline(const ProbeKey&) const { return std::chrono::microseconds{600000}; }
+std::vector<ProbeTarget> Prober::socket_targets(const ProbeKey&) const { return {}; }
 
 Status Prober::timer_status() const { return impl_->timer_status; }
 

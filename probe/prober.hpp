@@ -1,6 +1,14 @@
-// ICMP and ICMPv6 echo probing of every WAN out of that WAN, per family: one raw socket per WAN
-// and family, bound to its interface and carrying its mark, driven by sd-event timers. No ping
-// processes, no blocking. IPv4 and IPv6 of one WAN are probed, counted and judged apart.
+// Probing of every WAN out of that WAN, per family: ICMP echo, TCP handshakes and DNS queries
+// (probe/transport.hpp), each socket bound to the WAN's interface and carrying its mark, driven by
+// sd-event timers. No ping processes, no blocking. IPv4 and IPv6 of one WAN are probed, counted
+// and judged apart.
+//
+// Deadlines adapt to the path (docs/design.md, Detection): each target keeps an RFC 6298 srtt and
+// rttvar from its answers (late ones too), and a probe not answered by srtt + 4·rttvar (at least
+// kDeadlineFloor, at most the timeout) is lost, unless the WAN's own connections got replies
+// since the round went out: then it may take up to the timeout (a congested link answers late,
+// it is not dead). A failed round makes the path suspect: the next rounds go out at once, one
+// per adaptive deadline (a confirmation burst), until a round succeeds.
 #pragma once
 
 #include <systemd/sd-event.h>
@@ -16,6 +24,7 @@
 
 #include "base/ip.hpp"
 #include "base/status.hpp"
+#include "config/config.hpp"
 
 namespace wb {
 
@@ -26,12 +35,16 @@ struct ProbeKey {
     auto operator<=>(const ProbeKey&) const = default;
 };
 
+// The least adaptive deadline: timer slack, the kernel's and the scheduler's delays on a busy
+// router. Never above the spec's timeout.
+inline constexpr std::chrono::milliseconds kDeadlineFloor{50};
+
 struct ProbeSpec {
     std::string interface;
     uint32_t mark = 0;            // SO_MARK: the WAN's mark, so policy routing sends it out of the WAN
-    // Resolved: the configured targets of the key's family, or its gateway; all of that family.
-    // A link-local IPv6 target (fe80::1) is reached on `interface`.
-    std::vector<IpAddr> targets;
+    // Resolved: the configured targets of the key's family, or its gateway (ICMP); all of that
+    // family. A link-local IPv6 target (fe80::1) is reached on `interface`.
+    std::vector<ProbeTarget> targets;
     std::chrono::milliseconds interval{300};
     std::chrono::milliseconds timeout{600};
     unsigned min_targets_up = 1;
@@ -45,6 +58,21 @@ struct RoundOutcome {
     unsigned answered = 0, sent = 0;
     std::optional<std::chrono::microseconds> rtt;  // mean RTT of the answers in this round
     std::string problem;  // why nothing was sent, e.g. "sendto 192.0.2.53: Network is unreachable"
+    bool confirmation = false;  // went out at once as part of a confirmation burst, not on schedule
+    // The WAN's connections got replies while this round was out, so its probes had up to the
+    // timeout instead of their adaptive deadlines.
+    bool traffic_alive = false;
+    std::chrono::microseconds deadline{0};  // the adaptive deadline this round's probes had
+};
+
+// One target of a path, for status.
+struct TargetStats {
+    ProbeTarget target;
+    std::optional<double> srtt_ms, rttvar_ms;  // RFC 6298, over every answer (late ones too)
+    double loss_pct = 0;                       // over its last kLossWindow probes
+    uint64_t sent = 0, lost = 0;
+    std::optional<std::chrono::microseconds> last_answer_age;  // since its last answer; nullopt: never
+    std::chrono::microseconds deadline{0};                     // its adaptive deadline now
 };
 
 struct ProbeStats {
@@ -53,6 +81,8 @@ struct ProbeStats {
     // Since the WAN was first configured. A probe that could not be sent (no interface, no
     // route) counts as sent and lost: a WAN that cannot send is as dead as one nobody answers.
     uint64_t sent = 0, lost = 0;
+    std::vector<TargetStats> targets;  // in the spec's order
+    bool suspect = false;              // a confirmation burst is running
 };
 
 inline constexpr unsigned kLossWindow = 100;
@@ -61,8 +91,13 @@ class Prober {
 public:
     // Called once per finished round, in round order per key, from the event loop.
     using RoundCallback = std::function<void(const ProbeKey& key, const RoundOutcome& outcome)>;
+    // How many reply packets of the WAN's own (LAN) connections have come in on this path so far:
+    // a counter that only grows (nftables, netlink/kernel_port.hpp read_reply_counters). nullopt:
+    // unknown (no evidence either way). Asked when a round goes out and when it would fail.
+    using RepliesFn = std::function<std::optional<uint64_t>(const ProbeKey& key)>;
 
-    static Expected<std::unique_ptr<Prober>> create(sd_event* event, RoundCallback callback);
+    static Expected<std::unique_ptr<Prober>> create(sd_event* event, RoundCallback callback,
+                                                    RepliesFn replies = {});
     ~Prober();
     Prober(const Prober&) = delete;
     Prober& operator=(const Prober&) = delete;
@@ -81,12 +116,23 @@ public:
     // Pauses/resumes a key's rounds (no carrier: nothing to learn; rounds resume at once on resume).
     void pause(const ProbeKey& key, bool paused);
 
+    // Traffic says the path may be dead (new connections on it unanswered): start a confirmation
+    // burst now, unless one is running or the path is paused or unknown. Returns whether it
+    // started. Evidence only: the WAN still goes down only on failed rounds.
+    bool suspect(const ProbeKey& key);
+    // The path's adaptive deadline now: the largest of its targets' (the timeout before any
+    // answer). SynWatch uses it for how long a new connection may wait for its first reply.
+    std::chrono::microseconds deadline(const ProbeKey& key) const;
+
     ProbeStats stats(const ProbeKey& key) const;
     // Whether the last timer could be armed: a failure means rounds may stop (the daemon logs it).
     Status timer_status() const;
     // The ICMP / ICMPv6 identifier of the key's echo requests (for packet captures, tests, and
     // to keep the probes out of the connection counts).
     std::optional<uint16_t> identifier(const ProbeKey& key) const;
+    // The TCP and DNS targets of the key (their conntrack entries are the router's own, not LAN
+    // connections).
+    std::vector<ProbeTarget> socket_targets(const ProbeKey& key) const;
 
 private:
     Prober() = default;

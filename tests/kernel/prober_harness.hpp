@@ -137,7 +137,7 @@ public:
         ProbeSpec spec;
         spec.interface = dev;
         spec.mark = mark;
-        for (const auto& t : targets) spec.targets.push_back(*parse_ip(t));
+        for (const auto& t : targets) spec.targets.push_back(icmp_target(*parse_ip(t)));
         spec.interval = interval;
         spec.timeout = timeout;
         Status s = prober->configure(key, spec);

@@ -46,6 +46,8 @@ inline std::string replace_once(std::string text, std::string_view from, std::st
 }
 
 inline wb::Ipv4 ip(const char* s) { return *wb::Ipv4::parse(s); }
+// An ICMP probe target at an IPv4 or IPv6 address.
+inline wb::ProbeTarget icmp(const char* s) { return wb::icmp_target(*wb::parse_ip(s)); }
 
 // The article's two WANs and LAN, with extra keys spliced into each WAN and the top level.
 inline std::string article(std::string_view wan0 = "", std::string_view wan1 = "", std::string_view top = "",

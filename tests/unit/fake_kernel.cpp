@@ -429,6 +429,8 @@ Expected<Ipv6Conf> FakeKernel::get_ipv6_conf(int ifindex) {
     return it == ipv6_conf_.end() ? Ipv6Conf{} : it->second;
 }
 
+Expected<std::vector<ReplyCount>> FakeKernel::read_reply_counters() { return std::vector<ReplyCount>{}; }
+
 Expected<unsigned> FakeKernel::delete_by_mark(Family family, uint32_t mark, uint32_t mask) {
     char what[128];
     std::snprintf(what, sizeof what, "Could not delete the %s connections marked 0x%x/0x%x: ",

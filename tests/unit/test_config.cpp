@@ -38,7 +38,7 @@ TEST_CASE("the docs/design.md example loads with the documented defaults and all
     CHECK(charter.tier == 0);
     CHECK(charter.table == 101);
     CHECK(charter.mark == 0x100);
-    CHECK(charter.probe.targets == std::vector{ip("192.0.2.53"), ip("192.0.2.54")});
+    CHECK(charter.probe.targets == std::vector{icmp("192.0.2.53"), icmp("192.0.2.54")});
     CHECK(charter.probe.interval == 300ms);
     CHECK(charter.probe.timeout == 600ms);
     CHECK(charter.probe.down_after == 3);
@@ -125,10 +125,10 @@ TEST_CASE("per-WAN probe settings override the global ones key by key") {
     CHECK(r.config->probe.down_after == 3);
     CHECK(r.config->wans[0].probe.interval == 1000ms);
     CHECK(r.config->wans[0].probe.down_after == 2);
-    CHECK(r.config->wans[0].probe.targets == std::vector{ip("192.0.2.9")});
+    CHECK(r.config->wans[0].probe.targets == std::vector{icmp("192.0.2.9")});
     CHECK(r.config->wans[1].probe.interval == 1000ms);
     CHECK(r.config->wans[1].probe.down_after == 3);
-    CHECK(r.config->wans[1].probe.targets == std::vector{ip("192.0.2.1"), ip("192.0.2.2")});
+    CHECK(r.config->wans[1].probe.targets == std::vector{icmp("192.0.2.1"), icmp("192.0.2.2")});
 }
 
 TEST_CASE("every key takes its documented values") {
@@ -554,8 +554,8 @@ TEST_CASE("probe targets of both families are split; IPv6 ones probe the WANs wi
     REQUIRE(r.errors == Errors{});
     CHECK(r.warnings == Errors{});
     const wb::ProbeConfig& p = r.config->wans[0].probe;
-    CHECK(p.targets == std::vector{ip("192.0.2.53")});
-    CHECK(p.targets6 == std::vector{*wb::Ipv6::parse("2001:db8:ff::53"), *wb::Ipv6::parse("2001:db8:ff::54")});
+    CHECK(p.targets == std::vector{icmp("192.0.2.53")});
+    CHECK(p.targets6 == std::vector{icmp("2001:db8:ff::53"), icmp("2001:db8:ff::54")});
     check_error(article("", "", R"(, "probe": {"targets": ["2001:db8:ff::53", "2001:db8:ff:0::53"]})"),
                 "/probe/targets/1", "\"2001:db8:ff:0::53\" is already listed at /probe/targets/0");
     check_error(article("", "", R"(, "probe": {"targets": ["ff02::1"]})"), "/probe/targets/0",

@@ -130,8 +130,8 @@ TEST_CASE("the corpus article config mirrors the article") {
     REQUIRE(r.config);
     CHECK(r.config->wans[2].tier == 1);
     CHECK(r.config->wans[2].probe.interval == 2000ms);
-    CHECK(r.config->wans[2].probe.targets == std::vector{ip("192.0.2.53")});
-    CHECK(r.config->wans[0].probe.targets == std::vector{ip("192.0.2.53"), ip("192.0.2.54")});
+    CHECK(r.config->wans[2].probe.targets == std::vector{icmp("192.0.2.53")});
+    CHECK(r.config->wans[0].probe.targets == std::vector{icmp("192.0.2.53"), icmp("192.0.2.54")});
 
     r = wb::load_config((fs::path(WB_CONFIG_CORPUS) / "good" / "weights.json").string());
     REQUIRE(r.config);
