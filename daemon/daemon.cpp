@@ -204,14 +204,15 @@ Status Daemon::open_sources() {
     verify_source_.reset(verify_source);
 
     hooks_ = std::make_unique<HookRunner>(event_.get());
-    auto prober = Prober::create(event_.get(), [this](const ProbeKey& key, const RoundOutcome& outcome) {
-        on_probe_round(key, outcome);
-    });
+    auto prober = Prober::create(
+        event_.get(), [this](const ProbeKey& key, const RoundOutcome& outcome) { on_probe_round(key, outcome); },
+        [this](const ProbeKey& key) { return replies_of(key); });
     if (!prober)
         return Status::fail(prober.error().err, prober.error().message + (prober.error().err == EPERM
                                                                                ? " (wanbalanced needs CAP_NET_RAW)"
                                                                                : ""));
     prober_ = std::move(*prober);
+    watch_traffic();
     return Status::ok();
 }
 

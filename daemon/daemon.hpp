@@ -20,11 +20,13 @@
 #include "daemon/instance_lock.hpp"
 #include "daemon/state_store.hpp"
 #include "netlink/conntrack_counter.hpp"
+#include "netlink/conntrack_events.hpp"
 #include "netlink/kernel_sync.hpp"
 #include "netlink/kernel_watch.hpp"
 #include "netlink/netlink_kernel.hpp"
 #include "netlink/nft_monitor.hpp"
 #include "probe/prober.hpp"
+#include "probe/syn_watch.hpp"
 
 namespace wb {
 
@@ -75,6 +77,14 @@ private:
     void on_verify_timer();
     void on_probe_round(const ProbeKey& key, const RoundOutcome& outcome);
 
+    // traffic.cpp: replies and unanswered new connections as evidence about a WAN's path.
+    std::optional<uint64_t> replies_of(const ProbeKey& key);
+    void watch_traffic();
+    std::chrono::microseconds syn_deadline(const ProbeKey& key) const;
+    void on_ct_event(const CtEvent& e);
+    void arm_syn_timer();
+    void on_syn_timer();
+
     // reconcile.cpp: the core's events in, its effects out, the kernel kept equal to the desire.
     Effects dispatch(const Event& event);
     void perform(const Effects& effects);
@@ -124,6 +134,16 @@ private:
     std::unique_ptr<ControlServer> control_;
     std::unique_ptr<Prober> prober_;
     std::unique_ptr<HookRunner> hooks_;
+    std::unique_ptr<ConntrackEvents> ct_events_;  // nullptr: traffic hints are off
+    SourcePtr syn_timer_;
+    SynWatch syn_watch_;
+    std::map<ProbeKey, Usec> last_hint_;
+    struct RepliesCache {
+        Usec at = 0;
+        std::vector<ReplyCount> counts;
+        bool ok = false;
+    };
+    std::optional<RepliesCache> replies_cache_;
 
     std::map<std::string, std::string> reported_;  // failing thing -> its error, logged once until it clears
     std::map<std::string, int> src_valid_mark_set_;  // interface -> the ifindex on which we set it

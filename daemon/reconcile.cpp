@@ -82,6 +82,7 @@ void Daemon::configure_probe(const WanConfig& wan, const WanState& w, Family fam
     spec.interval = wan.probe.interval;
     spec.timeout = wan.probe.timeout;
     spec.min_targets_up = wan.probe.min_targets_up;
+    spec.down_after = wan.probe.down_after;
     // An override does not pause probing: `set WAN auto` must hand back to a machine that
     // knows the WAN's health now, not as it was before the override.
     bool can_probe = w.inputs.link_usable(family) && !spec.targets.empty();
@@ -98,6 +99,7 @@ void Daemon::configure_probes() {
         if (wan.ipv6) configure_probe(wan, state_.wans[i], Family::V6, keys);
     }
     prober_->retain(keys);
+    syn_watch_.retain(keys);
     report("probe timers", prober_->timer_status());
 }
 

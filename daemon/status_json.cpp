@@ -10,6 +10,29 @@ namespace {
 
 nlohmann::json optional_json(const auto& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); }
 
+// Each probe target of one family: what it is, how it answers, when it last did.
+nlohmann::json targets_json(const ProbeStats& stats) {
+    nlohmann::json out = nlohmann::json::array();
+    auto ms = [](std::chrono::microseconds us) { return static_cast<double>(us.count()) / 1000.0; };
+    for (const TargetStats& t : stats.targets) {
+        std::optional<double> last;
+        if (t.last_answer_age) last = ms(*t.last_answer_age) / 1000.0;
+        out.push_back({
+            {"target", describe(t.target)},
+            {"kind", std::string(probe_kind_name(t.target.kind))},
+            {"address", str(t.target.address)},
+            {"rtt_ms", optional_json(t.srtt_ms)},
+            {"rttvar_ms", optional_json(t.rttvar_ms)},
+            {"deadline_ms", ms(t.deadline)},
+            {"loss_pct", t.loss_pct},
+            {"sent", t.sent},
+            {"lost", t.lost},
+            {"last_answer_s", optional_json(last)},
+        });
+    }
+    return out;
+}
+
 bool is_active(const ActiveSet& active, size_t i) {
     return std::find(active.wans.begin(), active.wans.end(), i) != active.wans.end();
 }
@@ -30,6 +53,8 @@ nlohmann::json ipv6_json(const WanConfig& wan, const WanState& w, const WanCount
         {"loss_pct", c.probe6.loss_pct},
         {"probes_sent", c.probe6.sent},
         {"probes_lost", c.probe6.lost},
+        {"confirming", c.probe6.suspect},
+        {"targets", targets_json(c.probe6)},
         {"transitions", h.transitions},
         {"warning", c.ipv6_warning.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.ipv6_warning)},
     };
@@ -56,6 +81,8 @@ nlohmann::json wan_json(const WanConfig& wan, const WanState& w, const WanCounte
         {"loss_pct", c.probe.loss_pct},
         {"probes_sent", c.probe.sent},
         {"probes_lost", c.probe.lost},
+        {"confirming", c.probe.suspect},
+        {"targets", targets_json(c.probe)},
         {"connections", c.connections},
         {"share_pct", total ? double(c.connections) * 100.0 / total : 0.0},
         {"bytes", c.rx_bytes + c.tx_bytes},

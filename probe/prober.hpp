@@ -48,6 +48,9 @@ struct ProbeSpec {
     std::chrono::milliseconds interval{300};
     std::chrono::milliseconds timeout{600};
     unsigned min_targets_up = 1;
+    // Failed rounds in a row that take the WAN down: a confirmation burst stops there (the WAN is
+    // down; back to one round per interval).
+    unsigned down_after = 3;
     bool operator==(const ProbeSpec&) const = default;
 };
 

@@ -54,7 +54,9 @@ public:
     // calls this before it judges a deadline, so an answer queued while the daemon was busy is
     // still counted at the time it arrived.
     virtual void poll() = 0;
-    // The probe is judged (answered or lost): release what it holds (a TCP socket).
+    // The probe was judged lost and its late answer is no longer wanted: release what it holds
+    // (a TCP socket). A transport forgets a probe by itself once it has reported its answer (the
+    // prober never calls forget() for it, and never from inside the answer callback).
     virtual void forget(uint64_t token) = 0;
 };
 
