@@ -124,10 +124,13 @@ public:
         sd_event* e = nullptr;
         REQUIRE(sd_event_new(&e) >= 0);
         event_.reset(e);
-        auto p = Prober::create(event_.get(), [this](const ProbeKey& key, const RoundOutcome& o) {
-            seen.push_back({key, o, Clock::now()});
-            if (on_round) on_round(seen.back());
-        });
+        auto p = Prober::create(
+            event_.get(),
+            [this](const ProbeKey& key, const RoundOutcome& o) {
+                seen.push_back({key, o, Clock::now()});
+                if (on_round) on_round(seen.back());
+            },
+            [this](const ProbeKey& key) { return replies ? replies(key) : std::nullopt; });
         REQUIRE_MESSAGE(p.has_value(), p.error().message);
         prober = std::move(*p);
     }
@@ -173,6 +176,8 @@ public:
 
     std::vector<Seen> seen;
     std::function<void(const Seen&)> on_round;
+    // The WAN's reply counter as the prober reads it (the daemon reads nftables); unset: unknown.
+    std::function<std::optional<uint64_t>(const ProbeKey&)> replies;
     std::unique_ptr<Prober> prober;
 
 private:
