@@ -205,6 +205,22 @@ std::string rule_target(const json& send) {
 }
 
 // The policy rules under the WANs: RULE POLICY SENDS TO CONNS STICKY, left aligned.
+// Rows as columns two spaces apart, the first row a header; no trailing blanks.
+template <size_t N>
+std::string aligned(const std::vector<std::array<std::string, N>>& rows) {
+    std::array<size_t, N> width{};
+    for (const auto& row : rows)
+        for (size_t c = 0; c < N; ++c) width[c] = std::max(width[c], row[c].size());
+    std::string out;
+    for (const auto& row : rows) {
+        std::string line;
+        for (size_t c = 0; c < N; ++c) line += row[c] + (c + 1 < N ? std::string(width[c] - row[c].size() + 2, ' ') : "");
+        while (!line.empty() && line.back() == ' ') line.pop_back();
+        out += line + "\n";
+    }
+    return out;
+}
+
 std::string rules_table(const json& rules) {
     std::vector<std::array<std::string, 5>> rows = {{"RULE", "POLICY", "SENDS TO", "CONNS", "STICKY"}};
     for (const auto& rule : rules) {
@@ -218,18 +234,34 @@ std::string rules_table(const json& rules) {
                         conns ? std::to_string(static_cast<long long>(*conns)) : "-",
                         get_string(rule, "sticky").value_or("none") == "none" ? "-" : *get_string(rule, "sticky")});
     }
-    std::array<size_t, 5> width{};
-    for (const auto& row : rows)
-        for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
-    std::string out;
-    for (const auto& row : rows) {
-        std::string line;
-        for (size_t c = 0; c < row.size(); ++c)
-            line += row[c] + (c + 1 < row.size() ? std::string(width[c] - row[c].size() + 2, ' ') : "");
-        while (!line.empty() && line.back() == ' ') line.pop_back();
-        out += line + "\n";
+    return aligned(rows);
+}
+
+// One row per probe target of every WAN and family: how it answers and what deadline it has.
+void add_target_rows(const json& path, const std::string& wan, std::vector<std::array<std::string, 6>>& rows) {
+    auto it = path.find("targets");
+    if (it == path.end() || !it->is_array()) return;
+    for (const auto& t : *it) {
+        auto rtt = get_number(t, "rtt_ms");
+        auto deadline = get_number(t, "deadline_ms");
+        auto loss = get_number(t, "loss_pct");
+        auto last = get_number(t, "last_answer_s");
+        rows.push_back({wan, or_dash(get_string(t, "target")), rtt ? printf_string("%.1fms", *rtt) : "-",
+                        deadline ? printf_string("%.0fms", *deadline) : "-", loss ? printf_string("%.1f%%", *loss) : "-",
+                        last ? printf_string("%.1fs ago", *last) : "never"});
     }
-    return out;
+}
+
+std::string targets_table(const json& wans) {
+    std::vector<std::array<std::string, 6>> rows = {{"PROBES", "TARGET", "RTT", "DEADLINE", "LOSS", "LAST ANSWER"}};
+    for (const auto& wan : wans) {
+        std::string name = or_dash(get_string(wan, "name"));
+        std::string confirming = get_bool(wan, "confirming") ? " (confirming)" : "";
+        add_target_rows(wan, name + confirming, rows);
+        if (const json* v6 = ipv6_of(wan))
+            add_target_rows(*v6, name + " ipv6" + (get_bool(*v6, "confirming") ? " (confirming)" : ""), rows);
+    }
+    return rows.size() > 1 ? aligned(rows) : "";
 }
 
 }  // namespace
@@ -323,6 +355,8 @@ std::string format_status(const json& status, bool color, std::chrono::system_cl
     }
     out += render_table(rows);
     for (const auto& note : notes) out += "  " + note + "\n";
+    if (wans)
+        if (std::string targets = targets_table(*wans); !targets.empty()) out += "\n" + targets;
     if (status.is_object() && status.contains("rules") && status["rules"].is_array() && !status["rules"].empty())
         out += "\n" + rules_table(status["rules"]);
     return out;

@@ -281,7 +281,14 @@ void Daemon::on_probe_round(const ProbeKey& key, const RoundOutcome& outcome) {
     // Only the core runs here: a failover's reconcile (which reconfigures the prober) is deferred
     // to the loop, so the prober is never re-entered from its own callback.
     ProbeStats st = prober_->stats(key);
-    perform(dispatch(ProbeRound{key.wan, outcome.success, outcome.problem, {st.rtt_ms, st.loss_pct}, key.family}));
+    std::string problem = outcome.problem;
+    // Sent and unanswered: say how many answered, within what (the reason an operator reads).
+    if (problem.empty() && !outcome.success && outcome.sent > 0) {
+        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(outcome.deadline).count();
+        problem = std::to_string(outcome.answered) + "/" + std::to_string(outcome.sent) + " answered within " +
+                  std::to_string(ms) + " ms";
+    }
+    perform(dispatch(ProbeRound{key.wan, outcome.success, problem, {st.rtt_ms, st.loss_pct}, key.family}));
 }
 
 }  // namespace wb

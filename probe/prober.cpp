@@ -278,7 +278,8 @@ RoundOutcome Prober::Impl::account(Wan& w, const Round& r) {
     outcome.problem = r.problem;
     outcome.confirmation = r.confirmation;
     outcome.traffic_alive = r.traffic_alive;
-    outcome.deadline = std::chrono::microseconds(r.deadline);
+    // With traffic coming back the probes had until the ceiling.
+    outcome.deadline = std::chrono::microseconds(r.traffic_alive ? to_usec(w.spec.timeout) : r.deadline);
     Usec rtt_sum = 0;
     for (const Probe& p : r.probes) {
         bool lost = p.fate != Fate::Answered;

@@ -65,7 +65,7 @@ struct RoundOutcome {
     // The WAN's connections got replies while this round was out, so its probes had up to the
     // timeout instead of their adaptive deadlines.
     bool traffic_alive = false;
-    std::chrono::microseconds deadline{0};  // the adaptive deadline this round's probes had
+    std::chrono::microseconds deadline{0};  // the longest deadline this round's probes had
 };
 
 // One target of a path, for status.

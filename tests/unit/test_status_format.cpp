@@ -480,3 +480,28 @@ TEST_CASE("policy rules: a table under the WANs saying where each rule sends, an
     std::string plain = wb::format_status(sample_status(), false, at("2026-11-25T19:00:00Z"));
     CHECK(plain.find("RULE") == std::string::npos);
 }
+
+TEST_CASE("probe targets: a table per WAN and family with RTT, deadline, loss and last answer") {
+    json status = sample_status();
+    status["wans"][0]["confirming"] = true;
+    status["wans"][0]["targets"] = json::parse(R"([
+      {"target": "192.0.2.53", "kind": "icmp", "address": "192.0.2.53", "rtt_ms": 0.4, "rttvar_ms": 0.1,
+       "deadline_ms": 50, "loss_pct": 2.0, "sent": 100, "lost": 2, "last_answer_s": 0.25},
+      {"target": "tcp 192.0.2.80:443", "kind": "tcp", "address": "192.0.2.80", "rtt_ms": null, "rttvar_ms": null,
+       "deadline_ms": 600, "loss_pct": 100, "sent": 4, "lost": 4, "last_answer_s": null}
+    ])");
+    status["wans"][0]["ipv6"] = json::parse(R"({"state": "up", "targets": [
+      {"target": "dns 2001:db8::53 example.com", "kind": "dns", "rtt_ms": 12.5, "deadline_ms": 62.5,
+       "loss_pct": 0, "last_answer_s": 1.0}]})");
+    auto lines = lines_of(wb::format_status(status, false, at("2026-11-25T19:00:00Z")));
+    auto header = std::find_if(lines.begin(), lines.end(), [](const std::string& l) { return l.rfind("PROBES", 0) == 0; });
+    REQUIRE(header != lines.end());
+    REQUIRE(lines.end() - header >= 4);
+    CHECK(*header == "PROBES                TARGET                        RTT     DEADLINE  LOSS    LAST ANSWER");
+    CHECK(header[1] == "charter (confirming)  192.0.2.53                    0.4ms   50ms      2.0%    0.2s ago");
+    CHECK(header[2] == "charter (confirming)  tcp 192.0.2.80:443            -       600ms     100.0%  never");
+    CHECK(header[3] == "charter ipv6          dns 2001:db8::53 example.com  12.5ms  62ms      0.0%    1.0s ago");
+    // No targets in the status (an older daemon): no section.
+    std::string plain = wb::format_status(sample_status(), false, at("2026-11-25T19:00:00Z"));
+    CHECK(plain.find("PROBES") == std::string::npos);
+}
