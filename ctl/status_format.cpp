@@ -512,6 +512,25 @@ std::string format_prometheus(const json& status) {
                 emit(labels, *wan);
         }
     }
+    // Per probe target: its smoothed RTT and its current deadline, labelled target and kind.
+    const std::pair<const char*, Family> target_metrics[] = {
+        {"rtt_ms", {"wanbalance_probe_target_rtt_seconds", "gauge", "A probe target's smoothed RTT (RFC 6298 srtt)."}},
+        {"deadline_ms", {"wanbalance_probe_target_deadline_seconds", "gauge",
+                         "How long a probe to the target may take before it is lost (srtt + 4 rttvar, floor 50 ms)."}},
+    };
+    for (const auto& [key, header] : target_metrics) {
+        family_header(out, header);
+        for (const auto& [labels, wan] : wans)
+            each_family(labels, *wan, [&](const std::string& l, const json& obj) {
+                auto it = obj.find("targets");
+                if (it == obj.end() || !it->is_array()) return;
+                for (const auto& t : *it)
+                    if (auto v = prom_value(t, key, 1000))
+                        out += std::string(header.name) + "{" + l + ",target=\"" +
+                               prom_label(get_string(t, "target").value_or("")) + "\",kind=\"" +
+                               prom_label(get_string(t, "kind").value_or("")) + "\"} " + *v + "\n";
+            });
+    }
     return out;
 }
 

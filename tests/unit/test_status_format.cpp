@@ -282,7 +282,8 @@ TEST_CASE("prometheus: one WAN, the whole exposition") {
         "wans": [ { "name": "charter", "interface": "ether1", "state": "up", "active": true,
                     "rtt_ms": 1.5, "loss_pct": 2.5, "probes_sent": 120, "probes_lost": 3, "transitions": 2,
                     "rx_bytes": 18446744073709551615, "tx_bytes": 2048, "connections": 17, "weight": 3,
-                    "tier": 0 } ] })");
+                    "tier": 0, "targets": [{"target": "tcp 192.0.2.80:443", "kind": "tcp", "rtt_ms": 12.5,
+                                            "deadline_ms": 50}] } ] })");
     const std::string expected =
         "# HELP wanbalance_build_info Version of the running wanbalanced; always 1.\n"
         "# TYPE wanbalance_build_info gauge\n"
@@ -333,7 +334,13 @@ TEST_CASE("prometheus: one WAN, the whole exposition") {
         "wanbalance_wan_weight{wan=\"charter\",interface=\"ether1\"} 3\n"
         "# HELP wanbalance_wan_tier Configured tier (0 is used first).\n"
         "# TYPE wanbalance_wan_tier gauge\n"
-        "wanbalance_wan_tier{wan=\"charter\",interface=\"ether1\"} 0\n";
+        "wanbalance_wan_tier{wan=\"charter\",interface=\"ether1\"} 0\n"
+        "# HELP wanbalance_probe_target_rtt_seconds A probe target's smoothed RTT (RFC 6298 srtt).\n"
+        "# TYPE wanbalance_probe_target_rtt_seconds gauge\n"
+        "wanbalance_probe_target_rtt_seconds{wan=\"charter\",interface=\"ether1\",family=\"ipv4\",target=\"tcp 192.0.2.80:443\",kind=\"tcp\"} 0.0125\n"
+        "# HELP wanbalance_probe_target_deadline_seconds How long a probe to the target may take before it is lost (srtt + 4 rttvar, floor 50 ms).\n"
+        "# TYPE wanbalance_probe_target_deadline_seconds gauge\n"
+        "wanbalance_probe_target_deadline_seconds{wan=\"charter\",interface=\"ether1\",family=\"ipv4\",target=\"tcp 192.0.2.80:443\",kind=\"tcp\"} 0.05\n";
     std::string out = wb::format_prometheus(status);
     CHECK(out == expected);
     parse_exposition(out);
