@@ -17,6 +17,7 @@
 
 #include "base/ipv4.hpp"
 #include "netlink/answer.hpp"
+#include "netlink/ctnetlink_parse.hpp"
 #include "netlink/handles.hpp"
 
 namespace wb {
@@ -25,85 +26,12 @@ namespace {
 
 constexpr size_t kReceiveBufferBytes = 256 * 1024;  // ctnetlink dumps come in <= 32 KiB datagrams
 
-// What a dump hands over of one entry: its mark, and for an ICMP or ICMPv6 echo its identifier.
-struct Entry {
-    uint32_t mark = 0;
-    std::optional<uint16_t> icmp_id;
-    PacketKey original;  // addresses, protocol and ports of the original direction
-};
-using EntryHandler = std::function<void(const Entry&)>;
+using EntryHandler = std::function<void(const CtEntry&)>;
 
 struct DumpContext {
     uint8_t family;  // AF_INET or AF_INET6: the dump's
     const EntryHandler* handler;
 };
-
-// mnl_attr_for_each() and mnl_attr_for_each_nested() assign from void*, which C++ refuses;
-// the same walk by hand over [first, tail).
-template <typename Visit>
-void each_attr(const void* first, const void* tail, Visit visit) {
-    for (auto* attr = static_cast<const nlattr*>(first);
-         mnl_attr_ok(attr, int(static_cast<const char*>(tail) - reinterpret_cast<const char*>(attr)));
-         attr = mnl_attr_next(attr))
-        visit(attr);
-}
-
-template <typename Visit>
-void each_nested(const nlattr* nest, Visit visit) {
-    each_attr(mnl_attr_get_payload(nest), reinterpret_cast<const char*>(nest) + mnl_attr_get_len(nest), visit);
-}
-
-// CTA_TUPLE_ORIG > CTA_TUPLE_PROTO: the identifier when the entry is an ICMP or ICMPv6 echo
-// (each protocol has its own attribute: CTA_PROTO_ICMP_ID, CTA_PROTO_ICMPV6_ID).
-std::optional<uint16_t> icmp_echo_id(const nlattr* tuple) {
-    std::optional<uint16_t> icmp_id, icmpv6_id;
-    uint8_t proto = 0;
-    each_nested(tuple, [&](const nlattr* a) {
-        if (mnl_attr_get_type(a) != CTA_TUPLE_PROTO || mnl_attr_validate(a, MNL_TYPE_NESTED) != 0) return;
-        each_nested(a, [&](const nlattr* p) {
-            const bool u16 = mnl_attr_validate(p, MNL_TYPE_U16) == 0;
-            if (mnl_attr_get_type(p) == CTA_PROTO_NUM && mnl_attr_validate(p, MNL_TYPE_U8) == 0)
-                proto = mnl_attr_get_u8(p);
-            else if (mnl_attr_get_type(p) == CTA_PROTO_ICMP_ID && u16)
-                icmp_id = ntohs(mnl_attr_get_u16(p));
-            else if (mnl_attr_get_type(p) == CTA_PROTO_ICMPV6_ID && u16)
-                icmpv6_id = ntohs(mnl_attr_get_u16(p));
-        });
-    });
-    if (proto == IPPROTO_ICMP) return icmp_id;
-    if (proto == IPPROTO_ICMPV6) return icmpv6_id;
-    return std::nullopt;
-}
-
-// CTA_TUPLE_ORIG: the addresses (CTA_TUPLE_IP) and protocol and ports (CTA_TUPLE_PROTO).
-void read_tuple(const nlattr* tuple, PacketKey& key) {
-    each_nested(tuple, [&](const nlattr* a) {
-        if (mnl_attr_validate(a, MNL_TYPE_NESTED) != 0) return;
-        if (mnl_attr_get_type(a) == CTA_TUPLE_IP) {
-            each_nested(a, [&](const nlattr* ip) {
-                const uint16_t type = mnl_attr_get_type(ip);
-                if ((type == CTA_IP_V4_SRC || type == CTA_IP_V4_DST) && mnl_attr_get_payload_len(ip) == 4) {
-                    Ipv4 v4{ntohl(mnl_attr_get_u32(ip))};
-                    (type == CTA_IP_V4_SRC ? key.src : key.dst) = v4;
-                } else if ((type == CTA_IP_V6_SRC || type == CTA_IP_V6_DST) && mnl_attr_get_payload_len(ip) == 16) {
-                    Ipv6 v6;
-                    std::memcpy(v6.bytes.data(), mnl_attr_get_payload(ip), 16);
-                    (type == CTA_IP_V6_SRC ? key.src : key.dst) = v6;
-                }
-            });
-        } else if (mnl_attr_get_type(a) == CTA_TUPLE_PROTO) {
-            each_nested(a, [&](const nlattr* p) {
-                const uint16_t type = mnl_attr_get_type(p);
-                if (type == CTA_PROTO_NUM && mnl_attr_validate(p, MNL_TYPE_U8) == 0) key.proto = mnl_attr_get_u8(p);
-                else if (type == CTA_PROTO_SRC_PORT && mnl_attr_validate(p, MNL_TYPE_U16) == 0)
-                    key.sport = ntohs(mnl_attr_get_u16(p));
-                else if (type == CTA_PROTO_DST_PORT && mnl_attr_validate(p, MNL_TYPE_U16) == 0)
-                    key.dport = ntohs(mnl_attr_get_u16(p));
-            });
-        }
-    });
-    key.family = family_of(key.src);
-}
 
 // One conntrack entry of a dump, handed to the handler. Entries of other families than the
 // dump's are skipped in case the kernel did not filter them.
@@ -111,17 +39,7 @@ int on_entry(const nlmsghdr* nlh, void* data) {
     auto* ctx = static_cast<DumpContext*>(data);
     auto* nfg = static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh));
     if (nfg->nfgen_family != ctx->family) return MNL_CB_OK;
-    Entry entry;
-    each_attr(mnl_nlmsg_get_payload_offset(nlh, sizeof(nfgenmsg)), mnl_nlmsg_get_payload_tail(nlh),
-              [&](const nlattr* attr) {
-                  if (mnl_attr_get_type(attr) == CTA_MARK && mnl_attr_validate(attr, MNL_TYPE_U32) == 0)
-                      entry.mark = ntohl(mnl_attr_get_u32(attr));
-                  else if (mnl_attr_get_type(attr) == CTA_TUPLE_ORIG && mnl_attr_validate(attr, MNL_TYPE_NESTED) == 0) {
-                      entry.icmp_id = icmp_echo_id(attr);
-                      read_tuple(attr, entry.original);
-                  }
-              });
-    (*ctx->handler)(entry);
+    (*ctx->handler)(read_ct_entry(nlh));
     return MNL_CB_OK;
 }
 
@@ -204,7 +122,7 @@ Expected<ConnCounts> Conntrack::count(uint32_t mask, const std::set<uint16_t>& s
     // No kernel filter says "masked mark != 0": every entry is read once, one family per dump;
     // a WAN's count is its IPv4 and IPv6 connections together.
     ConnCounts counts;
-    EntryHandler count = [&](const Entry& e) {
+    EntryHandler count = [&](const CtEntry& e) {
         if (e.icmp_id && skip_icmp_ids.count(*e.icmp_id)) return;
         if (!(e.mark & mask)) return;
         ++counts.by_mark[e.mark & mask];
@@ -230,7 +148,7 @@ Expected<unsigned> Conntrack::delete_by_mark(Family family, uint32_t mark, uint3
     // below reports no number. Connections created in between are deleted but not counted.
     unsigned matching = 0;
     auto filter = std::make_pair(mark, mask);
-    EntryHandler count = [&](const Entry& e) {
+    EntryHandler count = [&](const CtEntry& e) {
         if ((e.mark & mask) == mark) ++matching;
     };
     if (int err = impl_->transact(impl_->build(IPCTNL_MSG_CT_GET, NLM_F_DUMP, family, filter), count))
@@ -239,7 +157,7 @@ Expected<unsigned> Conntrack::delete_by_mark(Family family, uint32_t mark, uint3
 
     // A delete without a tuple is a flush; with CTA_MARK/CTA_MARK_MASK and the family it only
     // takes the matching entries of that family (ctnetlink_flush_conntrack(), checked by the tests).
-    EntryHandler none = [](const Entry&) {};
+    EntryHandler none = [](const CtEntry&) {};
     if (int err = impl_->transact(impl_->build(IPCTNL_MSG_CT_DELETE, NLM_F_ACK, family, filter), none))
         return Status::fail(err, std::string(what) + errno_text(err));
     return matching;

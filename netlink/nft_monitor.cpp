@@ -15,6 +15,7 @@
 
 #include "base/ipv4.hpp"
 #include "netlink/handles.hpp"
+#include "netlink/nfnl_listener.hpp"
 
 namespace wb::nft {
 namespace {
@@ -131,25 +132,11 @@ struct NftMonitor::Impl {
 };
 
 Expected<std::unique_ptr<NftMonitor>> NftMonitor::open(uint32_t own_portid, const std::string& table) {
-    MnlSocketPtr nl(mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC | SOCK_NONBLOCK));
-    if (!nl || mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0) {
-        int err = errno;
-        return Status::fail(err, "Could not open a netfilter netlink socket for nftables notifications: " +
-                                     errno_text(err));
-    }
-    int group = NFNLGRP_NFTABLES;
-    if (mnl_socket_setsockopt(nl.get(), NETLINK_ADD_MEMBERSHIP, &group, sizeof group) < 0) {
-        int err = errno;
-        return Status::fail(err, "Could not subscribe to nftables notifications: " + errno_text(err));
-    }
-    int fd = mnl_socket_get_fd(nl.get());
-    int bytes = kReceiveBufferBytes;
-    // FORCE (CAP_NET_ADMIN) goes past net.core.rmem_max; without it, take what the sysctl allows.
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes) != 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+    auto nl = open_nfnl_listener("nftables notifications", {NFNLGRP_NFTABLES}, kReceiveBufferBytes);
+    if (!nl) return nl.error();
     std::unique_ptr<NftMonitor> monitor(new NftMonitor());
     monitor->impl_ = std::make_unique<Impl>();
-    monitor->impl_->nl = std::move(nl);
+    monitor->impl_->nl = std::move(*nl);
     monitor->impl_->own_portid = own_portid;
     monitor->impl_->table = table;
     return monitor;
@@ -164,32 +151,13 @@ Expected<ForeignChange> NftMonitor::process() {
     ForeignChange change;
     std::vector<uint32_t> foreign_ports;
     int first_weight = 0;
-    int fd = mnl_socket_get_fd(im.nl.get());
-    for (;;) {
-        ssize_t n = recv(fd, im.rx.data(), im.rx.size(), MSG_DONTWAIT | MSG_TRUNC);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN) break;
-            // The queue overflowed (or the kernel could not allocate a notification:
-            // nfnetlink_set_err()); the socket keeps working, what was lost is unknown.
-            if (errno == ENOBUFS) {
-                change.lost = true;
-                continue;
-            }
-            int err = errno;
-            return Status::fail(err, "Could not read nftables notifications: " + errno_text(err));
-        }
-        if (size_t(n) > im.rx.size()) {  // truncated: a message was cut off
-            change.lost = true;
-            continue;
-        }
-        int len = int(n);
-        for (auto* nlh = reinterpret_cast<const nlmsghdr*>(im.rx.data()); mnl_nlmsg_ok(nlh, len);
-             nlh = mnl_nlmsg_next(nlh, &len)) {
-            ++messages_read_;
-            im.apply(nlh, change, foreign_ports, first_weight);
-        }
-    }
+    NfnlHandlers handlers{[&](const nlmsghdr* nlh) {
+                              ++messages_read_;
+                              im.apply(nlh, change, foreign_ports, first_weight);
+                          },
+                          [&] { change.lost = true; }};
+    Status read = drain_nfnl(mnl_socket_get_fd(im.nl.get()), im.rx, SIZE_MAX, handlers, "nftables notifications");
+    if (!read) return read;
     return change;
 }
 
