@@ -1,5 +1,6 @@
 // The daemon's answers to people and scripts: the control socket's commands (status, reload,
 // set) as typed requests and replies, and systemd's STATUS= line.
+#include <netinet/in.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -15,11 +16,14 @@
 namespace wb {
 void Daemon::on_control(const Request& request, Respond respond) {
     auto status = [&] {
-        // The probes' own ICMP echoes carry the WAN's mark too; they are not the operator's traffic.
-        std::set<uint16_t> probe_ids;
+        // The probes carry the WAN's mark too; they are not the operator's traffic.
+        ProbeFlows probe_ids;
         for (const auto& wan : state_.config.wans)
-            for (Family f : kFamilies)
-                if (auto id = prober_->identifier({wan.name, f})) probe_ids.insert(*id);
+            for (Family f : kFamilies) {
+                if (auto id = prober_->identifier({wan.name, f})) probe_ids.icmp_ids.insert(*id);
+                for (const ProbeTarget& t : prober_->socket_targets({wan.name, f}))
+                    probe_ids.sockets.insert({t.kind == ProbeKind::Tcp ? IPPROTO_TCP : IPPROTO_UDP, t.address, t.port});
+            }
         // Counting a big conntrack table takes long: the worker does it while the loop runs on,
         // and the status is made when the count is back, with the counters of that moment.
         counter_->count(state_.config.mark_mask, std::move(probe_ids), rule_classifier(),

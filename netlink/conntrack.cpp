@@ -110,20 +110,24 @@ Expected<std::unique_ptr<Conntrack>> Conntrack::open() {
 
 Conntrack::~Conntrack() = default;
 
-Expected<std::map<uint32_t, unsigned>> Conntrack::count_by_mark(uint32_t mask,
-                                                                 const std::set<uint16_t>& skip_icmp_ids) {
-    auto counts = count(mask, skip_icmp_ids, {});
+bool ProbeFlows::contains(std::optional<uint16_t> icmp_id, const PacketKey& original) const {
+    if (icmp_id && icmp_ids.count(*icmp_id)) return true;
+    return !sockets.empty() && sockets.count({original.proto, original.dst, original.dport});
+}
+
+Expected<std::map<uint32_t, unsigned>> Conntrack::count_by_mark(uint32_t mask, const ProbeFlows& probes) {
+    auto counts = count(mask, probes, {});
     if (!counts) return counts.error();
     return counts->by_mark;
 }
 
-Expected<ConnCounts> Conntrack::count(uint32_t mask, const std::set<uint16_t>& skip_icmp_ids,
+Expected<ConnCounts> Conntrack::count(uint32_t mask, const ProbeFlows& probes,
                                       const ConnClassifier& classify) {
     // No kernel filter says "masked mark != 0": every entry is read once, one family per dump;
     // a WAN's count is its IPv4 and IPv6 connections together.
     ConnCounts counts;
     EntryHandler count = [&](const CtEntry& e) {
-        if (e.icmp_id && skip_icmp_ids.count(*e.icmp_id)) return;
+        if (probes.contains(e.icmp_id, e.original)) return;
         if (!(e.mark & mask)) return;
         ++counts.by_mark[e.mark & mask];
         if (!classify) return;

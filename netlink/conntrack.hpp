@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <tuple>
 
 #include "base/noncopyable.hpp"
 #include "base/ip.hpp"
@@ -18,6 +19,17 @@ namespace wb {
 // Sorts a marked connection into a group by its original direction (the policy rule that
 // matches it, say); nullopt: in no group.
 using ConnClassifier = std::function<std::optional<size_t>(const PacketKey& original)>;
+
+// The daemon's own probe traffic: it carries a WAN's mark, but it is no connection anyone made.
+struct ProbeFlows {
+    std::set<uint16_t> icmp_ids;  // ICMP/ICMPv6 echo identifiers of the probers
+    // TCP and DNS probes: (IPPROTO_TCP or IPPROTO_UDP, target, port) of the original direction.
+    // A LAN host talking to the very same service is left out of the counts too.
+    std::set<std::tuple<uint8_t, IpAddr, uint16_t>> sockets;
+    ProbeFlows() = default;
+    ProbeFlows(std::set<uint16_t> ids) : icmp_ids(std::move(ids)) {}  // NOLINT: ICMP alone, as before
+    bool contains(std::optional<uint16_t> icmp_id, const PacketKey& original) const;
+};
 
 struct ConnCounts {
     std::map<uint32_t, unsigned> by_mark;  // (ctmark & mask) -> entries, both families
@@ -31,12 +43,12 @@ public:
     ~Conntrack();
 
     // Number of entries (IPv4 and IPv6) per (ctmark & mask), over one dump each. Entries whose masked mark is 0
-    // are not counted, nor ICMP/ICMPv6 echoes whose identifier is in skip_icmp_ids (the daemon's own
+    // are not counted, nor the daemon's own probes (`probes`:
     // probes: the operator asks how many connections a WAN carries, not how many pings).
-    Expected<std::map<uint32_t, unsigned>> count_by_mark(uint32_t mask, const std::set<uint16_t>& skip_icmp_ids = {});
+    Expected<std::map<uint32_t, unsigned>> count_by_mark(uint32_t mask, const ProbeFlows& probes = {});
     // The same counts, and each counted entry's original direction (PacketKey, iif unknown)
     // handed to `classify` when there is one.
-    Expected<ConnCounts> count(uint32_t mask, const std::set<uint16_t>& skip_icmp_ids, const ConnClassifier& classify);
+    Expected<ConnCounts> count(uint32_t mask, const ProbeFlows& probes, const ConnClassifier& classify);
 
     // Deletes every entry of `family` whose (ctmark & mask) == mark; returns how many were deleted.
     Expected<unsigned> delete_by_mark(Family family, uint32_t mark, uint32_t mask);

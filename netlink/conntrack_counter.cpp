@@ -33,7 +33,7 @@ struct ConntrackCounter::Impl {
     // finished counts (each with the newest ticket it answers) and the stop request.
     uint64_t wanted = 0;
     uint32_t mask = 0;
-    std::set<uint16_t> skip_icmp_ids;
+    ProbeFlows probes;
     ConnClassifier classify;
     std::deque<std::pair<uint64_t, Expected<Counts>>> finished;
     bool stopping = false;
@@ -42,7 +42,7 @@ struct ConntrackCounter::Impl {
     uint64_t next_ticket = 0;
     std::deque<std::pair<uint64_t, Done>> waiting;
 
-    Expected<Counts> count_now(uint32_t m, const std::set<uint16_t>& ids, const ConnClassifier& c) {
+    Expected<Counts> count_now(uint32_t m, const ProbeFlows& ids, const ConnClassifier& c) {
         try {
             return conntrack->count(m, ids, c);
         } catch (const std::exception& e) {
@@ -58,7 +58,7 @@ struct ConntrackCounter::Impl {
             if (stopping) return;
             taken = wanted;
             const uint32_t m = mask;
-            const std::set<uint16_t> ids = skip_icmp_ids;
+            const ProbeFlows ids = probes;
             const ConnClassifier c = classify;
             lock.unlock();
             Expected<Counts> counts = count_now(m, ids, c);
@@ -109,7 +109,7 @@ ConntrackCounter::~ConntrackCounter() {
     if (impl_) impl_->stop();
 }
 
-void ConntrackCounter::count(uint32_t mask, std::set<uint16_t> skip_icmp_ids, ConnClassifier classify, Done done) {
+void ConntrackCounter::count(uint32_t mask, ProbeFlows probes, ConnClassifier classify, Done done) {
     Impl& s = *impl_;
     const uint64_t ticket = ++s.next_ticket;
     s.waiting.emplace_back(ticket, std::move(done));
@@ -117,7 +117,7 @@ void ConntrackCounter::count(uint32_t mask, std::set<uint16_t> skip_icmp_ids, Co
         std::lock_guard lock(s.mutex);
         s.wanted = ticket;
         s.mask = mask;
-        s.skip_icmp_ids = std::move(skip_icmp_ids);
+        s.probes = std::move(probes);
         s.classify = std::move(classify);
     }
     s.wake.notify_one();

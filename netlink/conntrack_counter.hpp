@@ -29,13 +29,13 @@ public:
     // waiting are dropped without being called.
     ~ConntrackCounter();
 
-    // Asks for Conntrack::count(mask, skip_icmp_ids, classify) on the worker (which calls
+    // Asks for Conntrack::count(mask, probes, classify) on the worker (which calls
     // `classify`: give it a copy of what it needs); `done` runs later from process(), never from
     // here. Requests that arrive while a count runs share the next count, made with the newest
     // request's parameters. Loop thread only.
-    void count(uint32_t mask, std::set<uint16_t> skip_icmp_ids, ConnClassifier classify, Done done);
-    void count(uint32_t mask, std::set<uint16_t> skip_icmp_ids, Done done) {
-        count(mask, std::move(skip_icmp_ids), {}, std::move(done));
+    void count(uint32_t mask, ProbeFlows probes, ConnClassifier classify, Done done);
+    void count(uint32_t mask, ProbeFlows probes, Done done) {
+        count(mask, std::move(probes), {}, std::move(done));
     }
 
     // An eventfd, readable once a count has finished.

@@ -102,9 +102,26 @@ TEST_CASE("count_by_mark leaves out ICMP and ICMPv6 echoes with the given identi
     auto all = ct->count_by_mark(0x3f00);
     REQUIRE_MESSAGE(all.has_value(), all.error().message);
     CHECK(*all == std::map<uint32_t, unsigned>{{0x100, 6}});
-    auto without = ct->count_by_mark(0x3f00, {4242, 4243, 4244});
+    auto without = ct->count_by_mark(0x3f00, ProbeFlows(std::set<uint16_t>{4242, 4243, 4244}));
     REQUIRE_MESSAGE(without.has_value(), without.error().message);
     CHECK(*without == std::map<uint32_t, unsigned>{{0x100, 3}});  // the TCP entry, ids 77 and 78
+}
+
+TEST_CASE("count_by_mark leaves out the TCP and DNS probes' flows (protocol, target, port)") {
+    test::enter_fresh_netns();
+    must("conntrack -I -s 203.0.113.2 -d 192.0.2.80 -p tcp --sport 40001 --dport 443 --state ESTABLISHED -t 30 -m 256");
+    must("conntrack -I -s 203.0.113.2 -d 192.0.2.80 -p tcp --sport 40002 --dport 80 --state ESTABLISHED -t 30 -m 256");
+    must("conntrack -I -s 203.0.113.2 -d 192.0.2.53 -p udp --sport 40003 --dport 53 -t 30 -m 256");
+    must("conntrack -I -s 203.0.113.2 -d 192.0.2.54 -p udp --sport 40004 --dport 53 -t 30 -m 256");
+    must("conntrack -I -s 2001:db8:1::2 -d 2001:db8:ff::53 -p udp --sport 40005 --dport 53 -t 30 -m 256");
+    ProbeFlows probes;
+    probes.sockets.insert({IPPROTO_TCP, *parse_ip("192.0.2.80"), 443});
+    probes.sockets.insert({IPPROTO_UDP, *parse_ip("192.0.2.53"), 53});
+    probes.sockets.insert({IPPROTO_UDP, *parse_ip("2001:db8:ff::53"), 53});
+    auto ct = open_ct();
+    auto counts = ct->count_by_mark(0x3f00, probes);
+    REQUIRE_MESSAGE(counts.has_value(), counts.error().message);
+    CHECK(*counts == std::map<uint32_t, unsigned>{{0x100, 2}});  // port 80, and the other DNS server
 }
 
 TEST_CASE("delete_by_mark deletes exactly the matching IPv4 entries") {

@@ -59,8 +59,8 @@ TEST_CASE("a count runs on the worker and reaches its callback through process()
         REQUIRE_MESSAGE(counts.has_value(), counts.error().message);
         got.push_back(*counts);
     };
-    counter->count(0x3f00, {}, record);
-    counter->count(0x3f00, {4242}, record);
+    counter->count(0x3f00, ProbeFlows{}, record);
+    counter->count(0x3f00, ProbeFlows(std::set<uint16_t>{4242}), record);
     CHECK(got.empty());  // never from count() itself
     process_until(*counter, [&] { return got.size() == 2; });
     // The second request came before the worker could finish the first: both may share one count
@@ -70,7 +70,7 @@ TEST_CASE("a count runs on the worker and reaches its callback through process()
 
     // Nothing left over: a later request gets a fresh count.
     must("conntrack -I -s 10.9.9.9 -d 192.0.2.1 -p udp --sport 1000 --dport 53 -t 300 -m 512");
-    counter->count(0x3f00, {4242}, record);
+    counter->count(0x3f00, ProbeFlows(std::set<uint16_t>{4242}), record);
     process_until(*counter, [&] { return got.size() == 3; });
     CHECK(got[2].by_mark == Marks{{0x100, 300}, {0x200, 301}});
 
@@ -78,7 +78,7 @@ TEST_CASE("a count runs on the worker and reaches its callback through process()
     must("conntrack -I -s 2001:db8:1::2 -d 2001:db8:ff::1 -p udp --sport 1000 --dport 53 -t 300 -m 512");
     must("conntrack -I -s 2001:db8:1::2 -d 2001:db8:ff::53 -p icmpv6 --icmpv6-type 128 --icmpv6-code 0 "
          "--icmpv6-id 4243 -t 30 -m 512");
-    counter->count(0x3f00, {4242, 4243}, record);
+    counter->count(0x3f00, ProbeFlows(std::set<uint16_t>{4242, 4243}), record);
     process_until(*counter, [&] { return got.size() == 4; });
     CHECK(got[3].by_mark == Marks{{0x100, 300}, {0x200, 302}});
 }
@@ -91,7 +91,7 @@ TEST_CASE("requests made while a big table is counted share the next count") {
     std::set<std::pair<int, const void*>> results;
     int calls = 0, answered = 0;
     for (int i = 0; i < 10; ++i)
-        counter->count(0x3f00, {}, [&](const Expected<Counts>& counts) {
+        counter->count(0x3f00, ProbeFlows{}, [&](const Expected<Counts>& counts) {
             REQUIRE(counts.has_value());
             CHECK(counts->by_mark == Marks{{0x100, 10000}, {0x200, 10000}});
             results.emplace(calls, &counts);
@@ -115,7 +115,7 @@ TEST_CASE("destroyed in the middle of a dump: the worker stops after it, no call
     fill(25000);
     auto counter = open_counter();
     bool called = false;
-    counter->count(0x3f00, {}, [&](const Expected<Counts>&) { called = true; });
+    counter->count(0x3f00, ProbeFlows{}, [&](const Expected<Counts>&) { called = true; });
     std::this_thread::sleep_for(2ms);  // the dump is under way
     auto start = std::chrono::steady_clock::now();
     counter.reset();
