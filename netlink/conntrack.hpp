@@ -27,7 +27,7 @@ struct ProbeFlows {
     // A LAN host talking to the very same service is left out of the counts too.
     std::set<std::tuple<uint8_t, IpAddr, uint16_t>> sockets;
     ProbeFlows() = default;
-    ProbeFlows(std::set<uint16_t> ids) : icmp_ids(std::move(ids)) {}  // NOLINT: ICMP alone, as before
+    explicit ProbeFlows(std::set<uint16_t> ids) : icmp_ids(std::move(ids)) {}
     bool contains(std::optional<uint16_t> icmp_id, const PacketKey& original) const;
 };
 
