@@ -131,12 +131,16 @@ private:
     }
 
     // When the SYN-ACK arrived: the kernel's own RTT sample of the handshake (tcpi_rtt, µs) after
-    // the send, so the daemon's scheduling delay is not counted; never later than now.
+    // the send, so the daemon's scheduling delay is not counted; never later than now. After a
+    // retransmitted SYN the sample (from TCP timestamps) times the retransmission, not the first
+    // SYN: then only now is safe.
     static Usec handshake_time(const Probe& probe) {
         Usec now = monotonic_usec();
         tcp_info info{};
         socklen_t length = sizeof info;
-        if (getsockopt(probe.socket.fd, IPPROTO_TCP, TCP_INFO, &info, &length) < 0 || info.tcpi_rtt == 0) return now;
+        if (getsockopt(probe.socket.fd, IPPROTO_TCP, TCP_INFO, &info, &length) < 0 || info.tcpi_rtt == 0 ||
+            info.tcpi_total_retrans > 0)
+            return now;
         return std::min(now, probe.sent_at + info.tcpi_rtt);
     }
 

@@ -237,6 +237,26 @@ TEST_CASE("tcp: the answer is dated by the kernel's handshake RTT, not by when t
     CHECK(rtt < (delayed ? 100'000u : 50'000u));
 }
 
+TEST_CASE("tcp: an answer to a retransmitted SYN is dated when it was seen, not by the retransmission's RTT") {
+    Internet internet;
+    Fd listener = internet.socket_inside(SOCK_STREAM, kTcpHost, kOpenPort);
+    REQUIRE(listen(listener.fd, 16) == 0);
+    internet.sh("nft add table inet first_syn");
+    internet.sh("nft add chain inet first_syn input '{ type filter hook input priority 0; }'");
+    internet.sh("nft add rule inet first_syn input tcp dport " + std::to_string(kOpenPort) + " drop");
+    Loop loop;
+    auto transport = loop.open(ProbeKind::Tcp, "wanA", kMark);
+    Usec sent = monotonic_usec();
+    REQUIRE(transport->send(tcp(kTcpHost, kOpenPort), 1) == 0);
+    loop.run_for(kWait);
+    CHECK(loop.answers.empty());
+    internet.sh("nft delete table inet first_syn");
+    loop.run_for(1'500'000);  // the kernel retransmits the SYN 1 s after the first
+    REQUIRE(loop.answers.count(1) == 1);
+    INFO("answered " << (loop.answers[1] - sent) << " us after sending");
+    CHECK(loop.answers[1] - sent >= 900'000);
+}
+
 TEST_CASE("tcp and dns probes carry the WAN's mark and leave by its interface") {
     Internet internet;
     Fd listener = internet.socket_inside(SOCK_STREAM, kTcpHost, kOpenPort);
