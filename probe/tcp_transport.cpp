@@ -73,9 +73,10 @@ public:
         return 0;
     }
 
-    // Every outcome arrives as an epoll event; nothing is queued that a read would find.
+    // Settles the handshakes the kernel has already decided, before the prober judges a deadline
+    // (the epoll event may not have been dispatched yet). By token: an answer's callback may
+    // forget other probes.
     void poll() override {
-        // By token: an answer's callback may forget other probes.
         std::vector<uint64_t> pending;
         for (const auto& entry : probes_)
             if (entry.second->socket) pending.push_back(entry.first);
