@@ -4,6 +4,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
@@ -61,6 +62,33 @@ std::string describe(const ProbeTarget& target) {
         case ProbeKind::Dns: return "dns " + address + " " + target.name;
     }
     return address;
+}
+
+std::optional<std::string> dns_name_problem(std::string_view name) {
+    constexpr size_t kMaxName = 253, kMaxLabel = 63;
+    if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+    if (name.empty()) return "it is empty";
+    if (name.size() > kMaxName) {
+        return "it is " + std::to_string(name.size()) + " characters long; DNS allows at most " +
+               std::to_string(kMaxName);
+    }
+    size_t start = 0;
+    while (start <= name.size()) {
+        size_t dot = std::min(name.find('.', start), name.size());
+        size_t length = dot - start;
+        if (length == 0) return std::string("it has an empty label (two dots in a row, or a leading dot)");
+        if (length > kMaxLabel) {
+            return "its label " + std::string(name.substr(start, 20)) + "... is " + std::to_string(length) +
+                   " characters long; DNS allows at most " + std::to_string(kMaxLabel);
+        }
+        start = dot + 1;
+    }
+    for (char c : name) {
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                  c == '_' || c == '.';
+        if (!ok) return std::string("it contains a character other than letters, digits, '-', '_' and '.'");
+    }
+    return std::nullopt;
 }
 
 std::optional<Classifier> parse_classifier(std::string_view name) {

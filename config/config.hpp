@@ -62,6 +62,10 @@ std::string_view probe_kind_name(ProbeKind kind);
 // As an operator reads it: "192.0.2.1", "tcp 192.0.2.1:443", "tcp [2001:db8::1]:443",
 // "dns 192.0.2.53 example.com".
 std::string describe(const ProbeTarget& target);
+// Why `name` cannot be asked for in a DNS query, or nullopt: labels of 1-63 characters from
+// [A-Za-z0-9_-] joined by dots, at most 253 characters (a final dot, the root, is allowed and not
+// counted).
+std::optional<std::string> dns_name_problem(std::string_view name);
 
 struct ProbeConfig {
     std::vector<ProbeTarget> targets;   // IPv4 targets; empty: probe the WAN's IPv4 gateway (ICMP)

@@ -57,7 +57,6 @@ constexpr std::string_view kProbeKeys[] = {"targets",    "interval_ms", "timeout
 constexpr std::string_view kBalanceKeys[] = {"classifier"};
 
 constexpr uint64_t kMaxU32 = UINT32_MAX;
-constexpr size_t kMaxProbeTargets = 16;
 constexpr uint32_t kMaxRulePriority = 32765;  // 32766 is the kernel's rule for the main table
 constexpr size_t kMaxInterfaceName = 15;      // IFNAMSIZ - 1
 constexpr size_t kMaxWanName = 15;
@@ -222,53 +221,15 @@ std::optional<std::string_view> unusable_address_kind(Ipv6 address) {
     return std::nullopt;
 }
 
+}  // namespace
+
 std::optional<std::string_view> unusable_address_kind(const IpAddr& address) {
     return std::visit([](const auto& a) { return unusable_address_kind(a); }, address);
 }
 
-std::optional<IpAddr> read_ip(const Json& v) {
-    if (!v.is_string()) return std::nullopt;
-    return parse_ip(v.get_ref<const std::string&>());
-}
+namespace {
 
 // ---- Objects ----
-
-void read_targets(Field<ProbeTargets>& field, const Json& v, const std::string& path, Reporter& report) {
-    field.path = path;
-    if (!v.is_array()) {
-        report.fail(path, "expected an array of IPv4 or IPv6 addresses, got " + describe(v));
-        return;
-    }
-    bool ok = true;
-    if (v.size() > kMaxProbeTargets) {
-        report.fail(
-            path, "expected at most " + std::to_string(kMaxProbeTargets) + " targets, got " + std::to_string(v.size()));
-        ok = false;
-    }
-    ProbeTargets targets;
-    std::map<IpAddr, std::string> first_seen;
-    for (size_t i = 0; i < v.size(); ++i) {
-        std::string at = pointer_append(path, i);
-        auto address = read_ip(v[i]);
-        std::optional<std::string_view> unusable = address ? unusable_address_kind(*address) : std::nullopt;
-        if (!address) {
-            report.fail(at, describe(v[i]) + " is not an IPv4 or IPv6 address");
-            ok = false;
-        } else if (unusable) {
-            report.fail(at, describe(v[i]) + " is " + std::string(*unusable) +
-                                ": a probe target must be a unicast address reached through the WAN");
-            ok = false;
-        } else if (auto [it, fresh] = first_seen.emplace(*address, at); !fresh) {
-            report.fail(at, describe(v[i]) + " is already listed at " + it->second);
-            ok = false;
-        } else if (family_of(*address) == Family::V4) {
-            targets.v4.push_back(icmp_target(*address));
-        } else {
-            targets.v6.push_back(icmp_target(*address));
-        }
-    }
-    if (ok) field.value = std::move(targets);
-}
 
 ProbeDraft read_probe(const Json& v, const std::string& path, Reporter& report) {
     ProbeDraft probe;

@@ -55,6 +55,12 @@ struct ProbeTargets {
     size_t count(Family f) const { return f == Family::V4 ? v4.size() : v6.size(); }
 };
 
+// At most this many probe targets per list; min_targets_up is at most this too.
+inline constexpr size_t kMaxProbeTargets = 16;
+// The keys of a probe target written as an object: {"tcp": "192.0.2.1:443"} or
+// {"dns": "192.0.2.53", "name": "example.com"}.
+inline constexpr std::string_view kTargetKeys[] = {"tcp", "dns", "name"};
+
 struct ProbeDraft {
     Field<ProbeTargets> targets;
     Field<unsigned> interval_ms;
@@ -161,6 +167,12 @@ std::optional<uint64_t> read_integer(const Json& v, const std::string& path, uin
                                      Reporter& report);
 void read_unsigned(Field<unsigned>& field, const Json& v, const std::string& path, unsigned low, unsigned high,
                    Reporter& report);
+// Why an address cannot be a gateway or a probe target ("a loopback address"), or nullopt.
+std::optional<std::string_view> unusable_address_kind(const IpAddr& address);
+
+// Pass 1 for "probe.targets" (config/targets_read.cpp): each entry on its own (an address, or a
+// tcp or dns object), no entry twice, split by family.
+void read_targets(Field<ProbeTargets>& field, const Json& v, const std::string& path, Reporter& report);
 
 // Pass 1 for "policies" and "rules": each on its own, and the keys of one rule together (ports
 // need a protocol with ports, a rule must be able to match some family, no sticky to "main").

@@ -17,10 +17,13 @@
 #include "base/fd.hpp"
 #include "base/format.hpp"
 #include "probe/icmp.hpp"
+#include "probe/probe_socket.hpp"
 #include "probe/transport.hpp"
 
 namespace wb {
 namespace {
+
+using probe_detail::received_at;
 
 constexpr size_t kReceiveBufferBytes = 2048;
 
@@ -34,17 +37,6 @@ std::optional<icmp::EchoReply> parse_reply(Family family, std::span<const uint8_
     Ipv6 source;
     std::copy(std::begin(from.sin6_addr.s6_addr), std::end(from.sin6_addr.s6_addr), source.bytes.begin());
     return icmp::parse_echo_reply6(packet, source);
-}
-
-// The kernel's receive time of a message, from its SCM_TIMESTAMPNS; `fallback` without one.
-Usec received_at(msghdr& msg, Usec fallback) {
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
-            timespec ts{};
-            std::copy_n(CMSG_DATA(c), sizeof ts, reinterpret_cast<unsigned char*>(&ts));
-            return realtime_to_monotonic(ts);
-        }
-    return fallback;
 }
 
 class IcmpTransport final : public ProbeTransport {

@@ -300,6 +300,10 @@ CROSS_KEY = {
         c["wans"][0].update(gateway6="auto"),
         c.update(probe={"targets": ["192.0.2.1", "192.0.2.2"], "min_targets_up": 2})),
     "the same IPv6 target written twice": lambda c: c.update(probe={"targets": ["2001:db8::1", "2001:db8:0::1"]}),
+    "the same dns target with its name in another case": lambda c: c.update(probe={"targets": [
+        {"dns": "192.0.2.53", "name": "example.com"}, {"dns": "192.0.2.53", "name": "Example.COM."}]}),
+    "the same tcp target written two ways": lambda c: c.update(probe={"targets": [
+        {"tcp": "[2001:db8::1]:443"}, {"tcp": "[2001:db8:0::1]:443"}]}),
     "rule_priority without room": lambda c: c.update(rule_priority=32765),
     "integer written as 1.0": lambda c: c["wans"][0].update(weight=1.0),
     "more WANs than the mask has marks": lambda c: c.update(
@@ -359,6 +363,28 @@ def mutations():
             probe={"targets": sixteen, "min_targets_up": v})
     for v in ([], sixteen, sixteen + ["192.0.2.99"], ["192.0.2.1", "192.0.2.1"], ["x"], "192.0.2.1"):
         yield f"targets={v!r}", lambda c, v=v: c["wans"][0].update(probe={"targets": v})
+    long_name = ".".join(["a" * 63] * 3 + ["a" * 61])  # 253 characters
+    for v in ({"tcp": "192.0.2.1:443"}, {"tcp": "192.0.2.1:1"}, {"tcp": "192.0.2.1:65535"},
+              {"tcp": "192.0.2.1:0"}, {"tcp": "192.0.2.1:65536"}, {"tcp": "192.0.2.1:0443"},
+              {"tcp": "192.0.2.1"}, {"tcp": "192.0.2.1:"}, {"tcp": "192.0.2.1:https"}, {"tcp": "[192.0.2.1]:80"},
+              {"tcp": "[2001:db8::1]:443"}, {"tcp": "2001:db8::1:443"}, {"tcp": "[2001:db8::1]"},
+              {"tcp": "[fe80::1]:22"}, {"tcp": "[::1]:80"}, {"tcp": "[ff02::1]:80"}, {"tcp": "127.0.0.1:80"},
+              {"tcp": "224.0.0.1:80"}, {"tcp": "example.com:443"}, {"tcp": 443}, {"tcp": "192.0.2.1:443", "name": "x"},
+              {"tcp": "192.0.2.1:443", "dns": "192.0.2.1"}, {"tcp": "192.0.2.1:443", "port": 1}, {},
+              {"dns": "192.0.2.53", "name": "example.com"}, {"dns": "192.0.2.53", "name": "example.com."},
+              {"dns": "2001:db8::53", "name": "a_b-9.Example"}, {"dns": "192.0.2.53"}, {"name": "example.com"},
+              {"dns": "192.0.2.53", "name": ""}, {"dns": "192.0.2.53", "name": "."},
+              {"dns": "192.0.2.53", "name": "a..b"}, {"dns": "192.0.2.53", "name": "a b"},
+              {"dns": "192.0.2.53", "name": "a" * 63}, {"dns": "192.0.2.53", "name": "a" * 64},
+              {"dns": "192.0.2.53", "name": long_name}, {"dns": "192.0.2.53", "name": long_name + "a"},
+              {"dns": "192.0.2.53", "name": long_name + "."}, {"dns": "192.0.2.53", "name": 5},
+              {"dns": "127.0.0.53", "name": "x"}, {"dns": "192.0.2.53:53", "name": "x"}, {"dns": 53, "name": "x"}):
+        yield f"targets=[{v!r}]", lambda c, v=v: (c["wans"][0].update(gateway6="auto"),
+                                                  c["wans"][0].update(probe={"targets": ["192.0.2.9", v]}))
+    yield "targets: the same tcp target twice", lambda c: c.update(
+        probe={"targets": [{"tcp": "192.0.2.1:443"}, {"tcp": "192.0.2.1:443"}]})
+    yield "targets: three kinds of one address", lambda c: c.update(
+        probe={"targets": ["192.0.2.1", {"tcp": "192.0.2.1:443"}, {"dns": "192.0.2.1", "name": "x"}]})
     for v in ("a", "a" * 15, "a" * 16, "", "Abc", "a.b", "a_b-9", 7):
         yield f"name={v!r}", lambda c, v=v: c["wans"][0].update(name=v)
     for v in ("eth0.5", "x" * 15, "x" * 16, "", "a/b", "a b", "a:b", "a%b", ".", "..", "...",

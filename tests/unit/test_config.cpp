@@ -408,7 +408,8 @@ TEST_CASE("probe") {
     check_error(global("[]"), "/probe", "expected an object, got []");
     check_error(article(R"(, "probe": 3)"), "/wans/0/probe", "expected an object, got 3");
     check_error(global(R"({"targets": "192.0.2.1"})"), "/probe/targets",
-                "expected an array of IPv4 or IPv6 addresses, got \"192.0.2.1\"");
+                "expected an array of probe targets (an address, {\"tcp\": \"HOST:PORT\"} or {\"dns\": \"HOST\", "
+                "\"name\": \"NAME\"}), got \"192.0.2.1\"");
     check_error(global(R"({"targets": ["192.0.2.1", "192.0.2.300"]})"), "/probe/targets/1",
                 "\"192.0.2.300\" is not an IPv4 or IPv6 address");
     check_error(global(R"({"targets": ["192.0.2.1", "192.0.2.1"]})"), "/probe/targets/1",

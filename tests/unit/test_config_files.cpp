@@ -155,7 +155,8 @@ constexpr const char* kEveryKey = R"({
   ],
   "lans": ["ether3", "ether4"],
   "balance": { "classifier": "src-address" },
-  "probe": { "targets": ["192.0.2.1"], "interval_ms": 300, "timeout_ms": 600, "down_after": 3, "up_after": 5,
+  "probe": { "targets": ["192.0.2.1", {"tcp": "192.0.2.80:443"}, {"dns": "192.0.2.53", "name": "example.com"}],
+             "interval_ms": 300, "timeout_ms": 600, "down_after": 3, "up_after": 5,
              "min_targets_up": 1 },
   "masquerade": false, "flush_conntrack": true, "mark_mask": "0xff00", "rule_priority": 100,
   "hooks_dir": "/etc/wanbalance/hooks.d"
@@ -177,9 +178,14 @@ int kind_of(const OJson& v) {  // integers and floats are different kinds to the
     return int(v.type());
 }
 
+// A key of a probe target object ("/probe/targets/1/tcp").
+bool is_target_key(const OJson::json_pointer& p) {
+    return p.parent_pointer().parent_pointer().to_string() == "/probe/targets";
+}
+
 bool is_required(const OJson::json_pointer& p) {
     std::string s = p.to_string();
-    if (s == "/wans" || s == "/lans") return true;
+    if (s == "/wans" || s == "/lans" || is_target_key(p)) return true;
     std::string key = p.back();
     return p.parent_pointer().parent_pointer().to_string() == "/wans" &&
            (key == "name" || key == "interface" || key == "gateway");
@@ -220,7 +226,11 @@ TEST_CASE("mutations: deleting a key or giving it the wrong type never crashes a
         }
         ConfigResult r = parse(deleted.dump());
         check_printable(r);
-        if (is_required(p)) {
+        if (is_target_key(p)) {  // a target without its kind or its name
+            REQUIRE(r.errors.size() == 1);
+            CHECK(r.errors[0].path == p.parent_pointer().to_string());
+            CHECK(r.errors[0].message.starts_with("missing required key "));
+        } else if (is_required(p)) {
             CHECK(r.errors == Errors{{p.parent_pointer().to_string(), "missing required key \"" + p.back() + "\""}});
         } else {
             CHECK(r.errors == Errors{});
