@@ -3,6 +3,9 @@
 #pragma once
 
 #include <memory>
+#include <optional>
+#include <set>
+#include <string>
 
 #include "base/status.hpp"
 #include "netlink/conntrack.hpp"
@@ -47,6 +50,12 @@ private:
     Status send_delete_route(const Route& route) override;
     Status send_add_rule(const Rule& rule) override;
     Status send_delete_rule(const Rule& rule) override;
+
+    // The replies_<WAN> chains the table holds, as far as the plans this port committed tell
+    // (nullopt: none committed yet). Each is dumped alone: a dump of the whole table costs
+    // ~20 ms with 1000 sticky policy rules in it, the two WANs' chains 0.02-0.3 ms.
+    void note_reply_chains(const nft::Plan& plan);
+    std::optional<std::set<std::string>> reply_chains_;
 
     std::unique_ptr<nft::NftSocket> nft_;
     std::unique_ptr<RouteNetlink> rtnl_;

@@ -427,6 +427,15 @@ Expected<bool> NftSocket::table_exists(const std::string& name) {
     return true;
 }
 
+Status NftSocket::dump(uint16_t type, const std::function<void(nlmsghdr*)>& put, const std::string& what,
+                       const std::function<void(const nlmsghdr*)>& on_reply) {
+    Impl& im = *impl_;
+    std::vector<char> buf(kSmallMessageRoom);
+    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), type, NFPROTO_INET, NLM_F_DUMP, im.seq++);
+    put(nlh);
+    return im.request(nlh, what, on_reply);
+}
+
 Expected<uint32_t> NftSocket::generation() {
     Impl& im = *impl_;
     std::vector<char> buf(kSmallMessageRoom);

@@ -2,7 +2,10 @@
 // transaction (all or nothing). Also answers the few questions the daemon asks about its table.
 #pragma once
 
+#include <linux/netlink.h>
+
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -33,6 +36,12 @@ public:
 
     // The kernel's generation id (bumps on every committed nftables transaction, ours or not).
     Expected<uint32_t> generation();
+
+    // One dump request of `type` (NFT_MSG_GETRULE …, family inet): `put` writes its filter
+    // attributes after the header, `on_reply` sees every answer until NLMSG_DONE. `what`
+    // names it in errors: "Could not dump the rules of chain x: …".
+    Status dump(uint16_t type, const std::function<void(nlmsghdr*)>& put, const std::string& what,
+                const std::function<void(const nlmsghdr*)>& on_reply);
 
     const ApplyStats& last_stats() const { return stats_; }
 

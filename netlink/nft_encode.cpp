@@ -10,6 +10,7 @@
 #include <libnftnl/udata.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_conntrack_tuple_common.h>
 #include <linux/netfilter/nf_tables.h>
 #include <net/if.h>
 
@@ -43,7 +44,8 @@ Status comment_too_long(const std::string& comment) {
 }
 
 // The kernel's hook numbers, in the enumerator order of Hook.
-constexpr std::array<uint32_t, 3> kHookNumbers = {NF_INET_PRE_ROUTING, NF_INET_LOCAL_OUT, NF_INET_POST_ROUTING};
+constexpr std::array<uint32_t, 4> kHookNumbers = {NF_INET_PRE_ROUTING, NF_INET_LOCAL_OUT, NF_INET_POST_ROUTING,
+                                                  NF_INET_FORWARD};
 
 bool is_address(HashField f) { return f == HashField::SrcAddr || f == HashField::DstAddr; }
 bool is_address(MatchField f) { return f == MatchField::SrcAddr || f == MatchField::DstAddr; }
@@ -257,6 +259,14 @@ private:
         if (s.mask != 0xffffffffu) bitwise(s.mask, 0, true);
         cmp_u32(NFT_CMP_EQ, s.value);
     }
+    void emit(const CtDirectionReply&) {
+        ct_load(NFT_CT_DIRECTION);
+        uint8_t direction = IP_CT_DIR_REPLY;  // one byte wide
+        cmp(NFT_CMP_EQ, &direction, sizeof direction);
+    }
+    // No NFTA_COUNTER_* values: the kernel starts it at 0 (nft sends the same for
+    // "counter packets 0 bytes 0": an empty NFTA_EXPR_DATA).
+    void emit(const Counter&) { add(expr("counter")); }
     void emit(const Return&) {
         ExprPtr e = expr("immediate");
         nftnl_expr_set_u32(e.get(), NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);

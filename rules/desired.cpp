@@ -14,6 +14,8 @@ using namespace desired_detail;
 using nft::BaseChain;
 using nft::Chain;
 using nft::ChainType;
+using nft::Counter;
+using nft::CtDirectionReply;
 using nft::CtStateNew;
 using nft::FibDaddrNotLocal;
 using nft::HashField;
@@ -119,10 +121,29 @@ Chain postrouting_chain(const Config& config) {
     return postrouting;
 }
 
+// Packets of forwarded connections coming back in on a WAN, counted per WAN and family: the
+// WAN's path is alive (docs/design.md, Reply counters). The forward hook never sees the
+// router's own traffic (its probes among it), and the reply direction leaves out what the
+// internet sends unasked (the original direction of a connection from a WAN). Mangle priority:
+// counted before a firewall's filter chain could drop what did arrive.
+Chain replies_chain() {
+    return Chain{"replies",
+                 BaseChain{ChainType::Filter, Hook::Forward, kManglePriority},
+                 {NftRule{{CtDirectionReply{}, IifnameVmap{"reply_wans"}}, "replies to LAN connections, counted per WAN"}}};
+}
+
+// One counter per family the WAN carries; the map's lookup already chose the WAN.
+Chain reply_counter_chain(const WanConfig& wan) {
+    Chain chain{reply_chain_name(wan), std::nullopt, {}};
+    chain.rules.push_back(NftRule{{NfprotoIpv4{}, Counter{}}, reply_counter_comment(Family::V4)});
+    if (wan.ipv6) chain.rules.push_back(NftRule{{NfprotoIpv6{}, Counter{}}, reply_counter_comment(Family::V6)});
+    return chain;
+}
+
 // Both families share the marks, so by_mark, by_wan and the WAN chains serve both. The mark
 // of connections a rule sends to the main table is restored like a WAN's, so their later
-// packets look up main too.
-std::vector<Set> mark_maps(const Config& config) {
+// packets look up main too. reply_wans takes a WAN's replies to its counters.
+std::vector<Set> wan_maps(const Config& config) {
     Set by_mark{"by_mark", KeyType::Mark, 0, true, {}};
     Set by_wan{"by_wan", KeyType::Ifname, 0, true, {}};
     for (const auto& wan : config.wans) {
@@ -130,7 +151,9 @@ std::vector<Set> mark_maps(const Config& config) {
         by_wan.elements.push_back({wan.interface, wan_chain_name(wan)});
     }
     if (config.main_mark) by_mark.elements.push_back({*config.main_mark, to_main_chain_name()});
-    return {by_mark, by_wan};
+    Set reply_wans{"reply_wans", KeyType::Ifname, 0, true, {}};
+    for (const auto& wan : config.wans) reply_wans.elements.push_back({wan.interface, reply_chain_name(wan)});
+    return {by_mark, by_wan, reply_wans};
 }
 
 Table build_table(const Config& config, const std::array<Set, 2>& balance, RulesPlane plane) {
@@ -141,7 +164,7 @@ Table build_table(const Config& config, const std::array<Set, 2>& balance, Rules
     Set lans{"lans", KeyType::Ifname, 0, false, {}};
     for (const auto& lan : config.lans) lans.elements.push_back({lan, ""});
     table.sets = {lans};
-    for (auto& set : mark_maps(config)) table.sets.push_back(set);
+    for (auto& set : wan_maps(config)) table.sets.push_back(set);
     table.sets.push_back(balance[0]);
     if (config.any_ipv6()) table.sets.push_back(balance[1]);
     for (auto& set : plane.sets) table.sets.push_back(std::move(set));
@@ -152,10 +175,12 @@ Table build_table(const Config& config, const std::array<Set, 2>& balance, Rules
         chain.rules.push_back(NftRule{{SetMarkBits{MarkKind::Meta, mask, wan.mark}}, ""});
         table.chains.push_back(chain);
     }
+    for (const auto& wan : config.wans) table.chains.push_back(reply_counter_chain(wan));
     for (auto& chain : plane.chains) table.chains.push_back(std::move(chain));
     table.chains.push_back(prerouting_chain(config, mask, plane.has_rules));
     table.chains.push_back(output_chain(config, mask));
     table.chains.push_back(postrouting_chain(config));
+    table.chains.push_back(replies_chain());
     return table;
 }
 
@@ -281,6 +306,10 @@ std::string_view health_name(Health h) {
 }
 
 std::string wan_chain_name(const WanConfig& wan) { return "wan_" + wan.name; }
+
+std::string reply_chain_name(const WanConfig& wan) { return std::string(kReplyChainPrefix) + wan.name; }
+
+const char* reply_counter_comment(Family family) { return family == Family::V4 ? "ipv4" : "ipv6"; }
 
 uint32_t balanced_table(const Config& config) {
     auto taken = [&](uint32_t id) {

@@ -104,6 +104,14 @@ Desired build_desired(const Config& config, const std::vector<WanInputs>& inputs
 // Names used in the table, exposed for tests and status.
 std::string wan_chain_name(const WanConfig& wan);  // "wan_charter"
 
+// The reply counters (docs/design.md, "Reply counters"): chain "replies_<WAN>" holds one rule
+// per family the WAN carries, `meta nfproto ipv4 counter comment "ipv4"` ("ipv6"), reached
+// from base chain "replies" through map "reply_wans". The kernel port reads them back by
+// these names.
+inline constexpr std::string_view kReplyChainPrefix = "replies_";
+std::string reply_chain_name(const WanConfig& wan);  // "replies_charter"
+const char* reply_counter_comment(Family family);    // "ipv4", "ipv6"
+
 // `wanbalancectl ruleset`: the nft table (nft -f syntax) then the routes and rules as `ip`
 // commands, each section introduced by a comment.
 std::string render_ruleset(const Config& config, const Desired& desired);

@@ -18,9 +18,9 @@ inline constexpr const char* kTableName = "wanbalance";  // family inet
 inline constexpr uint32_t kDynamicSetSize = 65535;
 
 enum class ChainType { Filter, Route, Nat };
-enum class Hook { Prerouting, Output, Postrouting };
+enum class Hook { Prerouting, Output, Postrouting, Forward };
 
-// A base chain; the policy is always accept (wanbalance only marks and NATs, never drops).
+// A base chain; the policy is always accept (wanbalance only marks, NATs and counts, never drops).
 struct BaseChain {
     ChainType type;
     Hook hook;
@@ -130,11 +130,20 @@ struct MarkIs {  // ct mark & MASK == VALUE   /   meta mark & MASK == VALUE
     uint32_t value;
     bool operator==(const MarkIs&) const = default;
 };
+struct CtDirectionReply {  // ct direction reply
+    bool operator==(const CtDirectionReply&) const = default;
+};
+// counter: an anonymous counter, created at 0. Its values are the kernel's and grow until the
+// rule is replaced; they are not part of the IR, so two rules with counters compare equal and
+// the diff leaves them (and what they counted) alone. render() prints "packets 0 bytes 0".
+struct Counter {
+    bool operator==(const Counter&) const = default;
+};
 
 using Statement = std::variant<CtStateNew, NfprotoIpv4, IifnameInSet, OifnameIs, FibDaddrNotLocal,
                                MarkVmap, IifnameVmap, HashVmap, NumgenVmap, SetMarkBits, Masquerade,
                                NfprotoIpv6, Ip6InPrefix, Return, ConcatVmap, Goto, AddrInSet, UpdateSet,
-                               MarkIs>;
+                               MarkIs, CtDirectionReply, Counter>;
 
 struct Rule {
     std::vector<Statement> statements;

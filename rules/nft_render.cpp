@@ -17,7 +17,7 @@ std::string hex32(uint32_t v) { return hex_padded(v, 8); }
 
 // nft's words for the enums of rules/nft.hpp, in enumerator order.
 constexpr std::array<const char*, 3> kChainTypeNames = {"filter", "route", "nat"};
-constexpr std::array<const char*, 3> kHookNames = {"prerouting", "output", "postrouting"};
+constexpr std::array<const char*, 4> kHookNames = {"prerouting", "output", "postrouting", "forward"};
 
 const char* mark_name(MarkKind kind) { return kind == MarkKind::Ct ? "ct mark" : "meta mark"; }
 
@@ -123,6 +123,9 @@ struct StatementText {
         return "update @" + s.set + " { " + sticky_key(s.family, s.with_dst) + " }";
     }
     std::string operator()(const MarkIs& s) const { return render_mark_is(s); }
+    std::string operator()(const CtDirectionReply&) const { return "ct direction reply"; }
+    // What nft lists for a counter that has counted nothing yet.
+    std::string operator()(const Counter&) const { return "counter packets 0 bytes 0"; }
 };
 
 std::string priority_text(ChainType type, int priority) {

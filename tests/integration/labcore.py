@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import select
 import shlex
 import shutil
@@ -50,6 +51,12 @@ BALANCED_TABLE = 100
 # systemd instead of logging to stderr).
 SYSTEMD_ENV = ("NOTIFY_SOCKET", "JOURNAL_STREAM", "INVOCATION_ID", "LISTEN_PID", "LISTEN_FDS",
                 "LISTEN_FDNAMES", "WATCHDOG_PID", "WATCHDOG_USEC", "RUNTIME_DIRECTORY")
+
+
+def zero_counters(nft_text: str) -> str:
+    """`nft list` text with every counter at 0, as `wanbalancectl ruleset` prints them: the
+    reply counters (chains replies_*) count the traffic the tests send."""
+    return re.sub(r"\bcounter packets \d+ bytes \d+", "counter packets 0 bytes 0", nft_text)
 
 
 def family_of(address: str) -> str:

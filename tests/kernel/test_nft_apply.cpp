@@ -186,6 +186,11 @@ TEST_CASE("a dual-stack table reads back exactly as render() prints it and as nf
     CHECK(view.find("  [ payload load 1b @ network header + 24 => reg 1 ]\n  [ cmp eq reg 1 0x000000ff ]\n") !=
           std::string::npos);
     CHECK(count(view, "[ immediate reg 0 return ]") == 6);
+    // The reply counters: ct direction is one byte; charter and integra count both families, lte IPv4.
+    CHECK(view.find("  [ ct load direction => reg 1 ]\n  [ cmp eq reg 1 0x00000001 ]\n"
+                    "  [ meta load iifname => reg 1 ]\n  [ lookup reg 1 set reply_wans dreg 0 0x0 ]\n") !=
+          std::string::npos);
+    CHECK(count(view, "[ counter pkts 0 bytes 0 ]") == 5);
     CHECK(listing().find("\t\tmeta nfproto ipv6 oifname \"ether1\" masquerade comment \"charter\"\n") !=
           std::string::npos);
 }

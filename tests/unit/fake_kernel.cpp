@@ -6,6 +6,7 @@
 #include <variant>
 
 #include "base/ipv4.hpp"
+#include "rules/desired.hpp"
 
 namespace wb::test {
 namespace {
@@ -383,6 +384,7 @@ Status FakeKernel::apply(const nft::Plan& plan) {
         if (int refused = std::visit(tx, op)) return answer(refused, "Could not " + nft::describe(op) + ": ");
     table_ = std::move(tx.table());
     nft_ops_ += unsigned(plan.ops.size());
+    restart_reply_counts(plan);
     return answer(0, "");
 }
 
@@ -429,7 +431,47 @@ Expected<Ipv6Conf> FakeKernel::get_ipv6_conf(int ifindex) {
     return it == ipv6_conf_.end() ? Ipv6Conf{} : it->second;
 }
 
-Expected<std::vector<ReplyCount>> FakeKernel::read_reply_counters() { return std::vector<ReplyCount>{}; }
+// Rules written anew count from 0: the counters of every chain the plan writes rules into.
+void FakeKernel::restart_reply_counts(const nft::Plan& plan) {
+    auto restart = [&](const std::string& chain) {
+        if (!chain.starts_with(kReplyChainPrefix)) return;
+        std::string wan = chain.substr(kReplyChainPrefix.size());
+        std::erase_if(reply_counts_, [&](const auto& entry) { return entry.first.first == wan; });
+    };
+    for (const auto& op : plan.ops) {
+        if (std::holds_alternative<nft::OpReplaceTable>(op) || std::holds_alternative<nft::OpDeleteTable>(op))
+            reply_counts_.clear();
+        if (const auto* add = std::get_if<nft::OpAddChain>(&op)) restart(add->chain.name);
+        if (const auto* del = std::get_if<nft::OpDeleteChain>(&op)) restart(del->name);
+        if (const auto* rules = std::get_if<nft::OpReplaceRules>(&op)) restart(rules->chain);
+    }
+}
+
+Expected<std::vector<ReplyCount>> FakeKernel::read_reply_counters() {
+    if (Status s = answer(begin(Op::ReadReplyCounters), "Could not dump the rules of table inet wanbalance: "); !s)
+        return s;
+    std::vector<ReplyCount> out;
+    for (const auto& chain : table_ ? table_->chains : std::vector<nft::Chain>{}) {
+        if (!chain.name.starts_with(kReplyChainPrefix)) continue;
+        const std::string wan = chain.name.substr(kReplyChainPrefix.size());
+        for (const auto& rule : chain.rules) {
+            bool counts = std::any_of(rule.statements.begin(), rule.statements.end(),
+                                      [](const nft::Statement& s) { return std::holds_alternative<nft::Counter>(s); });
+            for (Family family : kFamilies) {
+                if (!counts || rule.comment != reply_counter_comment(family)) continue;
+                auto it = reply_counts_.find({wan, family});
+                out.push_back(ReplyCount{wan, family, it == reply_counts_.end() ? 0 : it->second});
+            }
+        }
+    }
+    // And what a test set without the table holding it (a test of the reader alone).
+    for (const auto& entry : reply_counts_) {
+        const auto& [wan, family] = entry.first;
+        auto held = [&entry](const ReplyCount& c) { return c.wan == entry.first.first && c.family == entry.first.second; };
+        if (std::none_of(out.begin(), out.end(), held)) out.push_back(ReplyCount{wan, family, entry.second});
+    }
+    return out;
+}
 
 Expected<unsigned> FakeKernel::delete_by_mark(Family family, uint32_t mark, uint32_t mask) {
     char what[128];

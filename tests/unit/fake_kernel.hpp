@@ -13,7 +13,10 @@
 //    referred to (by map elements, rules' lookups and gotos), EEXIST for overlapping interval
 //    elements, EINVAL for a verdict lookup in a plain set, EOPNOTSUPP for "update" on a set
 //    that is not dynamic; elements are kept in the order they were added (as pipapo lists them);
-//  - dumps return only what has protocol wanbalance, in (table, metric) or priority order.
+//  - dumps return only what has protocol wanbalance, in (table, metric) or priority order;
+//  - reply counters: one per rule of a chain replies_<WAN> holding a counter (the family from
+//    its comment), at the packets a test set, 0 until then, then any other a test set; a
+//    transaction that writes the chain's rules starts them again at 0, as the kernel's do.
 #pragma once
 
 #include <cstdint>
@@ -35,7 +38,7 @@ public:
     // Every kind of request, to inject failures and count calls.
     enum class Op {
         DumpRoutes, DumpRules, ForeignRoute, ReplaceRoute, DeleteRoute, AddRule, DeleteRule,
-        NftApply, TableExists, GetSrcValidMark, SetSrcValidMark, GetIpv6Conf, DeleteConntrack
+        NftApply, TableExists, GetSrcValidMark, SetSrcValidMark, GetIpv6Conf, DeleteConntrack, ReadReplyCounters
     };
 
     // --- error injection and counters ---
@@ -67,6 +70,10 @@ public:
     // Connections of `family` with this ctmark, for delete_by_mark().
     void add_connections(uint32_t mark, unsigned count, Family family = Family::V4) {
         connections_[{family, mark}] += count;
+    }
+    // The packet path counting replies of `wan` (its name), for read_reply_counters().
+    void set_reply_count(const std::string& wan, Family family, uint64_t packets) {
+        reply_counts_[{wan, family}] = packets;
     }
     unsigned connections() const;  // of both families
     unsigned connections(Family family) const;
@@ -111,6 +118,8 @@ private:
     std::map<int, bool> link_down_;
     std::map<int, Ipv6Conf> ipv6_conf_;
     std::map<std::pair<Family, uint32_t>, unsigned> connections_;  // by (family, ctmark)
+    std::map<std::pair<std::string, Family>, uint64_t> reply_counts_;  // by (WAN, family)
+    void restart_reply_counts(const nft::Plan& plan);
 
     std::map<Op, std::deque<int>> failures_;
     std::map<Op, unsigned> calls_;

@@ -430,10 +430,10 @@ TEST_CASE("without rules the table is the one before rules, but the balance maps
     auto d = build_desired(c, healthy(c));
     for (const char* map : {"balance", "balance6"})
         for (const auto& e : d.table.find_set(map)->elements) CHECK(e.jump);
-    for (const char* map : {"by_mark", "by_wan"})
-        for (const auto& e : d.table.find_set(map)->elements) CHECK_FALSE(e.jump);  // prerouting stops there
-    CHECK(d.table.sets.size() == 5);
-    CHECK(d.table.chains.size() == 3 + 3);
+    for (const char* map : {"by_mark", "by_wan", "reply_wans"})
+        for (const auto& e : d.table.find_set(map)->elements) CHECK_FALSE(e.jump);  // the base chain stops there
+    CHECK(d.table.sets.size() == 6);
+    CHECK(d.table.chains.size() == 3 + 3 + 4);  // the WANs' chains, their reply counters, the base chains
     CHECK(d.rule_sends[0].empty());
     CHECK(d.rule_sends[1].empty());
 

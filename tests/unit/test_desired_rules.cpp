@@ -231,9 +231,10 @@ TEST_CASE("to_main and to_unreachable mark like a WAN chain; by_mark restores ma
     // Regular chains before the base chains; each map's targets before the rules chains.
     std::vector<std::string> names;
     for (const auto& ch : d.table.chains) names.push_back(ch.name);
-    CHECK(names == std::vector<std::string>{"wan_charter", "wan_integra", "wan_lte", "to_main", "to_unreachable",
-                                            "rule_sip", "rule_vpn", "rule_bank", "rule_monitor", "rule_shop",
-                                            "rules4", "rules6", "prerouting", "output", "postrouting"});
+    CHECK(names == std::vector<std::string>{"wan_charter", "wan_integra", "wan_lte", "replies_charter", "replies_integra",
+                                            "replies_lte", "to_main", "to_unreachable", "rule_sip", "rule_vpn",
+                                            "rule_bank", "rule_monitor", "rule_shop", "rules4", "rules6", "prerouting",
+                                            "output", "postrouting", "replies"});
 
     // The chain comes with the mark, rules or not: by_mark refers to it.
     c.rules.clear();
@@ -335,10 +336,11 @@ TEST_CASE("iif: rules4 dispatches on the LAN to rules4_LAN, each with its own la
     }
     std::vector<std::string> names;
     for (const auto& ch : d.table.chains) names.push_back(ch.name);
-    CHECK(names == std::vector<std::string>{"wan_charter", "wan_integra", "wan_lte", "to_main", "to_unreachable",
-                                            "rule_sip", "rule_vpn", "rule_bank", "rule_monitor", "rule_shop",
-                                            "rules4_ether3", "rules4_ether4", "rules4", "rules6_ether3", "rules6_ether4",
-                                            "rules6", "prerouting", "output", "postrouting"});
+    CHECK(names == std::vector<std::string>{"wan_charter", "wan_integra", "wan_lte", "replies_charter", "replies_integra",
+                                            "replies_lte", "to_main", "to_unreachable", "rule_sip", "rule_vpn",
+                                            "rule_bank", "rule_monitor", "rule_shop", "rules4_ether3", "rules4_ether4",
+                                            "rules4", "rules6_ether3", "rules6_ether4", "rules6", "prerouting", "output",
+                                            "postrouting", "replies"});
     CHECK(d.rule_sends == sends_without_iif);
 
     std::string text = desired_detail::rules_summary(c);

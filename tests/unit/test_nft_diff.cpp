@@ -102,13 +102,13 @@ TEST_CASE("a set whose key type changes is deleted and added again, its users em
     auto c = article_config();
     auto before = build_desired(c, healthy(c)).table;
     auto after = before;
-    REQUIRE(after.sets[3].name == "balance");
-    after.sets[3].bucket_modulus = 509;
+    REQUIRE(after.sets[4].name == "balance");
+    after.sets[4].bucket_modulus = 509;
     auto plan = diff(before, after);
     // prerouting's rules are textually equal, but the map they look up is another one.
     REQUIRE(plan.ops.size() == 4);
     CHECK(std::get<OpReplaceRules>(plan.ops[0]) == OpReplaceRules{"prerouting", {}});
     CHECK(std::get<OpDeleteSet>(plan.ops[1]).name == "balance");
-    CHECK(std::get<OpAddSet>(plan.ops[2]).set == after.sets[3]);
+    CHECK(std::get<OpAddSet>(plan.ops[2]).set == after.sets[4]);
     CHECK(std::get<OpReplaceRules>(plan.ops[3]) == OpReplaceRules{"prerouting", after.find_chain("prerouting")->rules});
 }

@@ -113,6 +113,27 @@ constexpr const char* kElementsRules4 =
 constexpr const char* kFlushSticky =
     "18000200737469636b795f62616e6b5f696e7465677261000f00010077616e62616c616e63650000";
 
+// The reply counters, captured the same way from `nft -f` of the replies chains as render()
+// prints them (map reply_wans was nft's set 1).
+constexpr const char* kChainReplies =
+    "0f00010077616e62616c616e636500000c0003007265706c696573000b00070066696c746572000008000500000000011400"
+    "0480080001000000000208000200ffffff6a";
+constexpr const char* kRuleReplyCounter4 =
+    "0f00010077616e62616c616e63650000140002007265706c6965735f63686172746572006800048024000180090001006d65"
+    "74610000000014000280080002000000000f08000100000000012c00018008000100636d700020000280080001000000000108"
+    "000200000000000c0003800500010002000000140001800c000100636f756e74657200040002800b0007000005697076340000";
+constexpr const char* kRuleReplyCounter6 =
+    "0f00010077616e62616c616e63650000140002007265706c6965735f63686172746572006800048024000180090001006d65"
+    "74610000000014000280080002000000000f08000100000000012c00018008000100636d700020000280080001000000000108"
+    "000200000000000c000380050001000a000000140001800c000100636f756e74657200040002800b0007000005697076360000";
+constexpr const char* kRuleReplies =
+    "0f00010077616e62616c616e636500000c0002007265706c69657300b0000480200001800700010063740000140002800800"
+    "02000000000108000100000000012c00018008000100636d700020000280080001000000000108000200000000000c000380"
+    "050001000100000024000180090001006d6574610000000014000280080002000000000608000100000000013c0001800b00"
+    "01006c6f6f6b757000002c000280080002000000000108000300000000000f0001007265706c795f77616e73000008000400"
+    "0000000132000700002c7265706c69657320746f204c414e20636f6e6e656374696f6e732c20636f756e7465642070657220"
+    "57414e000000";
+
 const SetIds kIds = {{"lans", 1},     {"by_mark", 2},  {"balance", 3},           {"policy_voip", 4},
                      {"rules4_1", 5}, {"rules4_2", 6}, {"rules6_1", 7},          {"sticky_bank_charter", 8},
                      {"sticky_bank_integra", 9},       {"sticky6_src_charter", 10}};
@@ -175,6 +196,20 @@ TEST_CASE("rules: concatenated lookups, sticky lookups and updates, ct mark matc
     CHECK(rule_message("rule_bank", 0) == kRuleStickyLookup);
     CHECK(rule_message("rule_bank", 3) == kRuleStickyRecord);
     CHECK(rule_message("rule_bank", 5) == kRuleSticky6Lookup);
+}
+
+TEST_CASE("the reply counters: a forward hook, ct direction reply, anonymous counters, as nft sends them") {
+    const Chain replies{"replies", BaseChain{ChainType::Filter, Hook::Forward, -150},
+                        {Rule{{CtDirectionReply{}, IifnameVmap{"reply_wans"}}, "replies to LAN connections, counted per WAN"}}};
+    CHECK(encoded(NFT_MSG_NEWCHAIN, [&](nlmsghdr* nlh) { put_chain(nlh, kTableName, Chain{replies.name, replies.base, {}}, true); }) ==
+          kChainReplies);
+    const SetIds ids = {{"reply_wans", 1}};
+    auto rule = [&](const std::string& chain, const Rule& r) {
+        return encoded(NFT_MSG_NEWRULE, [&](nlmsghdr* nlh) { REQUIRE(put_rule(nlh, kTableName, chain, r, ids).is_ok()); });
+    };
+    CHECK(rule("replies", replies.rules[0]) == kRuleReplies);
+    CHECK(rule("replies_charter", Rule{{NfprotoIpv4{}, Counter{}}, "ipv4"}) == kRuleReplyCounter4);
+    CHECK(rule("replies_charter", Rule{{NfprotoIpv6{}, Counter{}}, "ipv6"}) == kRuleReplyCounter6);
 }
 
 TEST_CASE("flush set: DELSETELEM with the set and the table, no elements") {
