@@ -32,6 +32,7 @@ HINT = re.compile(r"(no reply|unanswered).*confirm|confirm.*(no reply|unanswered
 
 
 def start(lab, config):
+    """wanbalanced with config, once both WANs answered probes; and a watch on its log."""
     d = lab.start_daemon(config)
     d.wait_ready()
     labkit.wait_until(lambda: all(w["rtt_ms"] for w in d.status()["wans"]), 5,
@@ -84,7 +85,7 @@ def start_dns(lab):
             "--group=nogroup", "--log-facility=-"]
     proc = lab.popen("inet", argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     labkit.wait_until(lambda: proc.poll() is not None or
-                      ":53 " in lab.run("inet", "ss -Hlun sport = :53").stdout + " ",
+                      "192.0.2.54:53" in lab.run("inet", "ss -Hlun sport = :53").stdout,
                       5, "dnsmasq to listen")
     assert proc.poll() is None, f"dnsmasq exited {proc.returncode}"
     return proc
