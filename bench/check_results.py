@@ -10,8 +10,9 @@ bench/benchkit.py, evaluate) and compared with the value it reports. Unless --no
 markdown file (RESULTS.md) is checked too: its header names a commit and the raw figures, it
 holds each SECTION.json's section verbatim (so the figures shown are those of that JSON), the
 header names the commit of every such JSON, and every section it lists as ok or kept has its
-JSON. For dataplane, failover, detection and rules, every series their parameters promise (each family's
-configurations, each fault kind, each rule count, system and kind of traffic) must be there with one point per round or run and have its
+JSON. For dataplane, failover, detection and rules, every series their parameters promise
+(each family's configurations, each fault kind, each rule count, system and kind of traffic,
+each kind of detection run) must be there with one point per round or run and have its
 statistics in the summary, and each target's verdict must follow from those statistics.
 Exit 0 when all of it holds, else 1 with one line per mismatch.
 """
@@ -57,7 +58,8 @@ def check_json(path: Path, problems: list[str]) -> dict | None:
 
 
 def _promised(doc: dict) -> tuple[list[str], int | None]:
-    """The series a dataplane, failover, detection or rules run must hold, and how many points each."""
+    """The series a dataplane, failover, detection or rules run must hold, and how many points
+    each."""
     params = doc.get("parameters", {})
     if doc["section"] == "dataplane":
         suffix = {"ipv4": "", "ipv6": "6"}
@@ -134,8 +136,8 @@ def _verdicts(doc: dict) -> list[tuple[str, object, bool]]:
 
 
 def check_promised(path: Path, doc: dict, problems: list[str]) -> None:
-    """dataplane / failover / detection / rules: each promised series (e.g. the IPv6 ones) is there, complete, and
-    summarized; each verdict agrees with the statistics it rests on."""
+    """dataplane / failover / detection / rules: each promised series (e.g. the IPv6 ones) is
+    there, complete, and summarized; each verdict agrees with the statistics it rests on."""
     series, points = _promised(doc)
     summarized = set().union(*(series_of(e) for e in doc["summary"]))
     for key in series:
