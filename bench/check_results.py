@@ -10,8 +10,9 @@ bench/benchkit.py, evaluate) and compared with the value it reports. Unless --no
 markdown file (RESULTS.md) is checked too: its header names a commit and the raw figures, it
 holds each SECTION.json's section verbatim (so the figures shown are those of that JSON), the
 header names the commit of every such JSON, and every section it lists as ok or kept has its
-JSON. For dataplane, failover and rules, every series their parameters promise (each family's
-configurations, each fault kind, each rule count, system and kind of traffic) must be there with one point per round or run and have its
+JSON. For dataplane, failover, detection and rules, every series their parameters promise
+(each family's configurations, each fault kind, each rule count, system and kind of traffic,
+each kind of detection run) must be there with one point per round or run and have its
 statistics in the summary, and each target's verdict must follow from those statistics.
 Exit 0 when all of it holds, else 1 with one line per mismatch.
 """
@@ -57,7 +58,8 @@ def check_json(path: Path, problems: list[str]) -> dict | None:
 
 
 def _promised(doc: dict) -> tuple[list[str], int | None]:
-    """The series a dataplane, failover or rules run must hold, and how many points each."""
+    """The series a dataplane, failover, detection or rules run must hold, and how many points
+    each."""
     params = doc.get("parameters", {})
     if doc["section"] == "dataplane":
         suffix = {"ipv4": "", "ipv6": "6"}
@@ -66,6 +68,8 @@ def _promised(doc: dict) -> tuple[list[str], int | None]:
                  for kind in ("tcp", "udp") for config in "abc"], params.get("rounds"))
     if doc["section"] == "failover":
         return list(params.get("faults", [])), params.get("runs_per_fault")
+    if doc["section"] == "detection":
+        return list(params.get("kinds", [])), params.get("runs_per_kind")
     if doc["section"] == "rules":
         return ([f"{metric}.{kind}.{system}{n}" for metric in params.get("metrics", [])
                  for kind in params.get("kinds", []) for n in params.get("counts", [])
@@ -112,12 +116,28 @@ def _verdicts(doc: dict) -> list[tuple[str, object, bool]]:
             out.append(("ipv4_unaffected_by_ipv6_upstream",
                         outcome["ipv4_unaffected_by_ipv6_upstream"],
                         None if None in (failed, *least) else failed == 0 and min(least) > 0))
+    if doc["section"] == "detection":
+        targets = doc.get("parameters", {}).get("targets_s", {})
+        for kind, bound in targets.items():
+            key = f"{kind}_median_within_target"
+            if key in outcome:
+                median = _stat(doc, f"{kind}: wan-down, median")
+                out.append((key, outcome[key], None if median is None else median <= bound))
+        if "failed_at_most_half" in outcome:
+            failed = _stat(doc, "traffic: failed connections per failover, median")
+            before = doc.get("parameters", {}).get("failed_before")
+            out.append(("failed_at_most_half", outcome["failed_at_most_half"],
+                        None if None in (failed, before) else failed <= before / 2))
+        if "soak_no_state_change" in outcome:
+            changes = _stat(doc, "soak: state changes")
+            out.append(("soak_no_state_change", outcome["soak_no_state_change"],
+                        None if changes is None else changes == 0))
     return out
 
 
 def check_promised(path: Path, doc: dict, problems: list[str]) -> None:
-    """dataplane / failover / rules: each promised series (e.g. the IPv6 ones) is there, complete, and
-    summarized; each verdict agrees with the statistics it rests on."""
+    """dataplane / failover / detection / rules: each promised series (e.g. the IPv6 ones) is
+    there, complete, and summarized; each verdict agrees with the statistics it rests on."""
     series, points = _promised(doc)
     summarized = set().union(*(series_of(e) for e in doc["summary"]))
     for key in series:

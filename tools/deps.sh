@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building, testing and the demo need (Debian 12). Fast when already installed.
 # Usage: tools/deps.sh [build|test|bench|system|fuzz|all]   (default: all)
-#   bench: what bench/run.sh needs on top of test (iperf3, iptables for the classic comparison,
+#   test: iperf3 fills a shaped queue in tests/integration/test_detection.py (and the benchmarks)
+#   bench: what bench/run.sh needs on top of test (iptables for the classic comparison,
 #   hping3 for the new-connection flood of bench/rules.py)
 #   system: the unit checks, the .deb (debhelper, lintian, scdoc) and the real-systemd tests
 #   (debootstrap, systemd-nspawn)
@@ -11,8 +12,8 @@ set -euo pipefail
 build=(g++ meson ninja-build pkg-config libnftnl-dev libmnl-dev libnl-3-dev libnl-route-3-dev
        nlohmann-json3-dev libsystemd-dev doctest-dev)
 runtime=(nftables iproute2 conntrack iputils-ping procps kmod dnsmasq-base)
-test=(python3 python3-pytest socat)
-bench=(iperf3 iptables hping3)
+test=(python3 python3-pytest socat iperf3)
+bench=(iptables hping3)
 system=(debhelper dpkg-dev lintian scdoc man-db systemd systemd-container debootstrap
         python3-jsonschema binutils)
 # libFuzzer ships in libclang-rt-14-dev on bookworm (clang-14 only recommends it). Sanitizer
