@@ -33,6 +33,7 @@ the wanbalancectl stand-in's log of roles) live under /run/wanbalance-lab/wanbal
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -64,6 +65,7 @@ INTERFACE = {"charter": "ether1", "integra": "ether2", "lan": "ether3", "sync": 
 WAN_OF_SOURCE = {VIP["charter"]: "charter", VIP["integra"]: "integra"}
 # keepalived priority per router (the examples are router 1's); both start BACKUP, nopreempt.
 PRIORITY = {"rtrA": 150, "rtrB": 100}
+STREAM_PORT = 8090     # tools/stream.py: data both ways all the time
 
 
 def _start_time(pid: int) -> str:
@@ -82,6 +84,28 @@ def render(template: str, replacements: dict[str, str], name: str) -> str:
     return template
 
 
+class Streams:
+    """Connections of tools/stream.py client in the LAN, held until release()."""
+
+    def __init__(self, lab: HaLab, argv: list[str]):
+        self.proc = lab.popen("lan", argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+        line = labkit.LineReader(self.proc, self.proc.stderr).readline(
+            20, "stream connections to be established")
+        m = re.fullmatch(r"ESTABLISHED ok=(\d+) failed=(\d+)", line)
+        if not m:
+            raise LabError(f"stream.py: unexpected output {line!r}")
+        self.ok, self.failed = int(m[1]), int(m[2])
+
+    def release(self, timeout: float = 30) -> list[dict]:
+        """Close the connections; per connection: src, seen, alive, end_error, max_gap_ms,
+        gap_at, received (tools/stream.py)."""
+        out, err = self.proc.communicate(input=b"", timeout=timeout)
+        if self.proc.returncode != 0:
+            raise LabError(f"stream.py exited {self.proc.returncode}: {err.decode().strip()}")
+        return json.loads(out)["results"]
+
+
 class HaLab(labkit.Lab):
     """The HA pair lab for the lifetime of a with-block (or up()..down()). Inherits Lab's
     run/popen/nft, traffic helpers (the LAN and the internet are the same) and teardown
@@ -93,6 +117,7 @@ class HaLab(labkit.Lab):
         self.wanbalancectl = wanbalancectl or os.environ.get("WANBALANCECTL") or None
         self.keepalived: dict[str, subprocess.Popen] = {}
         self.conntrackd: dict[str, subprocess.Popen] = {}
+        self._stream_server: subprocess.Popen | None = None
 
     # -- namespaces -------------------------------------------------------------------------
 
@@ -139,7 +164,6 @@ class HaLab(labkit.Lab):
             raise labkit.CommandError(argv, proc)
 
     def _build(self) -> None:
-        p = self.prefix
         self._batch(None, "".join(f"netns add {self.ns(r)}\n" for r in HA_ROLES))
         common = ('"net.ipv4.ping_group_range=0 2147483647" net.ipv6.conf.all.accept_dad=0 '
                   'net.ipv6.conf.default.accept_dad=0 net.ipv4.conf.all.arp_ignore=0')
@@ -239,16 +263,21 @@ table ip lab {{
     }}
 }}
 """)
-        # RSTs anywhere on the path: a takeover must not make either end see one.
+        # RSTs at either end: a takeover must not reset the held connections (those to or
+        # from STREAM_PORT); other RSTs (e.g. a new connection given up during the takeover)
+        # are counted apart.
         for ns in ("lan", "inet"):
-            self.nft(ns, """
-table ip watch {
-    counter rst_in { }
-    chain input {
+            self.nft(ns, f"""
+table ip watch {{
+    counter rst_stream {{ }}
+    counter rst_other {{ }}
+    chain input {{
         type filter hook input priority 0; policy accept;
-        tcp flags & rst == rst counter name "rst_in"
-    }
-}
+        tcp flags & rst == rst th sport {STREAM_PORT} counter name "rst_stream" accept
+        tcp flags & rst == rst th dport {STREAM_PORT} counter name "rst_stream" accept
+        tcp flags & rst == rst counter name "rst_other"
+    }}
+}}
 """)
         wait_until(self._links_up, 5, "the HA lab's links to come up")
 
@@ -264,6 +293,7 @@ table ip watch {
         super().down()     # lab.sh down: every process in PREFIX-*, then the namespaces
         self.keepalived.clear()
         self.conntrackd.clear()
+        self._stream_server = None
 
     # -- the stand-in for wanbalanced --------------------------------------------------------
 
@@ -298,9 +328,10 @@ table ip wbstandin {{
         m = re.search(r"counter packets (\d+)", out)
         return int(m[1]) if m else 0
 
-    def rsts(self, ns: str) -> int:
-        """TCP RST segments received by the LAN ("lan") or the internet ("inet")."""
-        out = self.run(ns, "nft list counter ip watch rst_in").stdout
+    def rsts(self, ns: str, which: str = "stream") -> int:
+        """TCP RST segments received by the LAN ("lan") or the internet ("inet"): "stream"
+        those of connections to STREAM_PORT (hold_streams), "other" the rest."""
+        out = self.run(ns, f"nft list counter ip watch rst_{which}").stdout
         return int(re.search(r"packets (\d+)", out)[1])
 
     # -- keepalived and conntrackd ----------------------------------------------------------
@@ -424,6 +455,29 @@ table ip wbstandin {{
         proc.wait(5)
         return t
 
+    def links(self, router: str, up: bool) -> float:
+        """Take every link of the router down (or up) at the switch and on the sync veth, as
+        pulled cables would; returns the time.time() it happened."""
+        ports = {"rtrA": ("a1", "a2", "a3"), "rtrB": ("b1", "b2", "b3")}[router]
+        state = "up" if up else "down"
+        t = time.time()
+        self._batch("sw", "".join(f"link set {port} {state}\n" for port in ports))
+        self._batch(router, f"link set ether4 {state}\n")
+        return t
+
+    def kill_all(self, router: str) -> float:
+        """SIGKILL every process of the router's pair machinery at once: keepalived's parent
+        and VRRP child and conntrackd (as when the router's software dies but its kernel keeps
+        its addresses, DESIGN §7 HA (6)); returns the time.time() of the kill."""
+        vrrp = int(self._files(router)["vrrp.pid"].read_text().split()[0])
+        pids = [self.keepalived[router].pid, vrrp, self.conntrackd[router].pid]
+        t = time.time()
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        for proc in (self.keepalived[router], self.conntrackd[router]):
+            proc.wait(5)
+        return t
+
     def vips(self, router: str) -> set[str]:
         """The VIPs the router holds now."""
         out = self.run(router, "ip -4 -o addr show").stdout
@@ -484,6 +538,26 @@ table ip wbstandin {{
                 continue
             parts.append(f"--- {router} {name} ---\n" + "\n".join(lines))
         return "\n".join(parts)
+
+    def start_stream_server(self) -> subprocess.Popen:
+        """tools/stream.py server on the internet's server address, port STREAM_PORT."""
+        proc = self.popen("inet", [labkit.PYTHON, str(labkit.TOOLS / "stream.py"), "server",
+                                   "--bind", SERVER, "--port", str(STREAM_PORT)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        line = labkit.LineReader(proc, proc.stdout).readline(10, "the stream server")
+        if line != "READY":
+            raise LabError(f"stream server: unexpected output {line!r}")
+        return proc
+
+    def hold_streams(self, n: int, src: str, interval: float = 0.01) -> Streams:
+        """n TCP connections from the LAN to the stream server, data flowing both ways every
+        `interval` seconds, until .release() (starts the server on first use)."""
+        if self._stream_server is None or self._stream_server.poll() is not None:
+            self._stream_server = self.start_stream_server()
+        argv = [labkit.PYTHON, str(labkit.TOOLS / "stream.py"), "client", "--dst", SERVER,
+                "--port", str(STREAM_PORT), "--src", src, "-n", str(n),
+                "--interval", str(interval)]
+        return Streams(self, argv)
 
     def spread(self, n: int, src: str | None = labkit.LAN_HOST, dst: str = SERVER,
                **kwargs) -> Counter:
