@@ -45,8 +45,7 @@ from pathlib import Path
 from typing import Sequence
 
 import labkit
-from labcore import (LAB_SH, PROBE_TARGETS, SERVER, SYSTEMD_ENV, LabError, progress,
-                     wait_until)
+from labcore import SERVER, SYSTEMD_ENV, LabError, wait_until
 
 HA_ROLES = ("sw", "rtrA", "rtrB", "lan", "isp1", "isp2", "inet")
 ROUTERS = ("rtrA", "rtrB")
@@ -567,5 +566,5 @@ table ip wbstandin {{
                               for r in results)
 
 
-__all__ = ["HaLab", "HA_ROLES", "ROUTERS", "VIP", "ROUTER_ADDR", "GATEWAY", "INTERFACE",
-           "EXAMPLES", "render", "PROBE_TARGETS", "LAB_SH", "progress"]
+__all__ = ["HaLab", "Streams", "HA_ROLES", "ROUTERS", "VIP", "ROUTER_ADDR", "GATEWAY",
+           "INTERFACE", "EXAMPLES", "STREAM_PORT", "render"]

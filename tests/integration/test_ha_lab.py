@@ -174,3 +174,25 @@ def test_old_primary_returns_as_backup_and_takes_over_again(halab):
     assert not lab.vips("rtrA") and lab.vips("rtrB") == set(VIP.values()), \
         "the returning router took the VIPs back (nopreempt)"
     fail_primary(lab, held, "links-down", "rtrB")
+
+
+def _netns_names() -> set[str]:
+    proc = subprocess.run(["ip", "netns", "list"], text=True, capture_output=True, check=True)
+    return {line.split()[0] for line in proc.stdout.splitlines() if line.strip()}
+
+
+@needs_ha_tools
+@pytest.mark.root
+def test_ha_lab_teardown_even_when_the_body_raises():
+    """Every namespace, keepalived, conntrackd and file of an HA lab goes, however the body
+    ends; down() stays idempotent."""
+    with pytest.raises(RuntimeError, match="boom"):
+        with HaLab() as lab:
+            lab.start_pair()
+            procs = [*lab.keepalived.values(), *lab.conntrackd.values()]
+            raise RuntimeError("boom")
+    assert not any(n.startswith(lab.prefix + "-") for n in _netns_names())
+    assert all(p.returncode is not None for p in procs)
+    assert not (labkit.LAB_ROOT / lab.prefix).exists()
+    assert lab.workdir is not None and not lab.workdir.exists()
+    lab.down()
