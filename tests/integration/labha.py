@@ -111,8 +111,10 @@ class HaLab(labkit.Lab):
     (lab.sh down kills every process in the lab's namespaces, then deletes them)."""
 
     def __init__(self, prefix: str | None = None, keep_workdir: bool = False,
-                 wanbalancectl: str | None = None):
+                 wanbalancectl: str | dict[str, str] | None = None):
         super().__init__(prefix, keep_workdir)
+        # A real `wanbalancectl ...` command line for the notify script (one for both routers,
+        # or one per router: {"rtrA": ..., "rtrB": ...}); None: the wrapper's log alone.
         self.wanbalancectl = wanbalancectl or os.environ.get("WANBALANCECTL") or None
         self.keepalived: dict[str, subprocess.Popen] = {}
         self.conntrackd: dict[str, subprocess.Popen] = {}
@@ -349,13 +351,17 @@ table ip wbstandin {{
         d.mkdir(mode=0o755, exist_ok=True)
         f = self._files(router)
         other = "rtrB" if router == "rtrA" else "rtrA"
-        ctl = self.wanbalancectl or str(f["wanbalancectl"])
-        if not self.wanbalancectl:
-            # The stand-in logs "TIME ROLE..." per call; a real `wanbalancectl role` replaces it.
-            f["wanbalancectl"].write_text(
-                "#!/bin/sh\n# wanbalancectl stand-in for the HA lab: logs its arguments.\n"
-                f'printf "%s %s\\n" "$(date +%s.%N)" "$*" >>{f["roles.log"]}\n')
-            f["wanbalancectl"].chmod(0o755)
+        # The notify script calls this wrapper: it logs "TIME ARGS" per call (roles() reads
+        # it), then runs the real wanbalancectl if the lab was given one (a command line,
+        # e.g. "wanbalancectl --runtime-dir DIR"; WANBALANCECTL in the environment).
+        command = (self.wanbalancectl.get(router) if isinstance(self.wanbalancectl, dict)
+                   else self.wanbalancectl)
+        real = f"exec {command} \"$@\"\n" if command else ""
+        f["wanbalancectl"].write_text(
+            "#!/bin/sh\n# wanbalancectl for the HA lab: logs its arguments.\n"
+            f'printf "%s %s\\n" "$(date +%s.%N)" "$*" >>{f["roles.log"]}\n{real}')
+        f["wanbalancectl"].chmod(0o755)
+        ctl = str(f["wanbalancectl"])
         keepalived = (EXAMPLES / "keepalived.conf").read_text()
         keepalived = render(keepalived, {
             "router_id wanbalance-1": f"router_id wanbalance-{router}",
@@ -490,7 +496,7 @@ table ip wbstandin {{
         return time.time()
 
     def roles(self, router: str) -> list[tuple[float, str]]:
-        """[(time, role)] from the wanbalancectl stand-in's log: what the notify script told it."""
+        """[(time, role)] from the wanbalancectl wrapper's log: what the notify script told it."""
         try:
             text = self._files(router)["roles.log"].read_text()
         except FileNotFoundError:
