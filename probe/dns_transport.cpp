@@ -23,11 +23,9 @@ namespace wb {
 namespace {
 
 using probe_detail::bind_and_mark;
-using probe_detail::received_at;
 using probe_detail::same_endpoint;
 using probe_detail::socket_address;
 
-constexpr size_t kReceiveBufferBytes = 4096;  // a response is read only for its header
 
 // Seeded from the kernel: ids an off-path attacker cannot guess (RFC 5452), not that a forged
 // answer could do more than keep a dead WAN up for one probe.
@@ -97,33 +95,15 @@ private:
     }
 
     void drain() {
-        uint8_t buffer[kReceiveBufferBytes];
-        alignas(cmsghdr) uint8_t control[CMSG_SPACE(sizeof(timespec))];
-        for (;;) {
-            sockaddr_storage from{};
-            iovec iov{buffer, sizeof buffer};
-            msghdr msg{};
-            msg.msg_name = &from;
-            msg.msg_namelen = sizeof from;
-            msg.msg_iov = &iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = control;
-            msg.msg_controllen = sizeof control;
-            // A response longer than the buffer is truncated (MSG_TRUNC): the header is all we read.
-            ssize_t n = recvmsg(socket_.fd, &msg, 0);
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                return;  // EAGAIN: drained
-            }
-            Usec at = received_at(msg, monotonic_usec());
-            auto id = dns::response_id(std::span<const uint8_t>(buffer, static_cast<size_t>(n)));
-            if (!id) continue;
+        probe_detail::read_datagrams(socket_.fd, [this](const probe_detail::Datagram& d) {
+            auto id = dns::response_id(d.bytes);
+            if (!id) return;
             auto it = outstanding_.find(*id);
-            if (it == outstanding_.end() || !same_endpoint(from, it->second.target, it->second.port)) continue;
+            if (it == outstanding_.end() || !same_endpoint(d.from, it->second.target, it->second.port)) return;
             uint64_t token = it->second.token;
             outstanding_.erase(it);
-            on_answer_(ProbeAnswer{token, at});
-        }
+            on_answer_(ProbeAnswer{token, d.at});
+        });
     }
 
     static int on_readable(sd_event_source*, int, uint32_t, void* userdata) {

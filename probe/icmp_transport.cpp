@@ -23,9 +23,7 @@
 namespace wb {
 namespace {
 
-using probe_detail::received_at;
 
-constexpr size_t kReceiveBufferBytes = 2048;
 
 int error_of(int rc) { return rc < 0 ? errno : 0; }
 
@@ -132,32 +130,15 @@ private:
     }
 
     void drain() {
-        uint8_t buffer[kReceiveBufferBytes];
-        alignas(cmsghdr) uint8_t control[CMSG_SPACE(sizeof(timespec))];
-        for (;;) {
-            sockaddr_in6 from{};
-            iovec iov{buffer, sizeof buffer};
-            msghdr msg{};
-            msg.msg_name = &from;
-            msg.msg_namelen = sizeof from;
-            msg.msg_iov = &iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = control;
-            msg.msg_controllen = sizeof control;
-            ssize_t n = recvmsg(socket_.fd, &msg, 0);
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                return;  // EAGAIN: drained. Raw sockets report nothing else without IP_RECVERR.
-            }
-            Usec at = received_at(msg, monotonic_usec());
-            auto reply = parse_reply(setup_.family, std::span<const uint8_t>(buffer, static_cast<size_t>(n)), from);
-            if (!reply || reply->identifier != setup_.identifier) continue;
+        probe_detail::read_datagrams(socket_.fd, [this](const probe_detail::Datagram& d) {
+            auto reply = parse_reply(setup_.family, d.bytes, reinterpret_cast<const sockaddr_in6&>(d.from));
+            if (!reply || reply->identifier != setup_.identifier) return;
             auto it = outstanding_.find(reply->sequence);
-            if (it == outstanding_.end() || it->second.target != reply->source) continue;
+            if (it == outstanding_.end() || it->second.target != reply->source) return;
             uint64_t token = it->second.token;
             outstanding_.erase(it);
-            on_answer_(ProbeAnswer{token, at});
-        }
+            on_answer_(ProbeAnswer{token, d.at});
+        });
     }
 
     static int on_readable(sd_event_source*, int, uint32_t, void* userdata) {

@@ -55,6 +55,10 @@ bool same_endpoint(const sockaddr_storage& from, const IpAddr& address, uint16_t
     return std::equal(v6.bytes.begin(), v6.bytes.end(), in6->sin6_addr.s6_addr) && ntohs(in6->sin6_port) == port;
 }
 
+namespace {
+
+constexpr size_t kReceiveBufferBytes = 4096;
+
 Usec received_at(msghdr& msg, Usec fallback) {
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
         if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
@@ -63,6 +67,31 @@ Usec received_at(msghdr& msg, Usec fallback) {
             return realtime_to_monotonic(ts);
         }
     return fallback;
+}
+
+}  // namespace
+
+void read_datagrams(int fd, const std::function<void(const Datagram&)>& take) {
+    uint8_t buffer[kReceiveBufferBytes];
+    alignas(cmsghdr) uint8_t control[CMSG_SPACE(sizeof(timespec))];
+    for (;;) {
+        sockaddr_storage from{};
+        iovec iov{buffer, sizeof buffer};
+        msghdr msg{};
+        msg.msg_name = &from;
+        msg.msg_namelen = sizeof from;
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        ssize_t n = recvmsg(fd, &msg, 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return;  // EAGAIN: drained. Probe sockets report nothing else without IP_RECVERR.
+        }
+        size_t length = std::min(static_cast<size_t>(n), sizeof buffer);
+        take(Datagram{std::span<const uint8_t>(buffer, length), from, received_at(msg, monotonic_usec())});
+    }
 }
 
 }  // namespace wb::probe_detail

@@ -6,6 +6,9 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <functional>
+#include <span>
+
 #include "base/ip.hpp"
 #include "base/status.hpp"
 #include "probe/transport.hpp"
@@ -28,8 +31,16 @@ SocketAddress socket_address(const IpAddr& address, uint16_t port, int ifindex);
 // The address and port of a received datagram's source, when it is of the family asked for.
 bool same_endpoint(const sockaddr_storage& from, const IpAddr& address, uint16_t port);
 
-// The kernel's receive time of a message, from its SCM_TIMESTAMPNS (SO_TIMESTAMPNS), as
-// CLOCK_MONOTONIC; `fallback` without one.
-Usec received_at(msghdr& msg, Usec fallback);
+// One datagram as a probe socket received it: its bytes, its source, and the kernel's receive
+// time (SO_TIMESTAMPNS) as CLOCK_MONOTONIC, or the time it was read without a timestamp.
+struct Datagram {
+    std::span<const uint8_t> bytes;
+    const sockaddr_storage& from;
+    Usec at;
+};
+
+// Reads every datagram queued on the non-blocking `fd` (until EAGAIN), handing each to `take`.
+// A datagram longer than the buffer is truncated: probes read only their headers.
+void read_datagrams(int fd, const std::function<void(const Datagram&)>& take);
 
 }  // namespace wb::probe_detail

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from labcore import BALANCED_TABLE, WAN_OF_SOURCE, progress
+from labcore import BALANCED_TABLE, WAN_OF_SOURCE, progress, wait_until
 
 if TYPE_CHECKING:
     from labdaemon import Daemon
@@ -207,3 +207,25 @@ def main_default(lab: Lab, family: str = "ipv4") -> str:
     # A table the kernel has never seen makes `ip` fail with "FIB table does not exist".
     return lab.run("rtr", f"ip {flag} route show default table {BALANCED_TABLE}",
                    check=family == "ipv4").stdout.strip()
+
+
+def start_watched(lab: "Lab", config: dict):
+    """wanbalanced with config, once both WANs answered a probe round (up on evidence, not just
+    optimism); and an EventWatch on its log."""
+    d = lab.start_daemon(config)
+    d.wait_ready()
+    wait_until(lambda: all(w["rtt_ms"] for w in d.status()["wans"]), 5, "both WANs to answer probes")
+    return d, EventWatch(d)
+
+
+def flap(lab: "Lab", watch: EventWatch, wan: str, cycles: int) -> None:
+    """Takes `wan` down and back `cycles` times, by carrier and by upstream in turn, each time
+    until the daemon logged it."""
+    for cycle in range(cycles):
+        knob = lab.upstream if cycle % 2 else lab.carrier
+        mark = time.monotonic()
+        knob(wan, False)
+        watch.wait("wan-down", wan, since=mark, timeout=10)
+        mark = time.monotonic()
+        knob(wan, True)
+        watch.wait("wan-up", wan, since=mark, timeout=10)

@@ -10,7 +10,7 @@ import time
 from collections import Counter
 
 import labkit
-from labwatch import EventWatch, own_objects
+from labwatch import flap, own_objects, start_watched as start
 from soak import SOAK_PROBE, fd_count
 
 # Answered by the internet namespace's kernel: no listener on port 80 gives a RST, which counts.
@@ -31,13 +31,6 @@ LOSS_SECONDS = 30      # the issue's 60 s runs in tests/integration/test_failove
 HINT = re.compile(r"(no reply|unanswered).*confirm|confirm.*(no reply|unanswered)", re.I)
 
 
-def start(lab, config):
-    """wanbalanced with config, once both WANs answered probes; and a watch on its log."""
-    d = lab.start_daemon(config)
-    d.wait_ready()
-    labkit.wait_until(lambda: all(w["rtt_ms"] for w in d.status()["wans"]), 5,
-                      "both WANs to answer probes")
-    return d, EventWatch(d)
 
 
 def with_targets(lab, targets, wan="charter", **overrides):
@@ -237,14 +230,7 @@ def test_twenty_flaps_with_every_probe_kind_leave_one_copy_of_everything(lab, ne
     objects = own_objects(lab)
     fds = settled_fds(d.pid)
 
-    for cycle in range(20):
-        knob = lab.upstream if cycle % 2 else lab.carrier
-        mark = time.monotonic()
-        knob("charter", False)
-        watch.wait("wan-down", "charter", since=mark, timeout=10)
-        mark = time.monotonic()
-        knob("charter", True)
-        watch.wait("wan-up", "charter", since=mark, timeout=10)
+    flap(lab, watch, "charter", 20)
     d.wait_state("charter", "up", timeout=10)
     time.sleep(0.5)
 

@@ -7,7 +7,7 @@ import time
 from collections import Counter
 
 import labkit
-from labwatch import EventWatch, balance_map, conntrack_entries, main_default, own_objects
+from labwatch import EventWatch, balance_map, conntrack_entries, flap, main_default, own_objects, start_watched
 
 # docs/design.md, Configuration example with a faster interval: 200 ms × 3 rounds + the 600 ms default timeout.
 FAST_PROBE = {"interval_ms": 200, "down_after": 3}
@@ -20,12 +20,7 @@ WAN_MARK = {"charter": 0x100, "integra": 0x200}
 
 
 def start(lab, **overrides):
-    d = lab.start_daemon(lab.article_config(**overrides))
-    d.wait_ready()
-    # Both WANs answered at least one round: they are up on evidence, not just optimism.
-    labkit.wait_until(lambda: all(w["rtt_ms"] for w in d.status()["wans"]), 5,
-                      "both WANs to answer probes")
-    return d, EventWatch(d)
+    return start_watched(lab, lab.article_config(**overrides))
 
 
 def held_by_wan(lab):
@@ -168,14 +163,7 @@ def test_twenty_flaps_leave_exactly_one_copy_of_everything(lab, need_build):
     assert objects["tables"] == 1 and len(objects["rules"]) == 4 and len(objects["routes"]) == 3
     assert len(objects["balance"]) == 1021 and set(objects["balance"].values()) == {"charter", "integra"}
 
-    for cycle in range(20):
-        knob = lab.upstream if cycle % 2 else lab.carrier
-        mark = time.monotonic()
-        knob("charter", False)
-        watch.wait("wan-down", "charter", since=mark, timeout=10)
-        mark = time.monotonic()
-        knob("charter", True)
-        watch.wait("wan-up", "charter", since=mark, timeout=10)
+    flap(lab, watch, "charter", 20)
     # And carrier flaps faster than the daemon can earn "up" between them.
     for _ in range(10):
         lab.carrier("charter", False)

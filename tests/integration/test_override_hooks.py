@@ -4,7 +4,7 @@ import time
 from collections import Counter
 
 import labkit
-from labwatch import EventWatch, balance_map, conntrack_entries, main_default
+from labwatch import balance_map, conntrack_entries, main_default, start_watched as start
 
 FAST_PROBE = {"interval_ms": 200, "down_after": 3}
 UPSTREAM_LIMIT_S = 1.5
@@ -14,12 +14,6 @@ CARRIER_MARGIN_S = 0.3
 DETECTION_WINDOW_S = 0.2 * 3 + 0.6  # interval × down_after + timeout
 
 
-def start(lab, config):
-    d = lab.start_daemon(config)
-    d.wait_ready()
-    labkit.wait_until(lambda: all(w["rtt_ms"] for w in d.status()["wans"]), 5,
-                      "both WANs to answer probes")
-    return d, EventWatch(d)
 
 
 def established(lab, wan):
