@@ -142,7 +142,7 @@ Chain postrouting_chain(const Config& config) {
 Chain guard_chain() {
     return Chain{"guard",
                  BaseChain{ChainType::Filter, Hook::Prerouting, kGuardPriority},
-                 {NftRule{{nft::TcpNotSyn{}, CtStateNew{}, nft::Drop{}},
+                 {NftRule{{nft::TcpNotSyn{}, CtStateNew{}, Counter{}, nft::Drop{}},
                           "HA pair: TCP that is not a SYN opens no connection"}}};
 }
 

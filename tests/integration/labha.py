@@ -5,7 +5,7 @@
 """labha — an active/backup router pair in network namespaces.
 
     with HaLab() as lab:
-        lab.standin_nft()                      # nftables playing wanbalanced in both routers
+        lab.start_wanbalanced()                # the same config in both routers
         lab.start_pair()                       # conntrackd x2, keepalived on rtrA then rtrB
         held = lab.hold_connections(10, src="192.168.88.11-192.168.88.20", ...)
         lab.kill_keepalived("rtrA")            # SIGKILL: rtrB takes the VIPs
@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import tempfile
@@ -46,6 +47,7 @@ from typing import Sequence
 
 import labkit
 from labcore import SERVER, SYSTEMD_ENV, LabError, wait_until
+from labdaemon import Daemon
 
 HA_ROLES = ("sw", "rtrA", "rtrB", "lan", "isp1", "isp2", "inet")
 ROUTERS = ("rtrA", "rtrB")
@@ -118,6 +120,7 @@ class HaLab(labkit.Lab):
         self.wanbalancectl = wanbalancectl or os.environ.get("WANBALANCECTL") or None
         self.keepalived: dict[str, subprocess.Popen] = {}
         self.conntrackd: dict[str, subprocess.Popen] = {}
+        self.wanbalanced: dict[str, Daemon] = {}
         self._stream_server: subprocess.Popen | None = None
 
     # -- namespaces -------------------------------------------------------------------------
@@ -168,8 +171,7 @@ class HaLab(labkit.Lab):
         self._batch(None, "".join(f"netns add {self.ns(r)}\n" for r in HA_ROLES))
         common = ('"net.ipv4.ping_group_range=0 2147483647" net.ipv6.conf.all.accept_dad=0 '
                   'net.ipv6.conf.default.accept_dad=0 net.ipv4.conf.all.arp_ignore=0')
-        # Routers: loose rp_filter (the stand-in routes by source address, wanbalanced brings
-        # its own src_valid_mark). The switch: no IPv6 on its ports, and bridged frames never
+        # Routers: loose rp_filter. The switch: no IPv6 on its ports, and bridged frames never
         # pass through iptables/nftables (DESIGN §7 HA (4)).
         sysctls = {
             "rtrA": "net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=2 "
@@ -262,6 +264,9 @@ table ip lab {{
         type filter hook forward priority -10; policy accept;
         iifname "cust" ip saddr != {{ {customers} }} counter name "bcp38_dropped" drop
     }}
+    chain upstream {{
+        type filter hook forward priority 0; policy accept;
+    }}
 }}
 """)
         # RSTs at either end: a takeover must not reset the held connections (those to or
@@ -294,40 +299,51 @@ table ip watch {{
         super().down()     # lab.sh down: every process in PREFIX-*, then the namespaces
         self.keepalived.clear()
         self.conntrackd.clear()
+        self.wanbalanced.clear()
         self._stream_server = None
 
-    # -- the stand-in for wanbalanced --------------------------------------------------------
+    # -- wanbalanced ---------------------------------------------------------------------------
 
-    def standin_nft(self, routers: Sequence[str] = ROUTERS) -> None:
-        """Plain nftables and routes doing in each router what wanbalanced does in a pair
-        (DESIGN §7 HA (1), (2)): LAN sources .11-.15 (and everything else) leave by charter,
-        .16-.31 by integra; only LAN sources are translated, to the WAN's VIP; TCP that would
-        open a conntrack entry without being a SYN is dropped (no RST from the new primary
-        before conntrackd has committed)."""
+    def ha_config(self, **overrides) -> dict:
+        """The config both routers run: the article's WANs (the same gateways, probe targets
+        and LAN), each translating LAN connections to its VIP, and ha_pair."""
+        config = self.article_config(ha_pair=True, **overrides)
+        for wan in config["wans"]:
+            wan["snat"] = VIP[wan["name"]]
+        return config
+
+    def start_wanbalanced(self, routers: Sequence[str] = ROUTERS, config: dict | None = None
+                          ) -> dict[str, Daemon]:
+        """wanbalanced in each router from one config file (the same config on both, as an
+        operator copies it), each with its own runtime and state dir; the notify script's
+        wanbalancectl talks to its router's daemon. Waits until both WANs are up in each."""
+        path = self.workdir / "wanbalance.json"
+        path.write_text(json.dumps(config or self.ha_config(), indent=2) + "\n")
+        commands = dict(self.wanbalancectl) if isinstance(self.wanbalancectl, dict) else {}
         for router in routers:
-            self._batch(router, f"""route add default via {GATEWAY['charter']} dev ether1
-route add default via {GATEWAY['integra']} dev ether2 table 102
-rule add from 192.168.88.16/28 lookup 102 priority 1000
-""")
-            self.nft(router, f"""
-table ip wbstandin {{
-    chain prerouting {{
-        type filter hook prerouting priority -150; policy accept;
-        ct state new tcp flags & (fin | syn | rst | ack) != syn counter drop
-    }}
-    chain postrouting {{
-        type nat hook postrouting priority srcnat; policy accept;
-        oifname "ether1" ip saddr {LAN_NET} snat to {VIP['charter']}
-        oifname "ether2" ip saddr {LAN_NET} snat to {VIP['integra']}
-    }}
-}}
-""")
+            daemon = self.start_daemon(path, ns=router)
+            self.wanbalanced[router] = daemon
+            commands[router] = " ".join(shlex.quote(a) for a in daemon.ctl_command)
+        self.wanbalancectl = commands
+        for router in routers:
+            self.wanbalanced[router].wait_ready()
+            for wan in ("charter", "integra"):
+                self.wanbalanced[router].wait_state(wan, "up", timeout=10)
+        return {r: self.wanbalanced[r] for r in routers}
 
-    def nonsyn_drops(self, router: str) -> int:
-        """Packets the stand-in's no-RST rule dropped in a router."""
-        out = self.run(router, "nft list chain ip wbstandin prerouting").stdout
+    def guard_drops(self, router: str) -> int:
+        """Packets wanbalanced's HA guard (TCP that is not a SYN opens no connection) dropped in
+        the router."""
+        out = self.run(router, "nft list chain inet wanbalance guard", check=False).stdout
         m = re.search(r"counter packets (\d+)", out)
         return int(m[1]) if m else 0
+
+    def upstream(self, isp: str, up: bool, family: str | None = None) -> None:
+        """The ISP's uplink (isp1/isp2 or a WAN name) stops (or resumes) forwarding."""
+        isp = labkit.ISP_OF_WAN.get(isp, isp)
+        rules = "" if up else ('add rule ip lab upstream iifname "up" drop\n'
+                               'add rule ip lab upstream oifname "up" drop\n')
+        self.nft(isp, "flush chain ip lab upstream\n" + rules)
 
     def rsts(self, ns: str, which: str = "stream") -> int:
         """TCP RST segments received by the LAN ("lan") or the internet ("inet"): "stream"
@@ -471,15 +487,18 @@ table ip wbstandin {{
         return t
 
     def kill_all(self, router: str) -> float:
-        """SIGKILL every process of the router's pair machinery at once: keepalived's parent
-        and VRRP child and conntrackd (as when the router's software dies but its kernel keeps
-        its addresses, DESIGN §7 HA (6)); returns the time.time() of the kill."""
+        """SIGKILL every process of the router at once: keepalived's parent and VRRP child,
+        conntrackd and wanbalanced (as when the router's software dies but its kernel keeps its
+        addresses, routes and rules, DESIGN §7 HA (6)); returns the time.time() of the kill."""
         vrrp = int(self._files(router)["vrrp.pid"].read_text().split()[0])
-        pids = [self.keepalived[router].pid, vrrp, self.conntrackd[router].pid]
+        procs = [self.keepalived[router], self.conntrackd[router]]
+        if router in self.wanbalanced:
+            procs.append(self.wanbalanced[router].proc)
+        pids = [procs[0].pid, vrrp, *(p.pid for p in procs[1:])]
         t = time.time()
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
-        for proc in (self.keepalived[router], self.conntrackd[router]):
+        for proc in procs:
             proc.wait(5)
         return t
 

@@ -554,8 +554,9 @@ table ip portfwd {
         return config
 
     def start_daemon(self, config: dict | str | os.PathLike, extra_args: Iterable[str] = (),
-                     env: dict[str, str] | None = None) -> Daemon:
-        """wanbalanced in the router namespace with its own config file, runtime dir and log."""
+                     env: dict[str, str] | None = None, ns: str = "rtr") -> Daemon:
+        """wanbalanced in the router namespace `ns` with its own config file, runtime dir and
+        log."""
         assert self.workdir is not None, "lab is not up"
         index = len(self.daemons)
         if isinstance(config, dict):
@@ -566,11 +567,12 @@ table ip portfwd {
         runtime_dir = self.workdir / f"run-{index}"
         runtime_dir.mkdir()
         extra_args = list(extra_args)
-        # One state directory per lab, as a router has one: what survives this lab's restarts.
+        # One state directory per router, as a router has one: what survives its restarts.
         if not any(a.startswith("--state-dir") for a in extra_args):
-            extra_args += ["--state-dir", str(self.state_dir)]
+            state = self.state_dir if ns == "rtr" else self.workdir / f"state-{ns}"
+            extra_args += ["--state-dir", str(state)]
         daemon = Daemon(self, config_path, runtime_dir, self.workdir / f"wanbalanced-{index}.log",
-                        extra_args, env)
+                        extra_args, env, ns=ns)
         self.daemons.append(daemon)
         return daemon
 

@@ -1,6 +1,7 @@
-# The HA pair lab's self-test (issue 14): two routers, keepalived and conntrackd configured from
-# the shipped examples, plain nftables standing in for wanbalanced. Proves the lab before
-# wanbalanced takes the stand-in's place.
+# Issue 14: an active/backup pair of wanbalance routers. Two routers share the LAN and both ISP
+# segments (bridges in a switch namespace) and a sync link; each runs wanbalanced with the same
+# config, keepalived and conntrackd configured from the examples that ship, and the shipped
+# notify script telling wanbalanced its role.
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ import pytest
 import labkit
 from labha import EXAMPLES, ROUTERS, STREAM_PORT, VIP, HaLab, Streams
 
-LAN_SOURCES = "192.168.88.11-192.168.88.20"    # .11-.15 leave by charter, .16-.20 by integra
-PROBE_SOURCE = "192.168.88.30"                  # new connections after the takeover
+HELD = 20
+HELD_SOURCES = "192.168.88.11-192.168.88.30"    # one long-lived connection per source
+NEW_SOURCES = "192.168.88.31-192.168.88.40"     # new connections during and after a takeover
+WAN_OF_VIP = {v: k for k, v in VIP.items()}
 
 needs_ha_tools = pytest.mark.skipif(
     not (shutil.which("keepalived") and shutil.which("conntrackd")),
@@ -23,9 +26,9 @@ needs_ha_tools = pytest.mark.skipif(
 
 
 @pytest.fixture
-def halab(request):
-    """A fresh HA lab for one test; on failure the routers' keepalived/conntrackd/notify logs
-    go to stderr. Torn down even when the test fails."""
+def halab(request, need_build):
+    """A fresh HA lab for one test; on failure the routers' keepalived, conntrackd, notify and
+    wanbalanced logs go to stderr. Torn down even when the test fails."""
     instance = HaLab()
     instance.up()
     try:
@@ -34,6 +37,9 @@ def halab(request):
         if failed is not None and failed.failed:
             for router in ROUTERS:
                 print(instance.logs(router, tail=60), file=sys.stderr)
+                if router in instance.wanbalanced:
+                    print(f"--- {router} wanbalanced ---\n"
+                          f"{instance.wanbalanced[router].log_tail(60)}", file=sys.stderr)
     finally:
         instance.down()
 
@@ -62,8 +68,8 @@ FAILURES = {
     "keepalived-sigkill": lambda lab, router: lab.kill_keepalived(router),
     # every link of the router down (LAN, both WANs, sync): no advert for ~0.3 s.
     "links-down": lambda lab, router: lab.links(router, up=False),
-    # keepalived (parent and VRRP child) and conntrackd killed at once: the router keeps the
-    # VIPs in its kernel, the other takes over by gratuitous ARP.
+    # keepalived (parent and VRRP child), conntrackd and wanbalanced killed at once: the router
+    # keeps the VIPs in its kernel, the other takes over by gratuitous ARP.
     "all-killed": lambda lab, router: lab.kill_all(router),
 }
 
@@ -72,28 +78,82 @@ def other(router: str) -> str:
     return "rtrB" if router == "rtrA" else "rtrA"
 
 
+def wait_status_role(lab: HaLab, router: str, role: str, timeout: float = 5) -> None:
+    labkit.wait_until(lambda: lab.wanbalanced[router].status()["role"] == role, timeout,
+                      f"{router}'s wanbalanced status to show role {role}")
+
+
+def by_wan(counter) -> dict:
+    return {WAN_OF_VIP.get(k, k): n for k, n in counter.items()}
+
+
+def routing_state(lab: HaLab, router: str) -> dict[str, str]:
+    """What decides where a connection goes, as the router's kernel has it: table inet
+    wanbalance (marks, hash seed, buckets), the policy rules and the routes wanbalanced made;
+    the routers' own addresses (connected and local routes) left out."""
+    state = lab.kernel_state(router)
+    nft = state["nft"]
+    start = nft.index("table inet wanbalance")
+    routes = [line for line in state["routes"].splitlines()
+              if "proto kernel" not in line and "table local" not in line]
+    return {"nft": nft[start:], "rules": state["rules"], "routes": "\n".join(routes)}
+
+
+def start(lab: HaLab) -> None:
+    """wanbalanced in both routers with one config, then the pair with the VIPs on rtrA: the
+    rulesets are identical, each status shows its role, and LAN connections leave over both
+    WANs from the VIPs."""
+    daemons = lab.start_wanbalanced()
+    lab.start_pair()
+    rulesets = {r: d.ctl("ruleset", "--config", str(d.config_path), check=True).stdout
+                for r, d in daemons.items()}
+    assert rulesets["rtrA"] == rulesets["rtrB"], "the two routers' rulesets differ"
+    kernels = {r: routing_state(lab, r) for r in ROUTERS}
+    for key in kernels["rtrA"]:
+        assert kernels["rtrA"][key] == kernels["rtrB"][key], f"the routers' kernels differ: {key}"
+    wait_status_role(lab, "rtrA", "primary")
+    wait_status_role(lab, "rtrB", "backup")
+    assert daemons["rtrA"].ctl("status").stdout.splitlines()[0].endswith(", role primary")
+    assert lab.vips("rtrA") == set(VIP.values()) and not lab.vips("rtrB")
+    spread = by_wan(lab.spread(20, src=NEW_SOURCES))
+    assert set(spread) == {"charter", "integra"}, spread
+
+
+def hold(lab: HaLab) -> Streams:
+    held = lab.hold_streams(HELD, src=HELD_SOURCES)
+    assert held.ok == HELD, f"only {held.ok} of {HELD} connections were established"
+    return held
+
+
+def first_new_connection(lab: HaLab, since: float) -> float:
+    """Try one new connection after another until one works; returns when it did."""
+    while True:
+        r = lab.connect_many(1, src=NEW_SOURCES.split("-")[0], timeout=0.25)[0]
+        if r["ok"]:
+            return time.time()
+        assert time.time() - since < 5, f"no new connection worked within 5 s: {r['error']}"
+
+
 def fail_primary(lab: HaLab, held: Streams, failure: str, primary: str) -> list[dict]:
-    """Fail `primary` while `held` carries data, wait for the other router to take over and
-    for a new connection to work, check nothing was reset; returns held's results."""
+    """Fail `primary` while `held` carries data; the other router takes over. Checks that no
+    held connection was reset or stalled for 1.5 s, that new connections work through the new
+    primary within 1 s and go out over both WANs, and the roles; returns held's results."""
     backup = other(primary)
-    # The backup has every connection in its external cache before the primary fails.
-    labkit.wait_until(lambda: lab.external_cache(backup, port=STREAM_PORT) >= 10, 5,
-                      f"{backup}'s conntrackd to hold the 10 connections in its external cache")
+    labkit.wait_until(lambda: lab.external_cache(backup, port=STREAM_PORT) >= HELD, 5,
+                      f"{backup}'s conntrackd to hold the {HELD} connections in its external cache")
     time.sleep(0.5)     # data before the failure
     rst_before = {(ns, w): lab.rsts(ns, w) for ns in ("lan", "inet") for w in ("stream", "other")}
+    guard_before = lab.guard_drops(backup)
 
     killed = FAILURES[failure](lab, primary)
     vips_at = lab.wait_vips(backup, timeout=5)
+    new_ok_at = first_new_connection(lab, killed)
+    spread = by_wan(lab.spread(10, src=NEW_SOURCES))
+    balanced_at = time.time()
     primary_at = lab.wait_role(backup, "primary", timeout=5, after=killed)
-    # New connections through the new primary: the first that gets its answer.
-    while True:
-        r = lab.connect_many(1, src=PROBE_SOURCE, timeout=0.25)[0]
-        if r["ok"]:
-            new_ok_at = time.time()
-            break
-        assert time.time() - killed < 5, f"no new connection worked within 5 s: {r['error']}"
+    wait_status_role(lab, backup, "primary")
     time.sleep(1.5)     # data after the takeover
-    committed_entries = lab.kernel_entries(backup, port=STREAM_PORT)
+    committed = lab.kernel_entries(backup, port=STREAM_PORT)
     # Before the release: closing a socket while the server still sends makes the client's
     # kernel answer with RSTs.
     rst = {ns: lab.rsts(ns) - rst_before[ns, "stream"] for ns in ("lan", "inet")}
@@ -101,54 +161,41 @@ def fail_primary(lab: HaLab, held: Streams, failure: str, primary: str) -> list[
     results = held.release(timeout=30)
 
     gaps = [r["max_gap_ms"] for r in results]
-    drops = {router: lab.nonsyn_drops(router) for router in ROUTERS}
     labkit.progress(
         f"HA takeover ({failure} of {primary}): VIPs on {backup} after "
-        f"{(vips_at - killed) * 1000:.0f} ms, `role primary` (after conntrackd's commit) at "
-        f"{(primary_at - killed) * 1000:.0f} ms, first new connection at "
-        f"{(new_ok_at - killed) * 1000:.0f} ms; longest data gap {max(gaps):.0f} ms "
-        f"(per connection: {', '.join(f'{g:.0f}' for g in gaps)}); non-SYN drops {drops}; "
-        f"RSTs to/from the held connections {rst}, others {rst_other}; "
-        f"rtrA roles {[r for _, r in lab.roles('rtrA')]}, "
-        f"rtrB roles {[r for _, r in lab.roles('rtrB')]}")
+        f"{(vips_at - killed) * 1000:.0f} ms, first new connection at "
+        f"{(new_ok_at - killed) * 1000:.0f} ms, 10 more by {(balanced_at - killed) * 1000:.0f} "
+        f"ms {spread}, `role primary` at {(primary_at - killed) * 1000:.0f} ms; longest data gap "
+        f"{max(gaps):.0f} ms (per connection: {', '.join(f'{g:.0f}' for g in gaps)}); guard "
+        f"drops on {backup}: {lab.guard_drops(backup) - guard_before}; RSTs to/from the held "
+        f"connections {rst}, others {rst_other}")
 
     failed = [r for r in results if not r["alive"]]
-    assert not failed, f"{len(failed)} of 10 connections did not survive: " \
+    assert not failed, f"{len(failed)} of {HELD} connections did not survive: " \
                        f"{[(r['src'], r['end_error']) for r in failed]}"
     assert {r["seen"] for r in results} == {VIP["charter"], VIP["integra"]}
     assert max(gaps) < 1500, f"longest data gap {max(gaps):.0f} ms"
     assert rst == {"lan": 0, "inet": 0}, f"connections saw resets: {rst}"
-    assert committed_entries >= 10, \
-        f"{backup}'s kernel has {committed_entries} of the connections"
-    assert [r for _, r in lab.roles(backup)][-1] == "primary"
+    assert new_ok_at - killed < 1.0, f"first new connection {new_ok_at - killed:.2f} s after"
+    assert set(spread) == {"charter", "integra"}, spread
+    assert committed >= HELD, f"{backup}'s kernel has {committed} of the connections"
     if failure != "all-killed":
         assert not lab.vips(primary), f"{primary} still holds {lab.vips(primary)}"
         assert [r for _, r in lab.roles(primary)][-1] == "fault"
-    assert lab.spread(10, src=LAN_SOURCES) == labkit.Counter({"charter": 5, "integra": 5})
+        wait_status_role(lab, primary, "fault")
     return results
-
-
-def start(lab: HaLab) -> None:
-    """The stand-in in both routers, the pair started with the VIPs on rtrA."""
-    lab.standin_nft()
-    lab.start_pair()
-    assert lab.vips("rtrA") == set(VIP.values()) and not lab.vips("rtrB")
-    assert [r for _, r in lab.roles("rtrA")][-1] == "primary"
-    assert [r for _, r in lab.roles("rtrB")] == ["backup"]
-    assert lab.spread(10, src=LAN_SOURCES) == labkit.Counter({"charter": 5, "integra": 5})
 
 
 @needs_ha_tools
 @pytest.mark.root
 @pytest.mark.parametrize("failure", list(FAILURES))
 def test_flows_survive_primary_failure(halab, failure):
-    """10 long-lived NATed TCP connections over both WANs, data flowing both ways every 10 ms,
-    survive the primary's failure: rtrB takes the VIPs, its notify script commits conntrackd's
-    external cache and says `role primary`; no connection is reset, the longest data gap stays
-    under 1.5 s, and new connections work through rtrB."""
+    """20 long-lived NATed TCP connections over both WANs, data both ways every 10 ms, survive
+    the primary's failure: rtrB takes the VIPs, its notify script commits conntrackd's external
+    cache and tells wanbalanced `role primary`; no connection is reset, the longest data gap
+    stays under 1.5 s, and new connections go out over both WANs through rtrB within 1 s."""
     start(halab)
-    held = halab.hold_streams(10, src=LAN_SOURCES)
-    assert held.ok == 10, f"only {held.ok} of 10 connections were established"
+    held = hold(halab)
     assert halab.kernel_entries("rtrB", port=STREAM_PORT) == 0, \
         "the backup committed entries before taking over"
     fail_primary(halab, held, failure, "rtrA")
@@ -156,20 +203,34 @@ def test_flows_survive_primary_failure(halab, failure):
 
 @needs_ha_tools
 @pytest.mark.root
-def test_old_primary_returns_as_backup_and_takes_over_again(halab):
-    """rtrA's keepalived is killed (rtrB takes over), then started again: rtrA stays backup
-    (nopreempt), its notify script says `role backup` and asks for a resync, and its external
-    cache fills with the connections rtrB now carries. Then rtrB loses every link, and the
-    connections survive the way back to rtrA."""
+def test_wan_failover_on_the_new_primary_then_failback(halab):
+    """rtrA's keepalived is killed and rtrB takes over. Then charter's ISP dies: rtrB's
+    wanbalanced takes charter down as usual, new connections go out by integra, and the held
+    connections on integra carry on. charter comes back. rtrA's keepalived is started again:
+    rtrA stays backup (nopreempt), its status says so and its conntrackd resyncs; then rtrB
+    loses every link and the connections survive the way back to rtrA."""
     lab = halab
     start(lab)
-    held = lab.hold_streams(10, src=LAN_SOURCES)
-    fail_primary(lab, held, "keepalived-sigkill", "rtrA")
+    fail_primary(lab, hold(lab), "keepalived-sigkill", "rtrA")
 
-    held = lab.hold_streams(10, src=LAN_SOURCES)
+    held = hold(lab)
+    lab.upstream("charter", up=False)
+    lab.wanbalanced["rtrB"].wait_state("charter", "down", timeout=5)
+    assert by_wan(lab.spread(10, src=NEW_SOURCES)) == {"integra": 10}
+    lab.wanbalanced["rtrA"].wait_state("charter", "down", timeout=5)   # the backup sees it too
+    time.sleep(1)
+    results = held.release(timeout=30)
+    on_integra = [r for r in results if r["seen"] == VIP["integra"]]
+    assert on_integra and all(r["alive"] and r["max_gap_ms"] < 1500 for r in on_integra), \
+        [(r["src"], r["alive"], r["max_gap_ms"]) for r in on_integra]
+    lab.upstream("charter", up=True)
+    lab.wanbalanced["rtrB"].wait_state("charter", "up", timeout=10)
+
+    held = hold(lab)
     returned = time.time()
     lab.start_keepalived("rtrA")
     lab.wait_role("rtrA", "backup", timeout=5, after=returned)
+    wait_status_role(lab, "rtrA", "backup")
     time.sleep(0.5)
     assert not lab.vips("rtrA") and lab.vips("rtrB") == set(VIP.values()), \
         "the returning router took the VIPs back (nopreempt)"

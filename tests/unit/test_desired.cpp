@@ -507,7 +507,7 @@ TEST_CASE("ha_pair: a guard chain before the mangle chains drops TCP that would 
     const std::string guard =
         "\tchain guard {\n"
         "\t\ttype filter hook prerouting priority mangle - 10; policy accept;\n"
-        "\t\ttcp flags != syn / fin,syn,rst,ack ct state new drop comment \"HA pair: TCP that is not a SYN opens no "
+        "\t\ttcp flags != syn / fin,syn,rst,ack ct state new counter packets 0 bytes 0 drop comment \"HA pair: TCP that is not a SYN opens no "
         "connection\"\n"
         "\t}\n";
     CHECK(text.find(guard) != std::string::npos);
