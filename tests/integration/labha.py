@@ -315,10 +315,13 @@ table ip watch {{
     def start_wanbalanced(self, routers: Sequence[str] = ROUTERS, config: dict | None = None
                           ) -> dict[str, Daemon]:
         """wanbalanced in each router from one config file (the same config on both, as an
-        operator copies it), each with its own runtime and state dir; the notify script's
-        wanbalancectl talks to its router's daemon. Waits until both WANs are up in each."""
+        operator copies it; `config`, else the file of an earlier call, else ha_config()), each
+        with its own runtime dir and the router's state dir; the notify script's wanbalancectl
+        (once render_configs() runs) talks to its router's daemon. Waits until both WANs are up
+        in each."""
         path = self.workdir / "wanbalance.json"
-        path.write_text(json.dumps(config or self.ha_config(), indent=2) + "\n")
+        if config is not None or not path.exists():
+            path.write_text(json.dumps(config or self.ha_config(), indent=2) + "\n")
         commands = dict(self.wanbalancectl) if isinstance(self.wanbalancectl, dict) else {}
         for router in routers:
             daemon = self.start_daemon(path, ns=router)

@@ -13,12 +13,9 @@ import time
 import pytest
 
 import labkit
+from hatakeover import (FAILURES, HELD, NEW_SOURCES, Takeover, by_wan, hold, restore, take_over,
+                        wait_status_role)
 from labha import EXAMPLES, ROUTERS, STREAM_PORT, VIP, HaLab, Streams
-
-HELD = 20
-HELD_SOURCES = "192.168.88.11-192.168.88.30"    # one long-lived connection per source
-NEW_SOURCES = "192.168.88.31-192.168.88.40"     # new connections during and after a takeover
-WAN_OF_VIP = {v: k for k, v in VIP.items()}
 
 needs_ha_tools = pytest.mark.skipif(
     not (shutil.which("keepalived") and shutil.which("conntrackd")),
@@ -63,30 +60,6 @@ def test_examples_render_and_pass_config_checks(halab):
         subprocess.run(["shellcheck", str(EXAMPLES / "wanbalance-notify.sh")], check=True)
 
 
-FAILURES = {
-    # keepalived's parent killed: its VRRP child sends priority 0 and drops the VIPs.
-    "keepalived-sigkill": lambda lab, router: lab.kill_keepalived(router),
-    # every link of the router down (LAN, both WANs, sync): no advert for ~0.3 s.
-    "links-down": lambda lab, router: lab.links(router, up=False),
-    # keepalived (parent and VRRP child), conntrackd and wanbalanced killed at once: the router
-    # keeps the VIPs in its kernel, the other takes over by gratuitous ARP.
-    "all-killed": lambda lab, router: lab.kill_all(router),
-}
-
-
-def other(router: str) -> str:
-    return "rtrB" if router == "rtrA" else "rtrA"
-
-
-def wait_status_role(lab: HaLab, router: str, role: str, timeout: float = 5) -> None:
-    labkit.wait_until(lambda: lab.wanbalanced[router].status()["role"] == role, timeout,
-                      f"{router}'s wanbalanced status to show role {role}")
-
-
-def by_wan(counter) -> dict:
-    return {WAN_OF_VIP.get(k, k): n for k, n in counter.items()}
-
-
 def routing_state(lab: HaLab, router: str) -> dict[str, str]:
     """What decides where a connection goes, as the router's kernel has it: table inet
     wanbalance (marks, hash seed, buckets), the policy rules and the routes wanbalanced made;
@@ -119,78 +92,32 @@ def start(lab: HaLab) -> None:
     assert set(spread) == {"charter", "integra"}, spread
 
 
-def hold(lab: HaLab) -> Streams:
-    held = lab.hold_streams(HELD, src=HELD_SOURCES)
-    assert held.ok == HELD, f"only {held.ok} of {HELD} connections were established"
-    return held
-
-
-def first_new_connection(lab: HaLab, since: float) -> float:
-    """Try one new connection after another until one works; returns when it did."""
-    while True:
-        r = lab.connect_many(1, src=NEW_SOURCES.split("-")[0], timeout=0.25)[0]
-        if r["ok"]:
-            return time.time()
-        assert time.time() - since < 5, f"no new connection worked within 5 s: {r['error']}"
-
-
-def fail_primary(lab: HaLab, held: Streams, failure: str, primary: str) -> list[dict]:
-    """Fail `primary` while `held` carries data; the other router takes over. Checks that no
-    held connection was reset or stalled for 1.5 s, that new connections work through the new
-    primary within 1 s and go out over both WANs, and the roles; returns held's results."""
-    backup = other(primary)
-    labkit.wait_until(lambda: lab.external_cache(backup, port=STREAM_PORT) >= HELD, 5,
-                      f"{backup}'s conntrackd to hold the {HELD} connections in its external cache")
-    time.sleep(0.5)     # data before the failure
-    rst_before = {(ns, w): lab.rsts(ns, w) for ns in ("lan", "inet") for w in ("stream", "other")}
-    guard_before = lab.guard_drops(backup)
-
-    killed = FAILURES[failure](lab, primary)
-    vips_at = lab.wait_vips(backup, timeout=5)
-    new_ok_at = first_new_connection(lab, killed)
-    spread = by_wan(lab.spread(10, src=NEW_SOURCES))
-    balanced_at = time.time()
-    primary_at = lab.wait_role(backup, "primary", timeout=5, after=killed)
-    wait_status_role(lab, backup, "primary")
-    time.sleep(1.5)     # data after the takeover
-    committed = lab.kernel_entries(backup, port=STREAM_PORT)
-    # Before the release: closing a socket while the server still sends makes the client's
-    # kernel answer with RSTs.
-    rst = {ns: lab.rsts(ns) - rst_before[ns, "stream"] for ns in ("lan", "inet")}
-    rst_other = {ns: lab.rsts(ns, "other") - rst_before[ns, "other"] for ns in ("lan", "inet")}
-    results = held.release(timeout=30)
-
-    gaps = [r["max_gap_ms"] for r in results]
-    labkit.progress(
-        f"HA takeover ({failure} of {primary}): VIPs on {backup} after "
-        f"{(vips_at - killed) * 1000:.0f} ms, first new connection at "
-        f"{(new_ok_at - killed) * 1000:.0f} ms, 10 more by {(balanced_at - killed) * 1000:.0f} "
-        f"ms {spread}, `role primary` at {(primary_at - killed) * 1000:.0f} ms; longest data gap "
-        f"{max(gaps):.0f} ms (per connection: {', '.join(f'{g:.0f}' for g in gaps)}); guard "
-        f"drops on {backup}: {lab.guard_drops(backup) - guard_before}; RSTs to/from the held "
-        f"connections {rst}, others {rst_other}")
-
-    failed = [r for r in results if not r["alive"]]
-    assert not failed, f"{len(failed)} of {HELD} connections did not survive: " \
-                       f"{[(r['src'], r['end_error']) for r in failed]}"
-    assert {r["seen"] for r in results} == {VIP["charter"], VIP["integra"]}
-    assert max(gaps) < 1500, f"longest data gap {max(gaps):.0f} ms"
-    assert rst == {"lan": 0, "inet": 0}, f"connections saw resets: {rst}"
-    assert new_ok_at - killed < 1.0, f"first new connection {new_ok_at - killed:.2f} s after"
-    assert set(spread) == {"charter", "integra"}, spread
-    assert committed >= HELD, f"{backup}'s kernel has {committed} of the connections"
+def fail_primary(lab: HaLab, held: Streams, failure: str, primary: str) -> Takeover:
+    """Fail `primary` while `held` carries data: no held connection is reset or stalls for
+    1.5 s, new connections work through the new primary within 1 s and go out over both WANs,
+    and the roles follow."""
+    t = take_over(lab, held, failure, primary)
+    labkit.progress(t.line() + f"; gaps per connection {', '.join(f'{g:.0f}' for g in t.gaps)}")
+    assert not t.lost, f"{len(t.lost)} of {HELD} connections did not survive: " \
+                       f"{[(r['src'], r['end_error']) for r in t.lost]}"
+    assert {r["seen"] for r in t.results} == {VIP["charter"], VIP["integra"]}
+    assert t.longest_gap_ms < 1500, f"longest data gap {t.longest_gap_ms:.0f} ms"
+    assert t.rst == {"lan": 0, "inet": 0}, f"connections saw resets: {t.rst}"
+    assert t.new_ms < 1000, f"first new connection {t.new_ms:.0f} ms after the failure"
+    assert set(t.spread) == {"charter", "integra"}, t.spread
+    assert t.committed >= HELD, f"{t.backup}'s kernel has {t.committed} of the connections"
     if failure != "all-killed":
         assert not lab.vips(primary), f"{primary} still holds {lab.vips(primary)}"
         assert [r for _, r in lab.roles(primary)][-1] == "fault"
         wait_status_role(lab, primary, "fault")
-    return results
+    return t
 
 
 @needs_ha_tools
 @pytest.mark.root
 @pytest.mark.parametrize("failure", list(FAILURES))
 def test_flows_survive_primary_failure(halab, failure):
-    """20 long-lived NATed TCP connections over both WANs, data both ways every 10 ms, survive
+    """20 long-lived SNATed TCP connections over both WANs, data both ways every 10 ms, survive
     the primary's failure: rtrB takes the VIPs, its notify script commits conntrackd's external
     cache and tells wanbalanced `role primary`; no connection is reset, the longest data gap
     stays under 1.5 s, and new connections go out over both WANs through rtrB within 1 s."""
@@ -204,20 +131,19 @@ def test_flows_survive_primary_failure(halab, failure):
 @needs_ha_tools
 @pytest.mark.root
 def test_wan_failover_on_the_new_primary_then_failback(halab):
-    """rtrA's keepalived is killed and rtrB takes over. Then charter's ISP dies: rtrB's
+    """Every process of rtrA is killed and rtrB takes over. Then charter's ISP dies: rtrB's
     wanbalanced takes charter down as usual, new connections go out by integra, and the held
-    connections on integra carry on. charter comes back. rtrA's keepalived is started again:
-    rtrA stays backup (nopreempt), its status says so and its conntrackd resyncs; then rtrB
-    loses every link and the connections survive the way back to rtrA."""
+    connections on integra carry on. charter comes back. rtrA is started again: it stays backup
+    (nopreempt), its status says so and its conntrackd resyncs; then rtrB loses every link and
+    the connections survive the way back to rtrA."""
     lab = halab
     start(lab)
-    fail_primary(lab, hold(lab), "keepalived-sigkill", "rtrA")
+    fail_primary(lab, hold(lab), "all-killed", "rtrA")
 
     held = hold(lab)
     lab.upstream("charter", up=False)
     lab.wanbalanced["rtrB"].wait_state("charter", "down", timeout=5)
     assert by_wan(lab.spread(10, src=NEW_SOURCES)) == {"integra": 10}
-    lab.wanbalanced["rtrA"].wait_state("charter", "down", timeout=5)   # the backup sees it too
     time.sleep(1)
     results = held.release(timeout=30)
     on_integra = [r for r in results if r["seen"] == VIP["integra"]]
@@ -226,15 +152,9 @@ def test_wan_failover_on_the_new_primary_then_failback(halab):
     lab.upstream("charter", up=True)
     lab.wanbalanced["rtrB"].wait_state("charter", "up", timeout=10)
 
-    held = hold(lab)
-    returned = time.time()
-    lab.start_keepalived("rtrA")
-    lab.wait_role("rtrA", "backup", timeout=5, after=returned)
-    wait_status_role(lab, "rtrA", "backup")
-    time.sleep(0.5)
-    assert not lab.vips("rtrA") and lab.vips("rtrB") == set(VIP.values()), \
-        "the returning router took the VIPs back (nopreempt)"
-    fail_primary(lab, held, "links-down", "rtrB")
+    restore(lab, "all-killed", "rtrA")
+    assert lab.vips("rtrB") == set(VIP.values()), "the returning router took VIPs (nopreempt)"
+    fail_primary(lab, hold(lab), "links-down", "rtrB")
 
 
 def _netns_names() -> set[str]:
