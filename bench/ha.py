@@ -78,7 +78,9 @@ def record(fig: Figures, runs: dict[str, list[Takeover]]) -> None:
               "rst": "RSTs of held connections, LAN and internet",
               "charter": "of the 10 new connections, by charter",
               "integra": "of the 10 new connections, by integra",
-              "failed_router": "the router that failed"}
+              "failed_router": "the router that failed",
+              "gaps": "ms, the longest data gap of each held connection",
+              "guard_drops": "packets the new primary's guard chain dropped"}
     for kind in KINDS:
         fig.series(kind, "ms, the longest data gap of any held connection", fields,
                    failure=kind, held=HELD)
@@ -87,7 +89,8 @@ def record(fig: Figures, runs: dict[str, list[Takeover]]) -> None:
                       new=r1(t.new_ms), balanced=r1(t.balanced_ms), role=r1(t.role_ms),
                       lost=len(t.lost),
                       rst=sum(t.rst.values()), charter=t.spread.get("charter", 0),
-                      integra=t.spread.get("integra", 0), failed_router=t.primary)
+                      integra=t.spread.get("integra", 0), failed_router=t.primary,
+                      gaps=[r1(g) for g in t.gaps], guard_drops=t.guard_drops)
 
 
 def summarize(fig: Figures, runs: dict[str, list[Takeover]]) -> tuple[str, str]:

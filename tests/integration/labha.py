@@ -446,9 +446,11 @@ table ip watch {{
         return self.run(router, ["conntrackd", "-C", str(conf), *args], check=check)
 
     def external_cache(self, router: str, port: int = labkit.TCP_PORT) -> int:
-        """Entries for TCP port `port` in the router's conntrackd external cache."""
+        """ESTABLISHED entries for TCP port `port` in the router's conntrackd external cache
+        (closed connections of an earlier round linger there in TIME_WAIT)."""
         out = self.ctd(router, "-e", check=False).stdout
-        return sum(1 for line in out.splitlines() if f"dport={port} " in line and "tcp" in line)
+        return sum(1 for line in out.splitlines()
+                   if f"dport={port} " in line and "tcp" in line and "ESTABLISHED" in line)
 
     def kernel_entries(self, router: str, port: int = labkit.TCP_PORT) -> int:
         """ESTABLISHED conntrack entries toward TCP port `port` in the router's kernel."""
