@@ -465,6 +465,13 @@ table ip watch {{
         f = self._files(router)
         if not f["keepalived.conf"].exists():
             self.render_configs(router)
+        running = self.keepalived.get(router)
+        if running is not None and running.poll() is None:
+            raise LabError(f"keepalived is already running in {router}")
+        # A SIGKILLed keepalived leaves its pid files behind, and a new keepalived exits at once
+        # when a file names a live process: any process that got the same pid since.
+        for name in ("keepalived.pid", "vrrp.pid", "checkers.pid"):
+            f[name].unlink(missing_ok=True)
         argv = ["keepalived", "-f", str(f["keepalived.conf"]), "-p", str(f["keepalived.pid"]),
                 "-r", str(f["vrrp.pid"]), "-c", str(f["checkers.pid"]), "-n", "-l", "-D"]
         with open(f["keepalived.log"], "ab") as log:

@@ -132,3 +132,48 @@ def test_role_is_shown_logged_and_kept(lab, need_build):
     assert d2.ctl("role", "primary").returncode == 0
     labkit.wait_until(lambda: "HA role is now primary (was backup)" in d2.log(), 2, "the second change")
     assert d2.stop() == 0
+
+
+VIP6 = {"charter": "2001:db8:1::4", "integra": "2001:db8:2::4"}   # inside each ISP's /64
+
+
+def test_snat6_translates_lan_ipv6_connections_only(lab, need_build):
+    """snat6: LAN IPv6 connections leave from the WAN's shared IPv6 address, over both WANs,
+    while the router's IPv6 probes keep its own addresses. The shared addresses are added
+    deprecated (preferred_lft 0, as docs/ha.md has keepalived add them): IPv6 source selection
+    would otherwise pick them for the router's own packets."""
+    lab.nft("inet", """
+table ip6 hatest6 {
+    counter probes_from_vip6 { }
+    counter probes_from_router6 { }
+    chain input {
+        type filter hook input priority 0; policy accept;
+        ip6 saddr { 2001:db8:1::4, 2001:db8:2::4 } icmpv6 type echo-request counter name "probes_from_vip6"
+        ip6 saddr { 2001:db8:1::/64, 2001:db8:2::/64 } icmpv6 type echo-request counter name "probes_from_router6"
+    }
+}
+""")
+    lab.wait_ipv6()
+    for wan, vip6 in VIP6.items():
+        lab.run("rtr", ["ip", "-6", "addr", "add", f"{vip6}/64", "dev", labkit.WAN_INTERFACE[wan],
+                        "nodad", "preferred_lft", "0"])
+    config = lab.dual_stack_config(ha_pair=True)
+    for wan in config["wans"]:
+        wan["snat"] = VIP[wan["name"]]
+        wan["snat6"] = VIP6[wan["name"]]
+    d = lab.start_daemon(config)
+    d.wait_ready()
+    labkit.wait_until(lambda: all((w.get("ipv6") or {}).get("state") == "up" for w in d.status()["wans"]),
+                      10, "both WANs up for IPv6")
+    lab.ensure_server(family="ipv6")
+    seen = lab.connect_many(40, src=labkit.LAN_HOSTS6, dst=labkit.SERVER6)
+    assert all(r["ok"] for r in seen), [r["error"] for r in seen if not r["ok"]]
+    assert {r["seen"] for r in seen} == set(VIP6.values())
+
+    def counter6(name):
+        text = lab.run("inet", ["nft", "list", "counter", "ip6", "hatest6", name]).stdout
+        return int(re.search(r"packets (\d+)", text)[1])
+    before = counter6("probes_from_router6")
+    labkit.wait_until(lambda: counter6("probes_from_router6") > before, 3, "IPv6 probes from the router")
+    assert counter6("probes_from_vip6") == 0
+    assert d.stop() == 0

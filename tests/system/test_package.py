@@ -25,6 +25,7 @@ FILES = {
     "usr/share/doc/wanbalance/examples/ha/keepalived.conf",
     "usr/share/doc/wanbalance/examples/ha/conntrackd.conf",
     "usr/share/doc/wanbalance/examples/ha/wanbalance-notify.sh",
+    "usr/share/doc/wanbalance/ha.md",
     "usr/share/man/man8/wanbalanced.8.gz", "usr/share/man/man8/wanbalancectl.8.gz",
     "usr/share/man/man5/wanbalance.json.5.gz",
     "etc/iproute2/rt_protos.d/wanbalance.conf",
