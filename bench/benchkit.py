@@ -268,6 +268,37 @@ def add_json_argument(parser: argparse.ArgumentParser) -> None:
                              "statistics computed from them to this JSON file")
 
 
+def add_section_arguments(parser: argparse.ArgumentParser, title: str, results: Path) -> None:
+    """--markdown, --output, --build-dir and --json: what every lab section takes."""
+    parser.add_argument("--markdown", type=Path, metavar="OUT.md",
+                        help=f"write a '{title}' section to this file instead of --output")
+    parser.add_argument("--output", type=Path, default=results,
+                        help=f"markdown file to write (default {results.relative_to(REPO)})")
+    parser.add_argument("--build-dir", help="where wanbalanced is built (default: "
+                        "$WANBALANCE_BUILD_DIR or build/)")
+    add_json_argument(parser)
+
+
+def lab_problem(args: argparse.Namespace, programs: tuple[str, ...] = ("wanbalanced",)
+                ) -> str | None:
+    """Points the lab at --build-dir; why a lab section cannot run here (not root, no
+    namespaces, a program not built), or None."""
+    if args.build_dir:
+        os.environ["WANBALANCE_BUILD_DIR"] = args.build_dir
+    if str(REPO / "tests" / "integration") not in sys.path:
+        sys.path.insert(0, str(REPO / "tests" / "integration"))
+    import labkit
+    ok, reason = labkit.lab_available()
+    if not ok:
+        return reason
+    try:
+        for program in programs:
+            labkit.program(program)
+    except FileNotFoundError as e:
+        return str(e)
+    return None
+
+
 def _holds_dict(obj) -> bool:
     items = obj.values() if isinstance(obj, dict) else obj if isinstance(obj, list) else ()
     return any(isinstance(v, dict) or _holds_dict(v) for v in items)

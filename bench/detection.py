@@ -45,7 +45,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 import labkit  # noqa: E402
-from benchkit import Figures, add_json_argument, fail, finish, md_table, progress  # noqa: E402
+from benchkit import (Figures, add_section_arguments, fail, finish, lab_problem,  # noqa: E402
+                      md_table, progress)
 from failover import Client, outage_of, recovered_at  # noqa: E402
 from labwatch import EventWatch, balance_map  # noqa: E402
 
@@ -338,13 +339,7 @@ def main() -> int:
                         help="traffic runs: new connections per second (100)")
     parser.add_argument("--soak-seconds", type=float,
                         help="5 %% loss soak length, 0 for none (default 600; --quick 30)")
-    parser.add_argument("--markdown", type=Path, metavar="OUT.md",
-                        help="write a '## Detection' section to this file instead of --output")
-    parser.add_argument("--output", type=Path, default=RESULTS,
-                        help=f"markdown file to write (default {RESULTS.relative_to(REPO)})")
-    parser.add_argument("--build-dir", help="where wanbalanced is built (default: "
-                        "$WANBALANCE_BUILD_DIR or build/)")
-    add_json_argument(parser)
+    add_section_arguments(parser, "## Detection", RESULTS)
     args = parser.parse_args()
     if args.runs is None:
         args.runs = 2 if args.quick else 10
@@ -352,15 +347,9 @@ def main() -> int:
         args.soak_seconds = 30 if args.quick else 600
     if args.runs < 1 or args.soak_seconds < 0:
         parser.error("--runs must be at least 1, --soak-seconds at least 0")
-    if args.build_dir:
-        os.environ["WANBALANCE_BUILD_DIR"] = args.build_dir
-    ok, reason = labkit.lab_available()
-    if not ok:
-        return fail("detection.py", reason)
-    try:
-        labkit.program("wanbalanced")
-    except FileNotFoundError as e:
-        return fail("detection.py", str(e))
+    problem = lab_problem(args)
+    if problem:
+        return fail("detection.py", problem)
     fig = Figures("detection", "detection.py", {
         "runs_per_kind": args.runs, "kinds": list(KINDS), "connections_per_second": args.rate,
         "connect_timeout_s": CONNECT_TIMEOUT_S, "soak_seconds": args.soak_seconds,

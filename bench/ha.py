@@ -38,7 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 import labkit  # noqa: E402
-from benchkit import Figures, add_json_argument, fail, finish, md_table, progress  # noqa: E402
+from benchkit import (Figures, add_section_arguments, fail, finish, lab_problem,  # noqa: E402
+                      md_table, progress)
 from hatakeover import FAILURES, HELD, Takeover, hold, other, restore, take_over  # noqa: E402
 from labha import HaLab  # noqa: E402
 
@@ -160,30 +161,18 @@ def main() -> int:
     parser.add_argument("--runs", type=int, help="runs of each failure kind (default 10; "
                         "--quick 1)")
     parser.add_argument("--quick", action="store_true", help="smoke test: 1 run of each kind")
-    parser.add_argument("--markdown", type=Path, metavar="OUT.md",
-                        help="write a '## HA pair' section to this file instead of --output")
-    parser.add_argument("--output", type=Path, default=RESULTS,
-                        help=f"markdown file to write (default {RESULTS.relative_to(REPO)})")
-    parser.add_argument("--build-dir", help="where wanbalanced is built (default: "
-                        "$WANBALANCE_BUILD_DIR or build/)")
-    add_json_argument(parser)
+    add_section_arguments(parser, "## HA pair", RESULTS)
     args = parser.parse_args()
     if args.runs is None:
         args.runs = 1 if args.quick else 10
     if args.runs < 1:
         parser.error("--runs must be at least 1")
-    if args.build_dir:
-        os.environ["WANBALANCE_BUILD_DIR"] = args.build_dir
-    ok, reason = labkit.lab_available()
-    if not ok:
-        return fail("ha.py", reason)
     for program in ("keepalived", "conntrackd"):
         if not any(Path(d, program).is_file() for d in ("/usr/sbin", "/sbin", "/usr/bin")):
             return fail("ha.py", f"{program} is not installed (tools/deps.sh test)")
-    try:
-        labkit.program("wanbalanced")
-    except FileNotFoundError as e:
-        return fail("ha.py", str(e))
+    problem = lab_problem(args)
+    if problem:
+        return fail("ha.py", problem)
     fig = Figures("ha", "ha.py", {
         "runs_per_kind": args.runs, "kinds": list(KINDS), "held_connections": HELD,
         "targets": TARGETS, "cpus": os.cpu_count(), "kernel": os.uname().release})

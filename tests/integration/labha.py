@@ -39,7 +39,6 @@ import re
 import shlex
 import signal
 import subprocess
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -67,12 +66,6 @@ WAN_OF_SOURCE = {VIP["charter"]: "charter", VIP["integra"]: "integra"}
 # keepalived priority per router (the examples are router 1's); both start BACKUP, nopreempt.
 PRIORITY = {"rtrA": 150, "rtrB": 100}
 STREAM_PORT = 8090     # tools/stream.py: data both ways all the time
-
-
-def _start_time(pid: int) -> str:
-    """Field 22 of /proc/PID/stat, as lab.sh records a lab's owner."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    return text.rsplit(")", 1)[1].split()[19]
 
 
 def render(template: str, replacements: dict[str, str], name: str) -> str:
@@ -139,26 +132,10 @@ class HaLab(labkit.Lab):
         return self.workdir / router
 
     def up(self) -> HaLab:
-        labkit._install_handlers()
-        labkit.LAB_ROOT.mkdir(mode=0o755, exist_ok=True)
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"wanbalance-{self.prefix}-",
-                                                    dir=labkit.LAB_ROOT))
-        self.workdir.chmod(0o755)   # keepalived runs scripts only from root-only-writable dirs
-        start = time.monotonic()
-        labkit._live_labs.append(self)
-        self._is_up = True
-        try:
-            for ns in HA_ROLES:
-                if Path(f"/run/netns/{self.ns(ns)}").exists():
-                    raise LabError(f"lab {self.prefix} already exists ({self.ns(ns)})")
-            # The owner record first: `lab.sh gc` removes the lab if this process dies.
-            owner = os.getpid()
-            (labkit.LAB_ROOT / self.prefix).write_text(f"{owner} {_start_time(owner)}\n")
-            self._build()
-        except BaseException:
-            self.down()
-            raise
-        self.up_seconds = time.monotonic() - start
+        for ns in HA_ROLES:
+            if Path(f"/run/netns/{self.ns(ns)}").exists():
+                raise LabError(f"lab {self.prefix} already exists ({self.ns(ns)})")
+        self.up_own(self._build)
         return self
 
     def _batch(self, ns: str | None, script: str) -> None:
