@@ -13,6 +13,9 @@ Failure kinds (FAILURES):
   keepalived-sigkill  keepalived's parent killed: its VRRP child sends priority 0 and gives the
                       addresses up
   links-down          every link of the router down (LAN, both WANs, sync): no advert for ~0.3 s
+  wan-links-down      both WAN links down, the LAN and the sync link up: keepalived's WAN
+                      instances go FAULT and take the sync group with them; the router's
+                      wanbalanced loses both WANs while its conntrackd still reaches the other
   all-killed          keepalived (parent and VRRP child), conntrackd and wanbalanced SIGKILLed
                       at once: the router keeps its addresses, routes and rules in its kernel,
                       the other takes over by gratuitous ARP
@@ -24,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 
 import labkit
-from labha import ROUTERS, STREAM_PORT, VIP, HaLab, Streams
+from labha import ROUTERS, VIP, HaLab, Streams
 
 HELD = 20
 HELD_SOURCES = "192.168.88.11-192.168.88.30"    # one long-lived connection per source
@@ -35,6 +38,7 @@ AFTER_S = 1.5       # data kept flowing after the takeover before the connection
 FAILURES = {
     "keepalived-sigkill": lambda lab, router: lab.kill_keepalived(router),
     "links-down": lambda lab, router: lab.links(router, up=False),
+    "wan-links-down": lambda lab, router: lab.links(router, up=False, wans_only=True),
     "all-killed": lambda lab, router: lab.kill_all(router),
 }
 
@@ -75,6 +79,7 @@ class Takeover:
     rst: dict[str, int]          # RSTs of held connections seen in the LAN and the internet
     rst_other: dict[str, int]    # other RSTs
     guard_drops: int             # stray TCP the new primary's guard chain dropped
+    sync_ms: float               # waited for the held connections in the backup's cache
     results: list[dict] = field(default_factory=list)   # tools/stream.py, per connection
 
     @property
@@ -90,7 +95,8 @@ class Takeover:
         return [r for r in self.results if not r["alive"]]
 
     def line(self) -> str:
-        return (f"HA takeover ({self.failure} of {self.primary}): VIPs on {self.backup} after "
+        return (f"HA takeover ({self.failure} of {self.primary}; the backup had every connection "
+                f"{self.sync_ms:.0f} ms after they were up): VIPs on {self.backup} after "
                 f"{self.vips_ms:.0f} ms, first new connection at {self.new_ms:.0f} ms, 10 more "
                 f"by {self.balanced_ms:.0f} ms {self.spread}, `role primary` at "
                 f"{self.role_ms:.0f} ms; longest data gap {self.longest_gap_ms:.0f} ms, "
@@ -110,12 +116,17 @@ def _first_new_connection(lab: HaLab, since: float) -> float:
 
 
 def take_over(lab: HaLab, held: Streams, failure: str, primary: str) -> Takeover:
-    """Fail `primary` (a FAILURES kind) while `held` carries data, wait until the other router
+    """Once the backup's conntrackd holds every connection of `held` (conntrackd syncs a new
+    connection within milliseconds; one younger than that is not yet the backup's to keep),
+    fail `primary` (a FAILURES kind) while `held` carries data, wait until the other router
     holds the VIPs, a new connection works and its wanbalanced says primary, keep the data
     flowing AFTER_S more, then close the held connections; returns what was measured."""
     backup = other(primary)
-    labkit.wait_until(lambda: lab.external_cache(backup, port=STREAM_PORT) >= HELD, 5,
-                      f"{backup}'s conntrackd to hold the {HELD} connections in its external cache")
+    waiting = time.monotonic()
+    labkit.wait_until(lambda: lab.synced(backup, held.flows) == len(held.flows), 5,
+                      f"{backup}'s conntrackd to hold the {len(held.flows)} connections in its "
+                      "external cache", interval=0.01)
+    sync_ms = (time.monotonic() - waiting) * 1000
     time.sleep(0.5)     # data before the failure
     rst_before = {(ns, w): lab.rsts(ns, w) for ns in ("lan", "inet") for w in ("stream", "other")}
     guard_before = lab.guard_drops(backup)
@@ -128,7 +139,7 @@ def take_over(lab: HaLab, held: Streams, failure: str, primary: str) -> Takeover
     role_at = lab.wait_role(backup, "primary", timeout=5, after=killed)
     wait_status_role(lab, backup, "primary")
     time.sleep(AFTER_S)
-    committed = lab.kernel_entries(backup, port=STREAM_PORT)
+    committed = lab.committed(backup, held.flows)
     # Before the release: closing a socket while the server still sends makes the client's
     # kernel answer with RSTs.
     rst = {ns: lab.rsts(ns) - rst_before[ns, "stream"] for ns in ("lan", "inet")}
@@ -136,20 +147,20 @@ def take_over(lab: HaLab, held: Streams, failure: str, primary: str) -> Takeover
     results = held.release(timeout=30)
     return Takeover(failure, primary, backup, (vips_at - killed) * 1000, (new_at - killed) * 1000,
                     (balanced_at - killed) * 1000, spread, (role_at - killed) * 1000, committed,
-                    rst, rst_other, lab.guard_drops(backup) - guard_before, results)
+                    rst, rst_other, lab.guard_drops(backup) - guard_before, sync_ms, results)
 
 
 def restore(lab: HaLab, failure: str, router: str, timeout: float = 15) -> None:
     """Bring back a router that failed `failure`: it rejoins as backup (nopreempt), its
     wanbalanced says so and has both WANs up again, and its conntrackd asked for a resync."""
     since = time.time()
-    if failure == "links-down":
-        lab.links(router, up=True)
+    if failure in ("links-down", "wan-links-down"):
+        lab.links(router, up=True, wans_only=failure == "wan-links-down")
     elif failure == "all-killed":
         lab.start_wanbalanced([router])
         lab.render_configs(router)          # the notify script's wanbalancectl: the new daemon
         lab.start_conntrackd(router)
-    if failure != "links-down":
+    if failure not in ("links-down", "wan-links-down"):
         lab.start_keepalived(router)
     lab.wait_role(router, "backup", timeout=timeout, after=since)
     wait_status_role(lab, router, "backup", timeout=timeout)

@@ -68,6 +68,17 @@ PRIORITY = {"rtrA": 150, "rtrB": 100}
 STREAM_PORT = 8090     # tools/stream.py: data both ways all the time
 
 
+def _established(listing: str, port: int = STREAM_PORT) -> set[tuple[str, int]]:
+    """(source address, source port) of the ESTABLISHED TCP entries to `port` in a conntrack or
+    conntrackd listing (original direction first on each line)."""
+    out = set()
+    for line in listing.splitlines():
+        m = re.search(r"src=(\S+) dst=\S+ sport=(\d+) dport=(\d+) ", line)
+        if m and int(m[3]) == port and "ESTABLISHED" in line:
+            out.add((m[1], int(m[2])))
+    return out
+
+
 def render(template: str, replacements: dict[str, str], name: str) -> str:
     """template with each key replaced by its value; every key must occur (so a shipped example
     that changes under the lab fails loudly instead of silently testing something else)."""
@@ -86,10 +97,12 @@ class Streams:
                               stderr=subprocess.PIPE)
         line = labkit.LineReader(self.proc, self.proc.stderr).readline(
             20, "stream connections to be established")
-        m = re.fullmatch(r"ESTABLISHED ok=(\d+) failed=(\d+)", line)
+        m = re.fullmatch(r"ESTABLISHED ok=(\d+) failed=(\d+) ports=(\S*)", line)
         if not m:
             raise LabError(f"stream.py: unexpected output {line!r}")
         self.ok, self.failed = int(m[1]), int(m[2])
+        # (LAN address, port) of each established connection
+        self.flows = [(a, int(p)) for a, _, p in (f.rpartition(":") for f in m[3].split(",") if f)]
 
     def release(self, timeout: float = 30) -> list[dict]:
         """Close the connections; per connection: src, seen, alive, end_error, max_gap_ms,
@@ -422,18 +435,16 @@ table ip watch {{
         conf = self._files(router)["conntrackd.conf"]
         return self.run(router, ["conntrackd", "-C", str(conf), *args], check=check)
 
-    def external_cache(self, router: str, port: int = labkit.TCP_PORT) -> int:
-        """ESTABLISHED entries for TCP port `port` in the router's conntrackd external cache
-        (closed connections of an earlier round linger there in TIME_WAIT)."""
-        out = self.ctd(router, "-e", check=False).stdout
-        return sum(1 for line in out.splitlines()
-                   if f"dport={port} " in line and "tcp" in line and "ESTABLISHED" in line)
+    def synced(self, router: str, flows: Sequence[tuple[str, int]]) -> int:
+        """How many of `flows` ((LAN address, port) to the stream server, Streams.flows) the
+        router's conntrackd holds in its external cache as ESTABLISHED."""
+        return len(_established(self.ctd(router, "-e", check=False).stdout) & set(flows))
 
-    def kernel_entries(self, router: str, port: int = labkit.TCP_PORT) -> int:
-        """ESTABLISHED conntrack entries toward TCP port `port` in the router's kernel."""
-        proc = self.run(router, ["conntrack", "-L", "-p", "tcp", "--dport", str(port),
-                                 "--state", "ESTABLISHED"], check=False)
-        return sum(1 for line in proc.stdout.splitlines() if line.startswith("tcp"))
+    def committed(self, router: str, flows: Sequence[tuple[str, int]]) -> int:
+        """How many of `flows` are ESTABLISHED in the router's kernel conntrack table."""
+        out = self.run(router, ["conntrack", "-L", "-p", "tcp", "--dport", str(STREAM_PORT)],
+                       check=False).stdout
+        return len(_established(out) & set(flows))
 
     def start_keepalived(self, router: str) -> subprocess.Popen:
         """keepalived in the router's namespace, in the foreground (-n), logging to a file,
@@ -465,14 +476,18 @@ table ip watch {{
         proc.wait(5)
         return t
 
-    def links(self, router: str, up: bool) -> float:
+    def links(self, router: str, up: bool, wans_only: bool = False) -> float:
         """Take every link of the router down (or up) at the switch and on the sync veth, as
-        pulled cables would; returns the time.time() it happened."""
+        pulled cables would (wans_only: its two WAN links alone, as when the switch on the ISP
+        side dies; the LAN and the sync link stay); returns the time.time() it happened."""
         ports = {"rtrA": ("a1", "a2", "a3"), "rtrB": ("b1", "b2", "b3")}[router]
+        if wans_only:
+            ports = ports[:2]
         state = "up" if up else "down"
         t = time.time()
         self._batch("sw", "".join(f"link set {port} {state}\n" for port in ports))
-        self._batch(router, f"link set ether4 {state}\n")
+        if not wans_only:
+            self._batch(router, f"link set ether4 {state}\n")
         return t
 
     def kill_all(self, router: str) -> float:

@@ -10,10 +10,13 @@ client --dst A --port P --src SPEC -n N: opens N connections (SPEC as connect_ma
 "A-B", "A,B-C", round-robin), reads the server's first line, then sends 64 bytes every
 --interval and reads the server's chunks. Once every connection has its first line it prints
 "ESTABLISHED ok=N failed=M" on stderr; at stdin EOF it closes them and prints JSON on stdout:
-{"results": [{"src", "seen", "ok", "error", "alive", "end_error", "max_gap_ms", "gap_at",
-"received"}]} where max_gap_ms is the longest time between two chunks from the server while
-held, gap_at the time.time() that gap ended, alive whether the connection was still working
-at the end (no reset, no EOF, no error in either direction).
+{"results": [{"src", "port", "seen", "ok", "error", "alive", "end_error", "max_gap_ms",
+"gap_at", "received"}]} where port is the client's local port, max_gap_ms the longest time
+between two chunks from the server while held (a stall that lasts until the release counts
+too), gap_at the time.time() that gap ended, alive whether the connection was still working at
+the end: no reset, no EOF, no error in either direction, and data from the server within the
+last STALL_S seconds. The ESTABLISHED line ends with ports=ADDR:PORT,... (every connection that
+was established).
 """
 
 import argparse
@@ -25,6 +28,7 @@ import time
 from connect_many import error_text, parse_sources
 
 CHUNK = 64
+STALL_S = 0.5       # no data from the server for this long before the release: not alive
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -55,8 +59,9 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 async def one(args: argparse.Namespace, src: str | None, established: list,
-              all_up: asyncio.Event, release: asyncio.Event) -> dict:
-    r = {"src": src, "seen": None, "ok": False, "error": None, "alive": False,
+              all_up: asyncio.Event, release: asyncio.Event, r: dict) -> dict:
+    """One connection; r (shared with the caller, filled in as it goes) is its result."""
+    r |= {"src": src, "port": None, "seen": None, "ok": False, "error": None, "alive": False,
          "end_error": None, "max_gap_ms": 0.0, "gap_at": None, "received": 0}
     writer = None
     try:
@@ -66,6 +71,8 @@ async def one(args: argparse.Namespace, src: str | None, established: list,
         if not line:
             raise ConnectionResetError("closed without an answer")
         r["seen"] = line.decode().split()[0]
+        local, r["port"] = writer.get_extra_info("sockname")[:2]
+        r["src"] = r["src"] or local
         r["ok"] = True
     except Exception as e:  # noqa: BLE001 - every failure is a result
         r["error"] = error_text(e)
@@ -108,8 +115,9 @@ async def one(args: argparse.Namespace, src: str | None, established: list,
     for task in (sending, receiving):
         if task in done and task.exception() is not None:
             r["end_error"] = error_text(task.exception())
-    r["alive"] = r["end_error"] is None
-    gap_ends(time.time())       # a stall that lasts until the release counts too
+    now = time.time()
+    r["alive"] = r["end_error"] is None and now - last[0] < STALL_S
+    gap_ends(now)       # a stall that lasts until the release counts too
     for task in (sending, receiving, releasing):
         task.cancel()
     writer.close()
@@ -120,10 +128,16 @@ async def client(args: argparse.Namespace) -> None:
     sources = parse_sources(args.src)
     established: list = []
     all_up, release = asyncio.Event(), asyncio.Event()
-    tasks = [asyncio.create_task(one(args, sources[i % len(sources)], established, all_up,
-                                     release)) for i in range(args.n)]
+    results: list[dict] = []
+
+    async def track(i: int) -> dict:
+        r: dict = {}
+        results.append(r)
+        return await one(args, sources[i % len(sources)], established, all_up, release, r)
+    tasks = [asyncio.create_task(track(i)) for i in range(args.n)]
     await all_up.wait()
-    print(f"ESTABLISHED ok={sum(established)} failed={args.n - sum(established)}",
+    ports = ",".join(f"{r['src']}:{r['port']}" for r in results if r.get("port"))
+    print(f"ESTABLISHED ok={sum(established)} failed={args.n - sum(established)} ports={ports}",
           file=sys.stderr, flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     release.set()
