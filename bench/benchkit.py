@@ -279,6 +279,17 @@ def add_section_arguments(parser: argparse.ArgumentParser, title: str, results: 
     add_json_argument(parser)
 
 
+def section_head(args: argparse.Namespace, script: str, default_runs: int, section: str,
+                 alone: str) -> str:
+    """A section's title (`section` in RESULTS.md, `alone` in its own file) and first line: the
+    command that made it (with --quick and --runs when not the default), the date, the machine."""
+    command = f"python3 bench/{script}" + (" --quick" if args.quick else "")
+    if args.runs != default_runs:
+        command += f" --runs {args.runs}"
+    return (f"{section if args.markdown else alone}\n\n`{command}` on {time.strftime('%Y-%m-%d')}, "
+            f"kernel {os.uname().release}, {os.cpu_count()} CPUs.")
+
+
 def lab_problem(args: argparse.Namespace, programs: tuple[str, ...] = ("wanbalanced",)
                 ) -> str | None:
     """Points the lab at --build-dir; why a lab section cannot run here (not root, no

@@ -46,7 +46,7 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 import labkit  # noqa: E402
 from benchkit import (Figures, add_section_arguments, fail, finish, lab_problem,  # noqa: E402
-                      md_table, progress)
+                      md_table, progress, section_head)
 from failover import Client, outage_of, recovered_at  # noqa: E402
 from labwatch import EventWatch, balance_map  # noqa: E402
 
@@ -303,13 +303,9 @@ def measure(args: argparse.Namespace, fig: Figures) -> tuple[dict, dict | None]:
 
 
 def describe(args: argparse.Namespace, table: str, verdicts: str) -> str:
-    command = "python3 bench/detection.py" + (" --quick" if args.quick else "")
-    if args.runs != (2 if args.quick else 10):
-        command += f" --runs {args.runs}"
-    title = "## Detection" if args.markdown else "# Detection benchmark"
-    return f"""{title}
-
-`{command}` on {time.strftime('%Y-%m-%d')}, kernel {os.uname().release}, {os.cpu_count()} CPUs.
+    head = section_head(args, "detection.py", 2 if args.quick else 10, "## Detection",
+                        "# Detection benchmark")
+    return f"""{head}
 wanbalanced with the article config and the default probe settings (every 300 ms, timeout
 600 ms, down_after 3, up_after 5; probes to 192.0.2.53/.54). {args.runs} runs of each kind,
 interleaved (quiet, traffic, traffic, quiet, ...), each at a random point of the probe schedule:

@@ -33,7 +33,6 @@ import argparse
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,7 +40,7 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 import labkit  # noqa: E402
 from benchkit import (Figures, add_section_arguments, fail, finish, lab_problem,  # noqa: E402
-                      md_table, progress)
+                      md_table, progress, section_head)
 from hatakeover import FAILURES, HELD, Takeover, hold, other, restore, take_over  # noqa: E402
 from labha import HaLab  # noqa: E402
 
@@ -133,13 +132,9 @@ def summarize(fig: Figures, runs: dict[str, list[Takeover]]) -> tuple[str, str]:
 
 
 def describe(args: argparse.Namespace, table: str, verdicts: str) -> str:
-    command = "python3 bench/ha.py" + (" --quick" if args.quick else "")
-    if args.runs != (1 if args.quick else 10):
-        command += f" --runs {args.runs}"
-    title = "## HA pair: the primary fails" if args.markdown else "# HA pair benchmark"
-    return f"""{title}
-
-`{command}` on {time.strftime('%Y-%m-%d')}, kernel {os.uname().release}, {os.cpu_count()} CPUs.
+    head = section_head(args, "ha.py", 1 if args.quick else 10, "## HA pair: the primary fails",
+                        "# HA pair benchmark")
+    return f"""{head}
 Two routers with wanbalanced (one config: both WANs SNATed to their VIPs, `ha_pair`),
 keepalived (VRRPv3, `advert_int 0.1`) and conntrackd (FTFW over a sync link) from the shipped
 examples. Each run holds {HELD} TCP connections from {HELD} LAN sources over both WANs, data
