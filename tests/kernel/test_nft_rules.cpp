@@ -315,7 +315,7 @@ TEST_CASE("an HA pair: SNAT rules and the guard chain read back as rendered and 
     apply_ok(*sock, plan_of({OpReplaceTable{table}}));
     const std::string listed = listing();
     CHECK(listed == render(table));
-    CHECK(listed.find("tcp flags != syn / fin,syn,rst,ack ct state new drop") != std::string::npos);
+    CHECK(listed.find("tcp flags != syn / fin,syn,rst,ack ct state new counter packets 0 bytes 0 drop") != std::string::npos);
     CHECK(listed.find("snat ip6 to 2001:db8:1::10") != std::string::npos);
     // nft's own encoding of the new rules. (Only these: nft -f puts the "meta nfproto" its
     // listing hides in a jhash rule elsewhere than build_desired does, equivalently.)
