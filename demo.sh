@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: the article's multi-WAN router in network namespaces — balancing, then a live
-# failover and recovery, narrated. Needs root; installs what it needs and builds first.
-# Usage: sudo ./demo.sh [--connections N]
+# failover and recovery, then an HA pair losing its primary, narrated. Needs root; installs what
+# it needs and builds first. Usage: sudo ./demo.sh [--connections N] [--no-ha]
 set -euo pipefail
 cd "$(dirname "$0")"
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then

@@ -268,6 +268,48 @@ def add_json_argument(parser: argparse.ArgumentParser) -> None:
                              "statistics computed from them to this JSON file")
 
 
+def add_section_arguments(parser: argparse.ArgumentParser, title: str, results: Path) -> None:
+    """--markdown, --output, --build-dir and --json: what every lab section takes."""
+    parser.add_argument("--markdown", type=Path, metavar="OUT.md",
+                        help=f"write a '{title}' section to this file instead of --output")
+    parser.add_argument("--output", type=Path, default=results,
+                        help=f"markdown file to write (default {results.relative_to(REPO)})")
+    parser.add_argument("--build-dir", help="where wanbalanced is built (default: "
+                        "$WANBALANCE_BUILD_DIR or build/)")
+    add_json_argument(parser)
+
+
+def section_head(args: argparse.Namespace, script: str, default_runs: int, section: str,
+                 alone: str) -> str:
+    """A section's title (`section` in RESULTS.md, `alone` in its own file) and first line: the
+    command that made it (with --quick and --runs when not the default), the date, the machine."""
+    command = f"python3 bench/{script}" + (" --quick" if args.quick else "")
+    if args.runs != default_runs:
+        command += f" --runs {args.runs}"
+    return (f"{section if args.markdown else alone}\n\n`{command}` on {time.strftime('%Y-%m-%d')}, "
+            f"kernel {os.uname().release}, {os.cpu_count()} CPUs.")
+
+
+def lab_problem(args: argparse.Namespace, programs: tuple[str, ...] = ("wanbalanced",)
+                ) -> str | None:
+    """Points the lab at --build-dir; why a lab section cannot run here (not root, no
+    namespaces, a program not built), or None."""
+    if args.build_dir:
+        os.environ["WANBALANCE_BUILD_DIR"] = args.build_dir
+    if str(REPO / "tests" / "integration") not in sys.path:
+        sys.path.insert(0, str(REPO / "tests" / "integration"))
+    import labkit
+    ok, reason = labkit.lab_available()
+    if not ok:
+        return reason
+    try:
+        for program in programs:
+            labkit.program(program)
+    except FileNotFoundError as e:
+        return str(e)
+    return None
+
+
 def _holds_dict(obj) -> bool:
     items = obj.values() if isinstance(obj, dict) else obj if isinstance(obj, list) else ()
     return any(isinstance(v, dict) or _holds_dict(v) for v in items)

@@ -10,9 +10,9 @@ bench/benchkit.py, evaluate) and compared with the value it reports. Unless --no
 markdown file (RESULTS.md) is checked too: its header names a commit and the raw figures, it
 holds each SECTION.json's section verbatim (so the figures shown are those of that JSON), the
 header names the commit of every such JSON, and every section it lists as ok or kept has its
-JSON. For dataplane, failover, detection and rules, every series their parameters promise
+JSON. For dataplane, failover, detection, ha and rules, every series their parameters promise
 (each family's configurations, each fault kind, each rule count, system and kind of traffic,
-each kind of detection run) must be there with one point per round or run and have its
+each kind of detection run, each HA failure kind) must be there with one point per round or run and have its
 statistics in the summary, and each target's verdict must follow from those statistics.
 Exit 0 when all of it holds, else 1 with one line per mismatch.
 """
@@ -58,7 +58,7 @@ def check_json(path: Path, problems: list[str]) -> dict | None:
 
 
 def _promised(doc: dict) -> tuple[list[str], int | None]:
-    """The series a dataplane, failover, detection or rules run must hold, and how many points
+    """The series a dataplane, failover, detection, ha or rules run must hold, and how many points
     each."""
     params = doc.get("parameters", {})
     if doc["section"] == "dataplane":
@@ -68,7 +68,7 @@ def _promised(doc: dict) -> tuple[list[str], int | None]:
                  for kind in ("tcp", "udp") for config in "abc"], params.get("rounds"))
     if doc["section"] == "failover":
         return list(params.get("faults", [])), params.get("runs_per_fault")
-    if doc["section"] == "detection":
+    if doc["section"] in ("detection", "ha"):
         return list(params.get("kinds", [])), params.get("runs_per_kind")
     if doc["section"] == "rules":
         return ([f"{metric}.{kind}.{system}{n}" for metric in params.get("metrics", [])
@@ -132,11 +132,21 @@ def _verdicts(doc: dict) -> list[tuple[str, object, bool]]:
             changes = _stat(doc, "soak: state changes")
             out.append(("soak_no_state_change", outcome["soak_no_state_change"],
                         None if changes is None else changes == 0))
+    if doc["section"] == "ha":
+        kinds = doc.get("parameters", {}).get("kinds", [])
+        for key, name, follows in (
+                ("gap_ms_within_target", "longest data gap, max", lambda v: v < 1500),
+                ("new_ms_within_target", "first new connection, max", lambda v: v < 1000),
+                ("lost_within_target", "connections lost, sum", lambda v: v == 0)):
+            if key in outcome:
+                values = [_stat(doc, f"{kind}: {name}") for kind in kinds]
+                out.append((key, outcome[key], None if None in values or not values
+                            else all(follows(v) for v in values)))
     return out
 
 
 def check_promised(path: Path, doc: dict, problems: list[str]) -> None:
-    """dataplane / failover / detection / rules: each promised series (e.g. the IPv6 ones) is
+    """dataplane / failover / detection / ha / rules: each promised series (e.g. the IPv6 ones) is
     there, complete, and summarized; each verdict agrees with the statistics it rests on."""
     series, points = _promised(doc)
     summarized = set().union(*(series_of(e) for e in doc["summary"]))

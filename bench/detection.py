@@ -45,7 +45,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 import labkit  # noqa: E402
-from benchkit import Figures, add_json_argument, fail, finish, md_table, progress  # noqa: E402
+from benchkit import (Figures, add_section_arguments, fail, finish, lab_problem,  # noqa: E402
+                      md_table, progress, section_head)
 from failover import Client, outage_of, recovered_at  # noqa: E402
 from labwatch import EventWatch, balance_map  # noqa: E402
 
@@ -302,13 +303,9 @@ def measure(args: argparse.Namespace, fig: Figures) -> tuple[dict, dict | None]:
 
 
 def describe(args: argparse.Namespace, table: str, verdicts: str) -> str:
-    command = "python3 bench/detection.py" + (" --quick" if args.quick else "")
-    if args.runs != (2 if args.quick else 10):
-        command += f" --runs {args.runs}"
-    title = "## Detection" if args.markdown else "# Detection benchmark"
-    return f"""{title}
-
-`{command}` on {time.strftime('%Y-%m-%d')}, kernel {os.uname().release}, {os.cpu_count()} CPUs.
+    head = section_head(args, "detection.py", 2 if args.quick else 10, "## Detection",
+                        "# Detection benchmark")
+    return f"""{head}
 wanbalanced with the article config and the default probe settings (every 300 ms, timeout
 600 ms, down_after 3, up_after 5; probes to 192.0.2.53/.54). {args.runs} runs of each kind,
 interleaved (quiet, traffic, traffic, quiet, ...), each at a random point of the probe schedule:
@@ -338,13 +335,7 @@ def main() -> int:
                         help="traffic runs: new connections per second (100)")
     parser.add_argument("--soak-seconds", type=float,
                         help="5 %% loss soak length, 0 for none (default 600; --quick 30)")
-    parser.add_argument("--markdown", type=Path, metavar="OUT.md",
-                        help="write a '## Detection' section to this file instead of --output")
-    parser.add_argument("--output", type=Path, default=RESULTS,
-                        help=f"markdown file to write (default {RESULTS.relative_to(REPO)})")
-    parser.add_argument("--build-dir", help="where wanbalanced is built (default: "
-                        "$WANBALANCE_BUILD_DIR or build/)")
-    add_json_argument(parser)
+    add_section_arguments(parser, "## Detection", RESULTS)
     args = parser.parse_args()
     if args.runs is None:
         args.runs = 2 if args.quick else 10
@@ -352,15 +343,9 @@ def main() -> int:
         args.soak_seconds = 30 if args.quick else 600
     if args.runs < 1 or args.soak_seconds < 0:
         parser.error("--runs must be at least 1, --soak-seconds at least 0")
-    if args.build_dir:
-        os.environ["WANBALANCE_BUILD_DIR"] = args.build_dir
-    ok, reason = labkit.lab_available()
-    if not ok:
-        return fail("detection.py", reason)
-    try:
-        labkit.program("wanbalanced")
-    except FileNotFoundError as e:
-        return fail("detection.py", str(e))
+    problem = lab_problem(args)
+    if problem:
+        return fail("detection.py", problem)
     fig = Figures("detection", "detection.py", {
         "runs_per_kind": args.runs, "kinds": list(KINDS), "connections_per_second": args.rate,
         "connect_timeout_s": CONNECT_TIMEOUT_S, "soak_seconds": args.soak_seconds,

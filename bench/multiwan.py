@@ -16,13 +16,11 @@ The namespaces use lab.sh's role names and owner record, so `tests/lab/lab.sh do
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -35,7 +33,6 @@ from labcore import LabError, progress  # noqa: E402,F401 - re-exported for the 
 
 MAX_WANS = 63
 PROBE_TARGET = "192.0.2.53"
-STATE_DIR = Path("/run/wanbalance-lab")
 SYSCTLS = ("net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 "
            "net.ipv4.conf.all.rp_filter={rp} net.ipv4.conf.default.rp_filter={rp} "
            "net.ipv4.conf.all.src_valid_mark=0 net.ipv4.conf.default.src_valid_mark=0 "
@@ -58,11 +55,6 @@ def wan_gateway(k: int) -> str:
     return f"203.0.113.{4 * k - 3}"
 
 
-def _start_time(pid: int) -> str:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22 of the full line, as lab.sh reads it
-
-
 class MultiWanLab(labkit.Lab):
     """A labkit.Lab whose topology is N WANs into one upstream namespace (see module doc).
     run()/popen()/start_daemon()/write_config() work as in labkit; roles: rtr, isp1, lan."""
@@ -74,22 +66,10 @@ class MultiWanLab(labkit.Lab):
         self.n = n_wans
 
     def up(self) -> MultiWanLab:
-        labkit._install_handlers()  # atexit + SIGTERM tear every live lab down
-        labkit.LAB_ROOT.mkdir(mode=0o755, exist_ok=True)  # hooks need root-only parents, not /tmp
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"wanbalance-{self.prefix}-", dir=labkit.LAB_ROOT))
-        (self.workdir / "hooks.d").mkdir(mode=0o755)
-        STATE_DIR.mkdir(parents=True, exist_ok=True)
-        # The owner record first, so `lab.sh gc` cleans up even if we die half-way.
-        (STATE_DIR / self.prefix).write_text(f"{os.getpid()} {_start_time(os.getpid())}\n")
-        labkit._live_labs.append(self)
-        self._is_up = True
-        start = time.monotonic()
-        try:
+        def build() -> None:
+            (self.workdir / "hooks.d").mkdir(mode=0o755)
             self._build()
-        except BaseException:
-            self.down()
-            raise
-        self.up_seconds = time.monotonic() - start
+        self.up_own(build)
         return self
 
     def _ip_batch(self, ns: str | None, lines: list[str]) -> None:

@@ -4,7 +4,7 @@
 # one commit, with every run's raw figures in bench/results/SECTION.json, checked at the end.
 set -uo pipefail
 
-readonly SECTIONS=(dataplane spread failover detection controlplane footprint soak rules)
+readonly SECTIONS=(dataplane spread failover detection ha controlplane footprint soak rules)
 BENCH=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$BENCH")
 readonly BENCH REPO

@@ -90,6 +90,10 @@ struct WanConfig {
     ProbeConfig probe;   // global probe settings with this WAN's overrides applied
     bool ipv6 = false;             // "gateway6" is set: the WAN carries IPv6
     std::optional<Ipv6> gateway6;  // with ipv6: nullopt means "auto" (router advertisements)
+    // Forwarded LAN connections on this WAN are translated to this address (an HA pair's VRRP
+    // address) instead of masqueraded; the router's own packets keep its own address.
+    std::optional<Ipv4> snat;
+    std::optional<Ipv6> snat6;  // only with ipv6
 
     bool operator==(const WanConfig&) const = default;
 };
@@ -159,6 +163,9 @@ struct Config {
     ProbeConfig probe;  // the global defaults (before per-WAN overrides)
     bool masquerade = true;
     bool flush_conntrack = true;
+    // One of an active/backup pair (keepalived + conntrackd): mid-stream TCP that would open a
+    // connection is dropped, not reset; every WAN has snat (and snat6 with gateway6).
+    bool ha_pair = false;
     uint32_t mark_mask = kDefaultMarkMask;
     uint32_t rule_priority = kDefaultRulePriority;
     std::string hooks_dir = kDefaultHooksDir;

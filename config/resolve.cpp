@@ -109,6 +109,21 @@ void check_lans_are_not_wans(const ConfigDraft& draft, Reporter& report) {
     }
 }
 
+// snat6 translates IPv6, which only a WAN with gateway6 carries; an HA pair shares an address
+// per WAN and family, so every WAN needs snat (and snat6 with gateway6).
+void check_snat(const ConfigDraft& draft, Reporter& report) {
+    const bool pair = draft.ha_pair.value.value_or(false);
+    for (const WanDraft& wan : draft.wans) {
+        if (wan.snat6.present() && !wan.gateway6.present())
+            report.fail(wan.snat6.path, "\"snat6\" needs \"gateway6\": without it the WAN carries no IPv6");
+        if (!pair) continue;
+        const std::string why = " (with \"ha_pair\": true, LAN connections leave with the address the two routers share)";
+        if (!wan.snat.present()) report.fail_after(wan.path, "missing required key \"snat\"" + why);
+        if (wan.gateway6.present() && !wan.snat6.present())
+            report.fail_after(wan.path, "missing required key \"snat6\" (it has \"gateway6\")" + why);
+    }
+}
+
 // One rule to keep LAN replies in the main table, one fwmark rule per WAN, one for the mark
 // of "main" and one for "unreachable" when rules need them, then the balanced table's rule,
 // all below the kernel's own rule for the main table.
@@ -272,6 +287,7 @@ Config build(const ConfigDraft& draft, Reporter& report) {
     config.probe = merge(ProbeConfig{}, draft.probe);
     if (draft.masquerade.value) config.masquerade = *draft.masquerade.value;
     if (draft.flush_conntrack.value) config.flush_conntrack = *draft.flush_conntrack.value;
+    if (draft.ha_pair.value) config.ha_pair = *draft.ha_pair.value;
     if (draft.mark_mask.value) config.mark_mask = *draft.mark_mask.value;
     if (draft.rule_priority.value) config.rule_priority = *draft.rule_priority.value;
     if (draft.hooks_dir.value) config.hooks_dir = *draft.hooks_dir.value;
@@ -288,6 +304,8 @@ Config build(const ConfigDraft& draft, Reporter& report) {
         wan.weight = d.weight.value.value_or(1);
         wan.tier = d.tier.value.value_or(0);
         wan.probe = merge(config.probe, d.probe);
+        wan.snat = d.snat.value;
+        wan.snat6 = d.snat6.value;
         config.wans.push_back(std::move(wan));
     }
     allocate(config, draft, extra_marks_needed(draft, report), report);
@@ -304,6 +322,7 @@ std::optional<Config> resolve(const ConfigDraft& draft, Reporter& report) {
     check_wan_count(draft, mask, report);
     check_unique_per_wan(draft, mask, report);
     check_lans_are_not_wans(draft, report);
+    check_snat(draft, report);
     check_rule_room(draft, extra_marks_needed(draft, report), report);
     check_min_targets(draft, report);
     check_policies_and_rules(draft, mask, report);

@@ -46,11 +46,11 @@ std::vector<ConfigError> Reporter::take_warnings_in_document_order() { return ta
 namespace {
 
 constexpr std::string_view kTopKeys[] = {
-    "wans",      "lans",          "balance",   "probe",    "masquerade", "flush_conntrack",
-    "mark_mask", "rule_priority", "hooks_dir", "policies", "rules"};
+    "wans",      "lans",      "balance",       "probe",     "masquerade", "flush_conntrack",
+    "ha_pair",   "mark_mask", "rule_priority", "hooks_dir", "policies",   "rules"};
 constexpr std::string_view kTopRequired[] = {"wans", "lans"};
 constexpr std::string_view kWanKeys[] = {"name", "interface", "gateway", "gateway6", "weight",
-                                         "tier", "table", "mark", "probe"};
+                                         "tier", "table", "mark", "probe",     "snat",   "snat6"};
 constexpr std::string_view kWanRequired[] = {"name", "interface", "gateway"};
 constexpr std::string_view kProbeKeys[] = {"targets",    "interval_ms", "timeout_ms",
                                            "down_after", "up_after",    "min_targets_up"};
@@ -322,6 +322,34 @@ void read_gateway6(Field<std::optional<Ipv6>>& field, const Json& v, const std::
     }
 }
 
+// The shared address an HA pair translates LAN connections to: a unicast address, like a gateway.
+void read_snat(Field<Ipv4>& field, const Json& v, const std::string& path, Reporter& report) {
+    field.path = path;
+    auto address = read_ipv4(v);
+    if (!address) {
+        report.fail(path, describe(v) + " is not an IPv4 address");
+    } else if (auto unusable = unusable_address_kind(*address)) {
+        report.fail(path, describe(v) + " is " + std::string(*unusable) + ": \"snat\" must be a unicast address");
+    } else {
+        field.value = *address;
+    }
+}
+
+void read_snat6(Field<Ipv6>& field, const Json& v, const std::string& path, Reporter& report) {
+    field.path = path;
+    std::optional<Ipv6> address;
+    if (v.is_string() && v.get_ref<const std::string&>().find(':') != std::string::npos)
+        address = Ipv6::parse(v.get_ref<const std::string&>());
+    if (!address) {
+        report.fail(path, describe(v) + " is not an IPv6 address");
+    } else if (auto unusable = unusable_address_kind(*address); unusable || address->link_local()) {
+        report.fail(path, describe(v) + " is " + std::string(unusable ? *unusable : "a link-local address") +
+                              ": \"snat6\" must be a global unicast address");
+    } else {
+        field.value = *address;
+    }
+}
+
 WanDraft read_wan(const Json& v, const std::string& path, Reporter& report) {
     WanDraft wan;
     wan.path = path;
@@ -359,6 +387,10 @@ WanDraft read_wan(const Json& v, const std::string& path, Reporter& report) {
             read_mark_bits(wan.mark, value, at, kMarkKey, report);
         } else if (key == "probe") {
             wan.probe = read_probe(value, at, report);
+        } else if (key == "snat") {
+            read_snat(wan.snat, value, at, report);
+        } else if (key == "snat6") {
+            read_snat6(wan.snat6, value, at, report);
         }
     }
     return wan;
@@ -452,6 +484,7 @@ ConfigDraft read_draft(const JsonDocument& doc, Reporter& report) {
         if (key == "probe") draft.probe = read_probe(value, at, report);
         if (key == "masquerade") read_bool(draft.masquerade, value, at, report);
         if (key == "flush_conntrack") read_bool(draft.flush_conntrack, value, at, report);
+        if (key == "ha_pair") read_bool(draft.ha_pair, value, at, report);
         if (key == "mark_mask") read_mark_bits(draft.mark_mask, value, at, kMarkMaskKey, report);
         if (key == "rule_priority") {
             draft.rule_priority.path = at;

@@ -82,6 +82,8 @@ struct WanDraft {
     Field<uint32_t> mark;
     std::string mark_as_written;  // for messages: "0x100" or 256, as in the file
     ProbeDraft probe;
+    Field<Ipv4> snat;
+    Field<Ipv6> snat6;
 };
 
 // ---- policies and rules (config/rules_read.cpp, config/rules_resolve.cpp) ----
@@ -152,6 +154,7 @@ struct ConfigDraft {
     ProbeDraft probe;
     Field<bool> masquerade;
     Field<bool> flush_conntrack;
+    Field<bool> ha_pair;
     Field<uint32_t> mark_mask;
     Field<uint32_t> rule_priority;
     Field<std::string> hooks_dir;

@@ -37,6 +37,7 @@ std::string encode(const Request& request) {
                                    return json{{"command", "set"}, {"wan", r.wan}, {"mode", r.mode}};
                                },
                                [](const HandoverRequest&) { return json{{"command", "handover"}}; },
+                               [](const RoleRequest& r) { return json{{"command", "role"}, {"role", r.role}}; },
                            },
                            request));
 }
@@ -49,6 +50,7 @@ std::string encode(const Reply& reply) {
                                    return json{{"ok", true}, {"wan", r.wan}, {"state", r.state}};
                                },
                                [](const HandoverReply& r) { return json{{"ok", true}, {"handover_s", r.seconds}}; },
+                               [](const RoleReply& r) { return json{{"ok", true}, {"role", r.role}}; },
                                [](const ErrorReply& r) {
                                    return json{{"ok", false}, {"error", r.message}, {"exit_code", r.exit_code}};
                                },
@@ -71,7 +73,12 @@ Expected<Request> decode_request(std::string_view text) {
         if (!wan || !mode) return malformed("set needs \"wan\" and \"mode\" strings");
         return Request{SetRequest{*wan, *mode}};
     }
-    return malformed("unknown command " + quoted(*command) + " (expected status, reload, set or handover)");
+    if (*command == "role") {
+        const std::string* role = string_at(j, "role");
+        if (!role) return malformed("role needs a \"role\" string");
+        return Request{RoleRequest{*role}};
+    }
+    return malformed("unknown command " + quoted(*command) + " (expected status, reload, set, handover or role)");
 }
 
 Expected<Reply> decode_reply(std::string_view text) {
@@ -93,10 +100,11 @@ Expected<Reply> decode_reply(std::string_view text) {
     if (const std::string* summary = string_at(j, "summary")) return Reply{ReloadReply{*summary}};
     if (auto handover = j.find("handover_s"); handover != j.end() && handover->is_number_integer())
         return Reply{HandoverReply{handover->get<int>()}};
+    if (const std::string* role = string_at(j, "role")) return Reply{RoleReply{*role}};
     const std::string* wan = string_at(j, "wan");
     const std::string* state = string_at(j, "state");
     if (wan && state) return Reply{SetReply{*wan, *state}};
-    return malformed("reply has none of \"status\", \"summary\", \"handover_s\" or \"wan\" and \"state\"");
+    return malformed("reply has none of \"status\", \"summary\", \"handover_s\", \"role\" or \"wan\" and \"state\"");
 }
 
 }  // namespace wb

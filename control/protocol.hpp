@@ -16,6 +16,7 @@ namespace wb {
 //   {"command": "status"}
 //   {"command": "reload"}
 //   {"command": "set", "wan": "charter", "mode": "down"}        mode: up, down or auto
+//   {"command": "role", "role": "backup"}                         role: primary, backup or fault
 // Unknown keys are ignored, so a newer client can add some without breaking an older daemon.
 struct StatusRequest {
     bool operator==(const StatusRequest&) const = default;
@@ -33,12 +34,24 @@ struct SetRequest {
 struct HandoverRequest {
     bool operator==(const HandoverRequest&) const = default;
 };
-using Request = std::variant<StatusRequest, ReloadRequest, SetRequest, HandoverRequest>;
+// The router's VRRP role in an HA pair, from keepalived's notify script: one of these.
+inline constexpr std::string_view kHaRoles[] = {"primary", "backup", "fault"};
+inline bool is_ha_role(std::string_view role) {
+    for (std::string_view r : kHaRoles)
+        if (r == role) return true;
+    return false;
+}
+struct RoleRequest {
+    std::string role;  // checked by the daemon
+    bool operator==(const RoleRequest&) const = default;
+};
+using Request = std::variant<StatusRequest, ReloadRequest, SetRequest, HandoverRequest, RoleRequest>;
 
 // Replies:
 //   {"ok": true, "status": {the status object of docs/design.md}}
 //   {"ok": true, "summary": "no kernel change"}
 //   {"ok": true, "wan": "charter", "state": "disabled"}
+//   {"ok": true, "role": "backup"}
 //   {"ok": false, "error": "one line (config errors: one line each)", "exit_code": 78}
 // exit_code is what wanbalancectl exits with: kExitConfig for configuration errors, else kExitFailure.
 struct StatusReply {
@@ -63,7 +76,11 @@ struct HandoverReply {
     int seconds = 0;  // {"ok": true, "handover_s": 60}: how long the promise holds
     bool operator==(const HandoverReply&) const = default;
 };
-using Reply = std::variant<StatusReply, ReloadReply, SetReply, HandoverReply, ErrorReply>;
+struct RoleReply {
+    std::string role;  // the role the daemon now has
+    bool operator==(const RoleReply&) const = default;
+};
+using Reply = std::variant<StatusReply, ReloadReply, SetReply, HandoverReply, RoleReply, ErrorReply>;
 
 // The one way to build an error reply, for the server and the daemon's handler alike.
 ErrorReply error_reply(std::string message, int exit_code = kExitFailure);
@@ -74,12 +91,12 @@ std::string encode(const Reply& reply);
 
 // Errors, one line each: "request is not valid JSON", "request is not a JSON object",
 // "request has no \"command\" string", "unknown command \"x\" (expected status, reload or set)",
-// "set needs \"wan\" and \"mode\" strings".
+// "set needs \"wan\" and \"mode\" strings", "role needs a \"role\" string".
 Expected<Request> decode_request(std::string_view text);
 
 // The reply's kind follows from its fields: "ok": false is an error (an exit_code outside
-// 1..255 or missing becomes kExitFailure: an error never exits 0), else "status", "summary", or
-// "wan" and "state". Anything else is an error ("reply is not valid JSON", ...).
+// 1..255 or missing becomes kExitFailure: an error never exits 0), else "status", "summary",
+// "handover_s", "role", or "wan" and "state". Anything else is an error ("reply is not valid JSON", ...).
 Expected<Reply> decode_reply(std::string_view text);
 
 }  // namespace wb

@@ -63,8 +63,16 @@ Verdict decide_one(const WanConfig& wan, const WanState& w, Family f) {
 
 bool carries(const WanConfig& wan, Family f) { return f == Family::V4 || wan.ipv6; }
 
-void push_flush(State& s, const WanConfig& wan, Family f) {
-    if (s.config.flush_conntrack) s.pending_flushes.push_back({wan.mark, wan.name, f});
+// In an HA pair, a WAN whose link this router lost is the pair's to fail over: keepalived moves
+// the addresses to the other router, and conntrackd has already copied these connections there.
+// conntrackd copies deletions too, so a flush here would delete them on the other router as
+// well (seen in the lab: one WAN's connections lost in a takeover). They are kept.
+bool kept_for_pair(const State& s, const WanState& w, Family f) {
+    return s.config.ha_pair && !w.inputs.link_usable(f);
+}
+
+void push_flush(State& s, const WanConfig& wan, const WanState& w, Family f) {
+    if (s.config.flush_conntrack && !kept_for_pair(s, w, f)) s.pending_flushes.push_back({wan.mark, wan.name, f});
 }
 
 // " for IPv6": a dual-stack WAN's lines say which family; an IPv4-only WAN's read as they always did.
@@ -105,7 +113,13 @@ void set_health(State& s, size_t i, Family f, const Verdict& v, WallTime now, Ef
     s.pending_announcements.push_back(wan_announcement(wan, h, f));
     // Disabled from down too: with every WAN down it was still balanced over, and the operator
     // cuts it off from everything.
-    if ((was_up || v.health == Health::Disabled) && v.health != Health::Up) push_flush(s, wan, f);
+    if ((was_up || v.health == Health::Disabled) && v.health != Health::Up) {
+        push_flush(s, wan, s.wans[i], f);
+        if (s.config.flush_conntrack && kept_for_pair(s, s.wans[i], f))
+            fx.logs.push_back({Level::Info, wan.name + ": connections kept" + for_family(wan, f) +
+                                                " for the other router of the HA pair (its link is lost here, and "
+                                                "conntrackd would delete them there too)"});
+    }
 }
 
 void check_all_down(State& s, Family f) {
@@ -179,7 +193,7 @@ void follow_family(State& s, const WanConfig& wan, WanState& w, Family f, bool w
         if (auto t = h.machine.on_event(HealthEvent::LinkLost, wan.probe)) h.probe_reason = t->reason;
         // Also when the WAN was already down: with every WAN down it was still balanced over,
         // and its connections must now re-establish on a link that is left.
-        push_flush(s, wan, f);
+        push_flush(s, wan, w, f);
     } else if (!was_usable && usable) {
         h.machine.on_event(HealthEvent::LinkBack, wan.probe);
         h.probe_reason = "link back, probing";

@@ -1,5 +1,6 @@
 // wanbalancectl: the operator's tool (docs/design.md, Programs). `check` and `ruleset` work offline on a
-// config file; `status`, `reload` and `set` talk to the running daemon over its control socket.
+// config file; `status`, `reload`, `set`, `handover` and `role` talk to the running daemon over
+// its control socket.
 #include <unistd.h>
 
 #include <chrono>
@@ -38,6 +39,8 @@ constexpr const char* kUsage =
     "  reload                    make the running daemon re-read its config\n"
     "  set WAN up|down|auto      operator override for one WAN (auto: back to the prober)\n"
     "  handover                  the daemon's next stop leaves the data plane for its successor\n"
+    "  role primary|backup|fault\n"
+    "                            tell the daemon its role in an HA pair (keepalived's notify script)\n"
     "\n"
     "Options:\n"
     "  --runtime-dir DIR  the daemon instance's runtime directory\n"
@@ -83,6 +86,12 @@ constexpr Command kCommands[] = {
      "Tell the running daemon that its next stop, within 60 seconds, is a hand-over to a new\n"
      "wanbalanced (a package upgrade runs this before restarting the service): it then leaves its\n"
      "routes, rules and nftables table in place for the new one to adopt, so traffic never stops.\n"},
+    {"role", "wanbalancectl [--runtime-dir DIR] role primary|backup|fault",
+     "Tell the running daemon its VRRP role in an active/backup pair (\"ha_pair\": true); keepalived's\n"
+     "notify script runs this on every transition. The daemon logs each change as a role-changed\n"
+     "journal entry, shows the role in status, STATUS= and metrics, and keeps it across restarts.\n"
+     "Refused when the configuration does not set \"ha_pair\". Both routers keep probing and\n"
+     "balancing as configured whatever their role.\n"},
 };
 
 const Command* find_command(std::string_view name) {
@@ -243,6 +252,14 @@ int run_handover(const std::string& runtime_dir) {
     return kExitOk;
 }
 
+int run_role(const std::string& runtime_dir, const std::string& role) {
+    int code = kExitOk;
+    auto reply = ask_daemon<wb::RoleReply>(runtime_dir, wb::RoleRequest{role}, code);
+    if (!reply) return code;
+    std::cout << "role: " << reply->role << "\n";
+    return kExitOk;
+}
+
 int run(const std::vector<std::string>& args) {
     std::string runtime_flag;
     size_t i = 0;
@@ -303,11 +320,12 @@ int run(const std::vector<std::string>& args) {
         positional.push_back(arg);
     }
 
-    const size_t want_positional = name == "set" ? 2 : 0;
+    const size_t want_positional = name == "set" ? 2 : name == "role" ? 1 : 0;
     if (positional.size() != want_positional) {
         if (positional.size() > want_positional)
             return usage_error("unexpected argument " + wb::quoted(positional[want_positional]), command);
-        return usage_error("set needs a WAN name and a mode", command);
+        return usage_error(name == "role" ? "role needs primary, backup or fault" : "set needs a WAN name and a mode",
+                           command);
     }
 
     const std::string runtime_dir = wb::resolve_runtime_dir(runtime_flag);
@@ -316,6 +334,11 @@ int run(const std::vector<std::string>& args) {
     if (name == "status") return run_status(runtime_dir, view);
     if (name == "reload") return run_reload(runtime_dir);
     if (name == "handover") return run_handover(runtime_dir);
+    if (name == "role") {
+        if (!wb::is_ha_role(positional[0]))
+            return usage_error("role must be primary, backup or fault, not " + wb::quoted(positional[0]), command);
+        return run_role(runtime_dir, positional[0]);
+    }
     const std::string& mode = positional[1];
     if (mode != "up" && mode != "down" && mode != "auto")
         return usage_error("mode must be up, down or auto, not " + wb::quoted(mode), command);

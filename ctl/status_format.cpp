@@ -322,6 +322,7 @@ std::string format_status(const json& status, bool color, std::chrono::system_cl
                       or_dash(get_string(status, "config"));
     if (auto up = get_number(status, "uptime_s"); up && *up >= 0)
         out += ", up " + format_duration(std::chrono::seconds(static_cast<long long>(*up)));
+    if (auto role = get_string(status, "role")) out += ", role " + *role;
     out += "\n";
 
     for (const char* key : {"all_down", "all_down_ipv6"}) {
@@ -434,6 +435,16 @@ constexpr WanMetric kWanMetrics[] = {
 };
 
 constexpr const char* kStates[] = {"up", "down", "disabled"};
+constexpr const char* kRoles[] = {"primary", "backup", "fault"};
+
+// A state set: 1 for the role the daemon was told (keepalived's notify script), 0 for the
+// others; all 0 outside an HA pair.
+void role_metric(std::string& out, const json& status) {
+    family_header(out, {"wanbalance_role", "gauge",
+                        "1 for the HA role the daemon was last told (wanbalancectl role), else 0; all 0 outside a pair."});
+    std::string role = get_string(status, "role").value_or("");
+    for (const char* r : kRoles) out += std::string("wanbalance_role{role=\"") + r + "\"} " + (role == r ? "1" : "0") + "\n";
+}
 
 // Per policy rule: its connections, labelled rule="NAME",policy="POLICY".
 void rule_metrics(std::string& out, const json& status) {
@@ -464,6 +475,7 @@ std::string format_prometheus(const json& status) {
     family_header(out, {"wanbalance_config_invalid", "gauge",
                         "1 when the config file is invalid and the last applied configuration runs."});
     out += std::string("wanbalance_config_invalid ") + (get_string(status, "config_error") ? "1" : "0") + "\n";
+    role_metric(out, status);
 
     // WANs without a name cannot be labelled: they are left out.
     std::vector<std::pair<std::string, const json*>> wans;

@@ -1,5 +1,5 @@
 // The daemon's answers to people and scripts: the control socket's commands (status, reload,
-// set) as typed requests and replies, and systemd's STATUS= line.
+// set, handover, role) as typed requests and replies, and systemd's STATUS= line.
 #include <netinet/in.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -40,6 +40,7 @@ void Daemon::on_control(const Request& request, Respond respond) {
                    [&](const ReloadRequest&) { respond(reload()); },
                    [&](const SetRequest& set) { respond(set_override(set)); },
                    [&](const HandoverRequest&) { respond(handover()); },
+                   [&](const RoleRequest& role) { respond(set_role(role)); },
                },
                request);
 }
@@ -103,6 +104,26 @@ Reply Daemon::handover() {
     return HandoverReply{int(kHandoverWindow.count())};
 }
 
+// keepalived's notify script tells the role on every VRRP transition; a repeat is no change.
+Reply Daemon::set_role(const RoleRequest& request) {
+    if (!is_ha_role(request.role))
+        return error_reply("role must be primary, backup or fault, not " + quoted(request.role));
+    // Without the pair's guard a takeover resets the flows: say so rather than play along.
+    if (!state_.config.ha_pair)
+        return error_reply("not one of an HA pair: " + state_.config.path + " does not set \"ha_pair\": true");
+    if (request.role == role_) return RoleReply{role_};
+    std::string was = role_.empty() ? "none" : role_;
+    role_ = request.role;
+    report("state directory", store_.save_role(role_));
+    LogEvent e{kMessageRoleChanged, "role-changed", "", "", role_, "was " + was, {}, {}};
+    log_event(Level::Notice, e, "HA role is now " + role_ + " (was " + was + ")");
+    notify_status();
+    return RoleReply{role_};
+}
+
+// Outside a pair (a reload may leave one) there is no role to show, whatever was told before.
+std::string Daemon::shown_role() const { return state_.config.ha_pair ? role_ : std::string(); }
+
 void Daemon::remember_applied_config() {
     if (sync_->table_applied() && !config_text_.empty())
         report("state directory", store_.save_last_config(config_text_));
@@ -145,11 +166,13 @@ nlohmann::json Daemon::status_json(const ConntrackCounter::Counts& connections) 
     nlohmann::json status =
         wb::status_json(state_, counters, uptime, int(getpid()), RuleCounters{rule_sends_, connections.by_group});
     status["config_error"] = config_error_.empty() ? nlohmann::json(nullptr) : nlohmann::json(config_error_);
+    status["role"] = shown_role().empty() ? nlohmann::json(nullptr) : nlohmann::json(shown_role());
     return status;
 }
 
 void Daemon::notify_status() {
     std::string status = "STATUS=" + status_line(state_);
+    if (!shown_role().empty()) status += "; HA role " + shown_role();
     if (!config_error_.empty()) status += "; CONFIG FILE INVALID, running the last applied configuration";
     sd_notify(0, status.c_str());
 }

@@ -109,6 +109,8 @@ int Daemon::setup(const Config& config) {
     log(Level::Info, "starting with " + config.path + ": " + std::to_string(config.wans.size()) + " WANs, " +
                          std::to_string(config.lans.size()) + " LANs");
     perform(dispatch(Restored{store_.overrides()}));
+    role_ = store_.role().value_or("");
+    if (!role_.empty()) log(Level::Info, "HA role " + role_ + ", as the previous run was last told");
     // Adopt or replace whatever a previous run left: nothing is recorded as applied yet, so the
     // first apply replaces the table atomically, and route/rule sync reads back what we own.
     reconcile();

@@ -104,6 +104,8 @@ private:
     Reply reload();
     Reply set_override(const SetRequest& request);
     Reply handover();
+    Reply set_role(const RoleRequest& request);
+    std::string shown_role() const;
     void remember_applied_config();
     nlohmann::json status_json(const ConntrackCounter::Counts& connections);
     ConnClassifier rule_classifier() const;
@@ -114,6 +116,7 @@ private:
     State state_;
     std::string config_text_;   // of the running config, saved as the last applied once it is in
     std::string config_error_;  // the config file's problems while the last applied one runs
+    std::string role_;          // the HA role last told (wanbalancectl role), kept across restarts; "" never told
     std::chrono::steady_clock::time_point handover_until_;  // a stop before then leaves the kernel as is
     std::chrono::steady_clock::time_point started_;
 

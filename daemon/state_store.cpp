@@ -10,6 +10,7 @@
 
 #include "base/dirs.hpp"
 #include "config/config.hpp"
+#include "control/protocol.hpp"
 
 namespace wb {
 namespace {
@@ -17,6 +18,7 @@ namespace {
 constexpr const char* kLastConfig = "last-applied.json";
 constexpr const char* kOverrides = "overrides.json";
 constexpr const char* kSysctls = "sysctl-originals.json";
+constexpr const char* kRole = "role";
 
 std::optional<std::string> read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
@@ -82,6 +84,16 @@ Status StateStore::save_overrides(const OverrideRecord& record) const {
         if (mode != Override::Auto) j[wan] = std::string(override_name(mode));
     return write(kOverrides, j.dump(2) + "\n");
 }
+
+std::optional<std::string> StateStore::role() const {
+    auto text = read_file(path(kRole));
+    if (!text) return std::nullopt;
+    std::string role = text->substr(0, text->find('\n'));
+    if (!is_ha_role(role)) return std::nullopt;
+    return role;
+}
+
+Status StateStore::save_role(std::string_view role) const { return write(kRole, std::string(role) + "\n"); }
 
 SysctlRecord StateStore::sysctls() const {
     SysctlRecord out;

@@ -1,5 +1,5 @@
 // What survives a restart, kept in the state directory ($STATE_DIRECTORY, else
-// /var/lib/wanbalance): the configuration last applied, the operator's overrides, and the
+// /var/lib/wanbalance): the configuration last applied, the operator's overrides, the HA role, and the
 // original sysctl values wanbalanced changed. A crash, a watchdog kill or a package upgrade
 // then keeps a drained WAN drained, runs the last good config when the file was broken
 // meanwhile, and still restores what the host had.
@@ -43,6 +43,11 @@ public:
 
     OverrideRecord overrides() const;  // empty when absent or unreadable
     Status save_overrides(const OverrideRecord& record) const;
+
+    // The HA role the daemon was last told (wanbalancectl role); nullopt when never told, or
+    // when the file holds something else.
+    std::optional<std::string> role() const;
+    Status save_role(std::string_view role) const;
 
     SysctlRecord sysctls() const;  // empty when absent or unreadable
     Status save_sysctls(const SysctlRecord& record) const;

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""The article's router, live: balancing, a failover and a recovery, narrated, in IPv4 and IPv6.
+"""The article's router, live: balancing, a failover and a recovery, narrated, in IPv4 and IPv6;
+then a pair of routers losing its primary while downloads keep running.
 
 Builds the lab (a router with ether1 to Charter, ether2 to Integra and ether3 to the LAN, two
 ISP namespaces and an "internet" with a server), runs wanbalanced on the router, and shows what
 the kernel does with real connections. Everything happens inside network namespaces that are
-removed at the end; the host's own network is never touched. Run as root: ./demo.sh
+removed at the end; the host's own network is never touched. The second part (demo/ha_demo.py)
+builds two routers with keepalived and conntrackd and cuts the primary's links. Run as root:
+./demo.sh
 """
 
 import argparse
@@ -16,6 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
 import labkit  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ha_demo  # noqa: E402
 
 BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
 
@@ -73,6 +79,8 @@ def main() -> int:
                                      epilog="Needs root and a built tree (./demo.sh does both).")
     parser.add_argument("--connections", type=int, default=200,
                         help="new LAN connections per measurement (default 200)")
+    parser.add_argument("--no-ha", action="store_true",
+                        help="skip the second part, the HA pair (keepalived and conntrackd)")
     args = parser.parse_args()
     n = args.connections
 
@@ -194,7 +202,8 @@ def main() -> int:
         show(f"exit code {code}; router's nftables, rules, routes and sysctls (both families) exactly as before: "
              f"{'yes' if restored else 'NO'}")
         say("Tearing the lab down")
-    return 0 if restored and code == 0 else 1
+    ha_ok = args.no_ha or ha_demo.run(say, show, n)
+    return 0 if restored and code == 0 and ha_ok else 1
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@
 #include <linux/netfilter/nf_conntrack_tuple_common.h>
 #include <linux/netfilter/nf_tables.h>
 #include <net/if.h>
+#include <netinet/in.h>
 
 #include <algorithm>
 #include <array>
@@ -178,6 +179,43 @@ private:
         }
     }
     void emit(const Masquerade&) { add(expr("masq")); }
+    // The address as an immediate, then a nat expression that reads it (no flags: nft sends
+    // none for "snat ip to ADDR"; the kernel maps the address all the same).
+    void emit(const Snat& s) {
+        const bool v4 = family_of(s.address) == Family::V4;
+        ExprPtr imm = expr("immediate");
+        nftnl_expr_set_u32(imm.get(), NFTNL_EXPR_IMM_DREG, NFT_REG_1);
+        if (v4) {
+            uint32_t be = std::get<Ipv4>(s.address).network();
+            nftnl_expr_set(imm.get(), NFTNL_EXPR_IMM_DATA, &be, sizeof be);
+        } else {
+            const auto& bytes = std::get<Ipv6>(s.address).bytes;
+            nftnl_expr_set(imm.get(), NFTNL_EXPR_IMM_DATA, bytes.data(), bytes.size());
+        }
+        add(std::move(imm));
+        ExprPtr e = expr("nat");
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_NAT_TYPE, NFT_NAT_SNAT);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_NAT_FAMILY, v4 ? NFPROTO_IPV4 : NFPROTO_IPV6);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
+        add(std::move(e));
+    }
+    // "tcp flags & (fin | syn | rst | ack) != syn": nft's implied "meta l4proto tcp", then the
+    // flags byte (offset 13 of struct tcphdr) masked and compared, one byte wide.
+    void emit(const TcpNotSyn&) {
+        meta_load(NFT_META_L4PROTO);
+        uint8_t tcp = IPPROTO_TCP;
+        cmp(NFT_CMP_EQ, &tcp, sizeof tcp);
+        load(NFT_PAYLOAD_TRANSPORT_HEADER, 13, 1, NFT_REG_1);
+        const uint8_t mask = 0x17, zero = 0, syn = 0x02;  // fin | syn | rst | ack; syn
+        bitwise_bytes(&mask, &zero, 1);
+        cmp(NFT_CMP_NEQ, &syn, sizeof syn);
+    }
+    void emit(const Drop&) {
+        ExprPtr e = expr("immediate");
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+        nftnl_expr_set_u32(e.get(), NFTNL_EXPR_IMM_VERDICT, uint32_t(NF_DROP));
+        add(std::move(e));
+    }
     void emit(const NfprotoIpv6&) { nfproto(Family::V6); }
     Status emit(const Ip6InPrefix& s) {
         if (s.length < 1 || s.length > 128)

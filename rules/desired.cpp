@@ -39,6 +39,9 @@ using nft::Table;
 using NftRule = nft::Rule;
 
 constexpr int kManglePriority = -150;
+// The HA guard: after conntrack (-200), so "ct state new" is known, and before the mangle chains,
+// so a packet it drops is never marked or balanced.
+constexpr int kGuardPriority = -160;
 constexpr int kSrcnatPriority = 100;
 constexpr unsigned kMaxNexthopWeight = 256;  // rtnh_hops is a byte holding weight - 1
 
@@ -110,15 +113,37 @@ Chain output_chain(const Config& config, uint32_t mask) {
     return output;
 }
 
+// Per WAN and family: SNAT to the WAN's shared (VRRP) address for forwarded LAN traffic only —
+// the router's own packets keep its own address, since VRRPv3's checksum covers the source
+// (docs/design.md, HA pair) — else masquerade, when the config asks for it.
+std::optional<NftRule> nat_rule(const Config& config, const WanConfig& wan, Family family) {
+    nft::Statement proto = family == Family::V4 ? nft::Statement{NfprotoIpv4{}} : nft::Statement{NfprotoIpv6{}};
+    std::optional<IpAddr> snat;
+    if (family == Family::V4 && wan.snat) snat = IpAddr{*wan.snat};
+    if (family == Family::V6 && wan.snat6) snat = IpAddr{*wan.snat6};
+    if (snat) return NftRule{{proto, IifnameInSet{"lans"}, OifnameIs{wan.interface}, nft::Snat{*snat}}, wan.name};
+    if (!config.masquerade) return std::nullopt;
+    return NftRule{{proto, OifnameIs{wan.interface}, Masquerade{}}, wan.name};
+}
+
 Chain postrouting_chain(const Config& config) {
     Chain postrouting{"postrouting", BaseChain{ChainType::Nat, Hook::Postrouting, kSrcnatPriority}, {}};
-    if (!config.masquerade) return postrouting;
     for (const auto& wan : config.wans)
-        postrouting.rules.push_back(NftRule{{NfprotoIpv4{}, OifnameIs{wan.interface}, Masquerade{}}, wan.name});
+        if (auto rule = nat_rule(config, wan, Family::V4)) postrouting.rules.push_back(std::move(*rule));
     for (const auto& wan : config.wans)
         if (wan.ipv6)
-            postrouting.rules.push_back(NftRule{{NfprotoIpv6{}, OifnameIs{wan.interface}, Masquerade{}}, wan.name});
+            if (auto rule = nat_rule(config, wan, Family::V6)) postrouting.rules.push_back(std::move(*rule));
     return postrouting;
+}
+
+// An HA pair: the new primary holds the addresses a few hundred ms before conntrackd has
+// committed the synced connections; a mid-stream TCP packet would open a new entry there and be
+// answered with an RST. Dropped instead, the peer retransmits into the committed entry.
+Chain guard_chain() {
+    return Chain{"guard",
+                 BaseChain{ChainType::Filter, Hook::Prerouting, kGuardPriority},
+                 {NftRule{{nft::TcpNotSyn{}, CtStateNew{}, Counter{}, nft::Drop{}},
+                          "HA pair: TCP that is not a SYN opens no connection"}}};
 }
 
 // Packets of forwarded connections coming back in on a WAN, counted per WAN and family: the
@@ -177,6 +202,7 @@ Table build_table(const Config& config, const std::array<Set, 2>& balance, Rules
     }
     for (const auto& wan : config.wans) table.chains.push_back(reply_counter_chain(wan));
     for (auto& chain : plane.chains) table.chains.push_back(std::move(chain));
+    if (config.ha_pair) table.chains.push_back(guard_chain());
     table.chains.push_back(prerouting_chain(config, mask, plane.has_rules));
     table.chains.push_back(output_chain(config, mask));
     table.chains.push_back(postrouting_chain(config));

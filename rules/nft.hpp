@@ -20,11 +20,12 @@ inline constexpr uint32_t kDynamicSetSize = 65535;
 enum class ChainType { Filter, Route, Nat };
 enum class Hook { Prerouting, Output, Postrouting, Forward };
 
-// A base chain; the policy is always accept (wanbalance only marks, NATs and counts, never drops).
+// A base chain; the policy is always accept (wanbalance marks, NATs and counts; the one rule that
+// drops is an HA pair's guard against mid-stream TCP, see TcpNotSyn).
 struct BaseChain {
     ChainType type;
     Hook hook;
-    int priority;  // -150 mangle, 100 srcnat
+    int priority;  // -160 the HA guard, -150 mangle, 100 srcnat
     bool operator==(const BaseChain&) const = default;
 };
 
@@ -85,6 +86,18 @@ struct SetMarkBits {  // ct mark set ct mark & ~MASK | VALUE  (only the bits in 
 struct Masquerade {  // masquerade
     bool operator==(const Masquerade&) const = default;
 };
+// snat ip to 192.0.2.1   /   snat ip6 to 2001:db8::1   (the family is the address's)
+struct Snat {
+    IpAddr address;
+    bool operator==(const Snat&) const = default;
+};
+// tcp flags != syn / fin,syn,rst,ack   (nft's listing of "tcp flags & (fin | syn | rst | ack) != syn")
+struct TcpNotSyn {
+    bool operator==(const TcpNotSyn&) const = default;
+};
+struct Drop {  // drop
+    bool operator==(const Drop&) const = default;
+};
 struct Ip6InPrefix {  // ip6 saddr fe80::/10  /  ip6 daddr ff00::/8
     bool source;      // saddr, else daddr
     Ipv6 prefix;      // host bits zero
@@ -143,7 +156,7 @@ struct Counter {
 using Statement = std::variant<CtStateNew, NfprotoIpv4, IifnameInSet, OifnameIs, FibDaddrNotLocal,
                                MarkVmap, IifnameVmap, HashVmap, NumgenVmap, SetMarkBits, Masquerade,
                                NfprotoIpv6, Ip6InPrefix, Return, ConcatVmap, Goto, AddrInSet, UpdateSet,
-                               MarkIs, CtDirectionReply, Counter>;
+                               MarkIs, CtDirectionReply, Counter, Snat, TcpNotSyn, Drop>;
 
 struct Rule {
     std::vector<Statement> statements;

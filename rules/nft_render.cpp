@@ -112,6 +112,11 @@ struct StatementText {
     }
     std::string operator()(const SetMarkBits& s) const { return render_set_mark(s); }
     std::string operator()(const Masquerade&) const { return "masquerade"; }
+    std::string operator()(const Snat& s) const {
+        return std::string(family_of(s.address) == Family::V4 ? "snat ip to " : "snat ip6 to ") + str(s.address);
+    }
+    std::string operator()(const TcpNotSyn&) const { return "tcp flags != syn / fin,syn,rst,ack"; }
+    std::string operator()(const Drop&) const { return "drop"; }
     std::string operator()(const ConcatVmap& s) const {
         std::string out;
         for (size_t i = 0; i < s.fields.size(); ++i) out += (i ? " . " : "") + std::string(field_name(s.fields[i], s.family));

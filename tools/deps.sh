@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building, testing and the demo need (Debian 12). Fast when already installed.
 # Usage: tools/deps.sh [build|test|bench|system|fuzz|all]   (default: all)
-#   test: iperf3 fills a shaped queue in tests/integration/test_detection.py (and the benchmarks)
+#   test: iperf3 fills a shaped queue in tests/integration/test_detection.py (and the benchmarks);
+#   keepalived and conntrackd run the HA pair lab (tests/integration/labha.py, issue 14)
 #   bench: what bench/run.sh needs on top of test (iptables for the classic comparison,
 #   hping3 for the new-connection flood of bench/rules.py)
 #   system: the unit checks, the .deb (debhelper, lintian, scdoc) and the real-systemd tests
@@ -12,7 +13,7 @@ set -euo pipefail
 build=(g++ meson ninja-build pkg-config libnftnl-dev libmnl-dev libnl-3-dev libnl-route-3-dev
        nlohmann-json3-dev libsystemd-dev doctest-dev)
 runtime=(nftables iproute2 conntrack iputils-ping procps kmod dnsmasq-base)
-test=(python3 python3-pytest socat iperf3)
+test=(python3 python3-pytest socat iperf3 keepalived conntrackd)
 bench=(iptables hping3)
 system=(debhelper dpkg-dev lintian scdoc man-db systemd systemd-container debootstrap
         python3-jsonschema binutils)

@@ -20,8 +20,9 @@ class Daemon:
     """A wanbalanced running in the router namespace of a Lab."""
 
     def __init__(self, lab: Lab, config_path: Path, runtime_dir: Path, log_path: Path,
-                 extra_args: Sequence[str], env: dict[str, str] | None):
+                 extra_args: Sequence[str], env: dict[str, str] | None, ns: str = "rtr"):
         self.lab = lab
+        self.ns = ns      # the lab namespace it runs in (an HA lab has two routers)
         self.config_path = config_path
         self.runtime_dir = runtime_dir
         self.log_path = log_path
@@ -30,7 +31,7 @@ class Daemon:
         full_env = {k: v for k, v in os.environ.items() if k not in SYSTEMD_ENV}
         full_env.update(env or {})
         with open(log_path, "ab") as log:
-            self.proc = lab.popen("rtr", self.argv, stdout=log, stderr=log, env=full_env)
+            self.proc = lab.popen(ns, self.argv, stdout=log, stderr=log, env=full_env)
 
     @property
     def pid(self) -> int:
@@ -43,11 +44,15 @@ class Daemon:
     def running(self) -> bool:
         return self.proc.poll() is None
 
+    @property
+    def ctl_command(self) -> list[str]:
+        """wanbalancectl, pointed at this daemon."""
+        return [str(program("wanbalancectl")), "--runtime-dir", str(self.runtime_dir)]
+
     def ctl(self, *args: str, check: bool = False, timeout: float = 10
             ) -> subprocess.CompletedProcess:
-        """Run wanbalancectl --runtime-dir RUNDIR ARGS in the router namespace."""
-        argv = [str(program("wanbalancectl")), "--runtime-dir", str(self.runtime_dir), *args]
-        return self.lab.run("rtr", argv, check=check, timeout=timeout)
+        """Run wanbalancectl --runtime-dir RUNDIR ARGS in the daemon's namespace."""
+        return self.lab.run(self.ns, [*self.ctl_command, *args], check=check, timeout=timeout)
 
     def status(self) -> dict:
         """`wanbalancectl status --json`, parsed; raises LabError when it does not answer."""

@@ -31,7 +31,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from labcore import *  # noqa: F401,F403 - labkit is the one module tests import
 from labcore import (ISP_OF_WAN, LAB_SH, LAN_HOST, PROBE_TARGETS, PROBE_TARGETS6,
@@ -221,6 +221,29 @@ class Lab:
         if proc.returncode != 0:
             self.down()
             raise LabError(f"lab.sh up {self.prefix} failed: {proc.stderr.strip()}")
+        return self
+
+    def up_own(self, build: Callable[[], None]) -> Lab:
+        """up() for a lab that builds its own topology instead of lab.sh's (the HA pair, the
+        multi-WAN benchmark): the work dir under LAB_ROOT (root-owned, mode 0755), the owner
+        record LAB_ROOT/PREFIX first (`lab.sh gc` removes the lab if this process dies half-way,
+        `lab.sh down` removes it like any other), then build(); torn down if build() fails."""
+        _install_handlers()
+        LAB_ROOT.mkdir(mode=0o755, exist_ok=True)
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"wanbalance-{self.prefix}-", dir=LAB_ROOT))
+        self.workdir.chmod(0o755)   # keepalived runs scripts only from root-only-writable dirs
+        start = time.monotonic()
+        _live_labs.append(self)
+        self._is_up = True
+        try:
+            pid = os.getpid()
+            started = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+            (LAB_ROOT / self.prefix).write_text(f"{pid} {started}\n")   # as lab.sh reads it
+            build()
+        except BaseException:
+            self.down()
+            raise
+        self.up_seconds = time.monotonic() - start
         return self
 
     def down(self) -> None:
@@ -554,8 +577,9 @@ table ip portfwd {
         return config
 
     def start_daemon(self, config: dict | str | os.PathLike, extra_args: Iterable[str] = (),
-                     env: dict[str, str] | None = None) -> Daemon:
-        """wanbalanced in the router namespace with its own config file, runtime dir and log."""
+                     env: dict[str, str] | None = None, ns: str = "rtr") -> Daemon:
+        """wanbalanced in the router namespace `ns` with its own config file, runtime dir and
+        log."""
         assert self.workdir is not None, "lab is not up"
         index = len(self.daemons)
         if isinstance(config, dict):
@@ -566,11 +590,12 @@ table ip portfwd {
         runtime_dir = self.workdir / f"run-{index}"
         runtime_dir.mkdir()
         extra_args = list(extra_args)
-        # One state directory per lab, as a router has one: what survives this lab's restarts.
+        # One state directory per router, as a router has one: what survives its restarts.
         if not any(a.startswith("--state-dir") for a in extra_args):
-            extra_args += ["--state-dir", str(self.state_dir)]
+            state = self.state_dir if ns == "rtr" else self.workdir / f"state-{ns}"
+            extra_args += ["--state-dir", str(state)]
         daemon = Daemon(self, config_path, runtime_dir, self.workdir / f"wanbalanced-{index}.log",
-                        extra_args, env)
+                        extra_args, env, ns=ns)
         self.daemons.append(daemon)
         return daemon
 

@@ -7,6 +7,9 @@ readonly STATE_DIR=/run/wanbalance-lab
 # Each lab's private files (dnsmasq's pid, log and lease files): "_run" is no valid PREFIX.
 readonly RUN_DIR=$STATE_DIR/_run
 readonly ROLES=(rtr isp1 isp2 lan inet)
+# The HA pair lab (tests/integration/labha.py) builds its own namespaces: a switch and two
+# routers besides isp1, isp2, lan and inet. "down" and "gc" remove those too.
+readonly HA_ROLES=(sw rtrA rtrB)
 # isp2's router advertisements: an RA every 5-20 s (dnsmasq's first minute; then every 7.5-10 s)
 # with a router lifetime of 30 s, so the route never lapses between two of them.
 readonly RA_PARAM=10,30
@@ -17,7 +20,7 @@ Usage: lab.sh COMMAND [ARGS]
 
   up PREFIX                 build the lab; prints its namespace names
   down PREFIX               kill every process in its namespaces (dnsmasq too) and delete them
-                            (idempotent)
+                            (idempotent; an HA pair lab's PREFIX-sw, -rtrA, -rtrB as well)
   gc                        remove labs whose owner process is gone
   ls                        list labs: PREFIX OWNER-PID alive|dead
   upstream PREFIX ISP down|up [FAMILY]
@@ -325,7 +328,7 @@ cmd_down() {
     # Find the processes with builtins only ([[ -ef ]] compares device and inode of the
     # namespace files): a plain scan of /proc beats five `ip netns pids` on a busy machine.
     local nsfiles=() f
-    for role in "${ROLES[@]}"; do
+    for role in "${ROLES[@]}" "${HA_ROLES[@]}"; do
         f="/run/netns/$p-$role"
         # A namespace file that is really our own (the host's) namespace: never kill in it.
         if [[ -e "$f" ]] && ! [[ "$f" -ef /proc/$$/ns/net ]]; then nsfiles+=("$f"); fi
@@ -356,7 +359,7 @@ cmd_down() {
             kill -KILL "${alive[@]}" 2>/dev/null || true
         fi
     fi
-    for role in "${ROLES[@]}"; do
+    for role in "${ROLES[@]}" "${HA_ROLES[@]}"; do
         if ns_exists "$p-$role"; then echo "netns del $p-$role"; fi
     done | ip -force -batch - >/dev/null 2>&1 || true
     rm -f "$STATE_DIR/$p"
@@ -386,7 +389,7 @@ cmd_gc() {
     if [[ -d /run/netns ]]; then
         for ns in /run/netns/*; do
             ns=$(basename "$ns")
-            if [[ "$ns" =~ ^(wb[0-9a-f]{6})-(rtr|isp1|isp2|lan|inet)$ ]]; then
+            if [[ "$ns" =~ ^(wb[0-9a-f]{6})-(rtr|isp1|isp2|lan|inet|sw|rtrA|rtrB)$ ]]; then
                 p=${BASH_REMATCH[1]}
                 if [[ -f "$STATE_DIR/$p" ]]; then continue; fi
                 echo "removing orphaned lab $p (no owner record)"

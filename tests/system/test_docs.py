@@ -294,6 +294,10 @@ CROSS_KEY = {
     "duplicate WAN name": lambda c: c["wans"].append({**c["wans"][0], "interface": "eth8"}),
     "duplicate WAN interface": lambda c: c["wans"].append({**c["wans"][0], "name": "b"}),
     "LAN is a WAN": lambda c: c.update(lans=["eth0"]),
+    "snat6 without gateway6": lambda c: c["wans"][0].update(snat6="2001:db8::10"),
+    "ha_pair without snat": lambda c: c.update(ha_pair=True),
+    "ha_pair without snat6 on a WAN with gateway6": lambda c: (
+        c.update(ha_pair=True), c["wans"][0].update(snat="192.0.2.10", gateway6="auto")),
     "mark outside mark_mask": lambda c: c["wans"][0].update(mark="0x1"),
     "min_targets_up above the targets": lambda c: c.update(probe={"min_targets_up": 2}),
     "min_targets_up above the IPv6 targets": lambda c: (
@@ -416,6 +420,11 @@ def mutations():
     for v in (True, False, "true", 1, None):
         yield f"masquerade={v!r}", lambda c, v=v: c.update(masquerade=v)
         yield f"flush_conntrack={v!r}", lambda c, v=v: c.update(flush_conntrack=v)
+        yield f"ha_pair={v!r}", lambda c, v=v: (c.update(ha_pair=v), c["wans"][0].update(snat="192.0.2.10"))
+    for v in ("192.0.2.10", "0.0.0.0", "224.0.0.18", "255.255.255.255", "127.0.0.1", "01.2.3.4", "2001:db8::1", 5):
+        yield f"snat={v!r}", lambda c, v=v: c["wans"][0].update(snat=v)
+    for v in ("2001:db8::10", "fe80::10", "FE80::1", "::", "::1", "ff02::12", "192.0.2.10", "2001:db8::g"):
+        yield f"snat6={v!r}", lambda c, v=v: c["wans"][0].update(gateway6="auto", snat6=v)
     yield "balance={}", lambda c: c.update(balance={})
     yield "probe={}", lambda c: c.update(probe={})
     yield "unknown top key", lambda c: c.update(bogus=1)
@@ -570,7 +579,7 @@ def catalog_entries() -> dict[str, list[str]]:
 
 def test_catalog_explains_every_message_id():
     ids = message_ids()
-    assert len(ids) == 4
+    assert len(ids) == 5
     entries = catalog_entries()
     assert set(entries) == set(ids.values())
     fields = set(re.findall(r'"(WANBALANCE_\w+)=', (REPO / "daemon" / "log.cpp").read_text()))

@@ -210,7 +210,7 @@ TEST_CASE("unknown keys suggest the closest key or list the allowed ones") {
                 "unknown key \"intervall_ms\" (did you mean \"interval_ms\"?)");
     check_error(article(R"(, "colour": "red")"), "/wans/0/colour",
                 "unknown key \"colour\" (allowed: \"name\", \"interface\", \"gateway\", \"gateway6\", \"weight\", \"tier\", "
-                "\"table\", \"mark\" and \"probe\")");
+                "\"table\", \"mark\", \"probe\", \"snat\" and \"snat6\")");
     check_error(article("", "", R"(, "balance": {"hash": "x"})"), "/balance/hash",
                 "unknown key \"hash\" (allowed: \"classifier\")");
     check_error(article(R"(, "timeout_ms": 100)"), "/wans/0/timeout_ms",
@@ -219,7 +219,7 @@ TEST_CASE("unknown keys suggest the closest key or list the allowed ones") {
                 "unknown key \"classifier\" (it belongs inside \"balance\")");
     check_error(article("", "", R"(, "a/b~c": 1)"), "/a~1b~0c",
                 "unknown key \"a/b~c\" (allowed: \"wans\", \"lans\", \"balance\", \"probe\", \"masquerade\", "
-                "\"flush_conntrack\", \"mark_mask\", \"rule_priority\", \"hooks_dir\", \"policies\" and \"rules\")");
+                "\"flush_conntrack\", \"ha_pair\", \"mark_mask\", \"rule_priority\", \"hooks_dir\", \"policies\" and \"rules\")");
 }
 
 TEST_CASE("the top level") {
@@ -584,4 +584,44 @@ TEST_CASE("min_targets_up is checked per family: IPv6 rounds count only IPv6 tar
     check_error(article(R"(, "gateway6": "auto", "probe": {"min_targets_up": 2, "targets": ["192.0.2.1", "192.0.2.2"]})"),
                 "/wans/0/probe/min_targets_up",
                 "2 is more than the number of IPv6 probe targets (1: the IPv6 gateway, as targets holds no IPv6 address)");
+}
+
+TEST_CASE("wans[].snat, snat6 and ha_pair: the addresses an HA pair shares, unicast, IPv6 only with gateway6") {
+    ConfigResult r = parse(article(R"(, "snat": "203.0.113.10", "gateway6": "fe80::1", "snat6": "2001:db8:1::10")",
+                                   R"(, "snat": "198.51.100.10")", R"(, "ha_pair": true)"));
+    REQUIRE(r.config);
+    CHECK(r.config->ha_pair);
+    CHECK(r.config->wans[0].snat == ip("203.0.113.10"));
+    CHECK(r.config->wans[0].snat6 == wb::Ipv6::parse("2001:db8:1::10"));
+    CHECK(r.config->wans[1].snat == ip("198.51.100.10"));
+    CHECK(r.config->wans[1].snat6 == std::nullopt);
+    r = parse(article());
+    REQUIRE(r.config);
+    CHECK_FALSE(r.config->ha_pair);
+    CHECK(r.config->wans[0].snat == std::nullopt);
+
+    check_error(with_wan0("snat", "auto"), "/wans/0/snat", "\"auto\" is not an IPv4 address");
+    check_error(with_wan0("snat", 5), "/wans/0/snat", "5 is not an IPv4 address");
+    check_error(with_wan0("snat", "127.0.0.1"), "/wans/0/snat",
+                "\"127.0.0.1\" is a loopback address: \"snat\" must be a unicast address");
+    check_error(article(R"(, "gateway6": "auto", "snat6": "fe80::10")"), "/wans/0/snat6",
+                "\"fe80::10\" is a link-local address: \"snat6\" must be a global unicast address");
+    check_error(article(R"(, "gateway6": "auto", "snat6": "ff02::12")"), "/wans/0/snat6",
+                "\"ff02::12\" is a multicast address: \"snat6\" must be a global unicast address");
+    check_error(article(R"(, "gateway6": "auto", "snat6": "192.0.2.1")"), "/wans/0/snat6",
+                "\"192.0.2.1\" is not an IPv6 address");
+    check_error(article(R"(, "snat6": "2001:db8:1::10")"), "/wans/0/snat6",
+                "\"snat6\" needs \"gateway6\": without it the WAN carries no IPv6");
+    check_error(article("", "", R"(, "ha_pair": 1)"), "/ha_pair", "expected true or false, got 1");
+    check_error(article("", "", R"(, "ha_pairs": true)"), "/ha_pairs", "unknown key \"ha_pairs\" (did you mean \"ha_pair\"?)");
+}
+
+TEST_CASE("ha_pair: every WAN needs snat, and snat6 when it has gateway6") {
+    const std::string why = " (with \"ha_pair\": true, LAN connections leave with the address the two routers share)";
+    check_error(article(R"(, "snat": "203.0.113.10")", "", R"(, "ha_pair": true)"), "/wans/1",
+                "missing required key \"snat\"" + why);
+    check_error(article(R"(, "snat": "203.0.113.10", "gateway6": "auto")", R"(, "snat": "198.51.100.10")",
+                        R"(, "ha_pair": true)"),
+                "/wans/0", "missing required key \"snat6\" (it has \"gateway6\")" + why);
+    check_valid(article(R"(, "snat": "203.0.113.10")", "", R"(, "ha_pair": false)"));
 }

@@ -216,7 +216,7 @@ TEST_CASE("bad requests get one error reply each and the server keeps serving") 
     expect_error(exchange("[1, 2]\n"), "request is not a JSON object");
     expect_error(exchange("{\"wan\": \"charter\"}\n"), "request has no \"command\" string");
     expect_error(exchange("{\"command\": 5}\n"), "request has no \"command\" string");
-    expect_error(exchange("{\"command\": \"boom\"}\n"), "unknown command \"boom\" (expected status, reload, set or handover)");
+    expect_error(exchange("{\"command\": \"boom\"}\n"), "unknown command \"boom\" (expected status, reload, set, handover or role)");
     expect_error(exchange("{\"command\": \"set\", \"wan\": \"charter\"}\n"), "set needs \"wan\" and \"mode\" strings");
     expect_error(exchange("{\"command\": \"set\", \"wan\": \"boom\", \"mode\": \"down\"}\n"),
                  "internal error: handler exploded");
@@ -435,7 +435,7 @@ TEST_CASE("client: replies that do not decode are errors naming the socket") {
         daemon.join();
         REQUIRE_FALSE(reply.has_value());
         CHECK(reply.error().message == "malformed reply from wanbalanced on " + path +
-                                           ": reply has none of \"status\", \"summary\", \"handover_s\" or \"wan\" and \"state\"");
+                                           ": reply has none of \"status\", \"summary\", \"handover_s\", \"role\" or \"wan\" and \"state\"");
     }
     SUBCASE("not JSON") {
         std::thread daemon = fake_daemon(tmp.path, "hello\n");

@@ -454,3 +454,76 @@ TEST_CASE("without rules the table is the one before rules, but the balance maps
     std::string text = nft::render(build_desired(a, healthy(a)).table);
     CHECK(replace_all(text, " : jump wan_", " : goto wan_") == replace_all(golden.str(), " : jump wan_", " : goto wan_"));
 }
+
+namespace {
+
+// One router of an HA pair: charter dual-stack with both shared addresses, integra IPv4 only.
+constexpr const char* kHaPair = R"({
+  "wans": [
+    { "name": "charter", "interface": "ether1", "gateway": "203.0.113.1", "snat": "203.0.113.10",
+      "gateway6": "2001:db8:1::1", "snat6": "2001:db8:1::10" },
+    { "name": "integra", "interface": "ether2", "gateway": "198.51.100.1", "snat": "198.51.100.10" }
+  ],
+  "lans": ["ether3"],
+  "ha_pair": true
+})";
+
+Config parsed(const std::string& text) {
+    ConfigResult r = parse_config(text, "ha.json");
+    REQUIRE(r.config);
+    return *r.config;
+}
+
+}  // namespace
+
+TEST_CASE("snat: LAN connections of a WAN leave with its shared address instead of being masqueraded") {
+    Config c = parsed(kHaPair);
+    auto d = build_desired(c, healthy(c));
+    const auto* post = d.table.find_chain("postrouting");
+    REQUIRE(post->rules.size() == 3);
+    CHECK(nft::render(post->rules[0]) ==
+          "meta nfproto ipv4 iifname @lans oifname \"ether1\" snat ip to 203.0.113.10 comment \"charter\"");
+    CHECK(nft::render(post->rules[1]) ==
+          "meta nfproto ipv4 iifname @lans oifname \"ether2\" snat ip to 198.51.100.10 comment \"integra\"");
+    CHECK(nft::render(post->rules[2]) ==
+          "meta nfproto ipv6 iifname @lans oifname \"ether1\" snat ip6 to 2001:db8:1::10 comment \"charter\"");
+    // Only the WAN with snat changes; the other keeps its masquerade, and snat ignores "masquerade".
+    c.wans[1].snat.reset();
+    c.masquerade = false;
+    d = build_desired(c, healthy(c));
+    post = d.table.find_chain("postrouting");
+    REQUIRE(post->rules.size() == 2);
+    CHECK(nft::render(post->rules[1]).find("snat ip6 to 2001:db8:1::10") != std::string::npos);
+    c.masquerade = true;
+    d = build_desired(c, healthy(c));
+    post = d.table.find_chain("postrouting");
+    REQUIRE(post->rules.size() == 3);
+    CHECK(nft::render(post->rules[1]) == "meta nfproto ipv4 oifname \"ether2\" masquerade comment \"integra\"");
+}
+
+TEST_CASE("ha_pair: a guard chain before the mangle chains drops TCP that would open a connection without a SYN") {
+    Config c = parsed(kHaPair);
+    std::string text = nft::render(build_desired(c, healthy(c)).table);
+    const std::string guard =
+        "\tchain guard {\n"
+        "\t\ttype filter hook prerouting priority mangle - 10; policy accept;\n"
+        "\t\ttcp flags != syn / fin,syn,rst,ack ct state new counter packets 0 bytes 0 drop comment \"HA pair: TCP that is not a SYN opens no "
+        "connection\"\n"
+        "\t}\n";
+    CHECK(text.find(guard) != std::string::npos);
+    CHECK(text.find(guard) < text.find("\tchain prerouting {"));
+    c.ha_pair = false;
+    CHECK(build_desired(c, healthy(c)).table.find_chain("guard") == nullptr);
+}
+
+TEST_CASE("ha_pair: the same config on two routers gives the same ruleset, byte for byte") {
+    // Everything that decides where a connection goes (marks, tables, the hash seed, the bucket
+    // layout) comes from the file alone, so a connection synced from the other router routes
+    // through the same WAN.
+    Config a = parsed(kHaPair), b = parsed(kHaPair);
+    std::string first = render_ruleset(a, build_desired(a, assume_all_up(a)));
+    std::string second = render_ruleset(b, build_desired(b, assume_all_up(b)));
+    CHECK(first == second);
+    CHECK(build_desired(a, healthy(a)).table == build_desired(b, healthy(b)).table);
+    CHECK(first.find("seed 0x77616e62") != std::string::npos);
+}

@@ -132,7 +132,7 @@ TEST_CASE("bad requests: one message each") {
     CHECK(request_error("\"status\"") == "request is not a JSON object");
     CHECK(request_error(R"({"wan": "charter"})") == "request has no \"command\" string");
     CHECK(request_error(R"({"command": 5})") == "request has no \"command\" string");
-    CHECK(request_error(R"({"command": "boom"})") == "unknown command \"boom\" (expected status, reload, set or handover)");
+    CHECK(request_error(R"({"command": "boom"})") == "unknown command \"boom\" (expected status, reload, set, handover or role)");
     CHECK(request_error(R"({"command": "set"})") == "set needs \"wan\" and \"mode\" strings");
     CHECK(request_error(R"({"command": "set", "wan": "charter"})") == "set needs \"wan\" and \"mode\" strings");
     CHECK(request_error(R"({"command": "set", "wan": "charter", "mode": 1})") == "set needs \"wan\" and \"mode\" strings");
@@ -144,7 +144,7 @@ TEST_CASE("bad replies: one message each") {
     CHECK(reply_error("[true]") == "reply is not a JSON object");
     CHECK(reply_error(R"({"status": {}})") == "reply has no \"ok\" boolean");
     CHECK(reply_error(R"({"ok": "yes", "status": {}})") == "reply has no \"ok\" boolean");
-    const std::string none = "reply has none of \"status\", \"summary\", \"handover_s\" or \"wan\" and \"state\"";
+    const std::string none = "reply has none of \"status\", \"summary\", \"handover_s\", \"role\" or \"wan\" and \"state\"";
     CHECK(reply_error(R"({"ok": true})") == none);
     CHECK(reply_error(R"({"ok": true, "status": "up"})") == none);
     CHECK(reply_error(R"({"ok": true, "wan": "charter"})") == none);
@@ -164,4 +164,13 @@ TEST_CASE("invalid UTF-8 is replaced when encoding, never thrown") {
     CHECK(wb::decode_request(line).has_value());
     CHECK_NOTHROW(line = wb::encode(wb::Reply{wb::StatusReply{json{{"interface", bad}}}}));
     CHECK(wb::decode_reply(line).has_value());
+}
+
+TEST_CASE("role: the request and the reply survive a round trip, and a role request needs its role") {
+    check_round_trip(wb::Request{wb::RoleRequest{"backup"}});
+    check_round_trip(wb::Reply{wb::RoleReply{"primary"}});
+    CHECK(request_from(R"({"command": "role", "role": "fault"})") == wb::Request{wb::RoleRequest{"fault"}});
+    CHECK(reply_from(R"({"ok": true, "role": "backup"})") == wb::Reply{wb::RoleReply{"backup"}});
+    CHECK(request_error(R"({"command": "role"})") == "role needs a \"role\" string");
+    CHECK(request_error(R"({"command": "role", "role": 1})") == "role needs a \"role\" string");
 }

@@ -163,6 +163,20 @@ TEST_CASE("a config file that is invalid while the last applied config runs is s
     CHECK(wb::format_prometheus(status).find("wanbalance_config_invalid 1\n") != std::string::npos);
 }
 
+TEST_CASE("the HA role: in the header line, and as a Prometheus state set; null outside a pair") {
+    auto now = at("2026-11-25T19:00:00Z");
+    json status = sample_status();
+    status["role"] = nullptr;
+    CHECK(lines_of(wb::format_status(status, false, now))[0] == "wanbalanced 0.1.0, config /etc/wanbalance.json, up 2h3m");
+    CHECK(wb::format_prometheus(status).find("wanbalance_role{role=\"backup\"} 0\n") != std::string::npos);
+    status["role"] = "backup";
+    CHECK(lines_of(wb::format_status(status, false, now))[0] ==
+          "wanbalanced 0.1.0, config /etc/wanbalance.json, up 2h3m, role backup");
+    std::string prom = wb::format_prometheus(status);
+    CHECK(prom.find("wanbalance_role{role=\"primary\"} 0\nwanbalance_role{role=\"backup\"} 1\n"
+                    "wanbalance_role{role=\"fault\"} 0\n") != std::string::npos);
+}
+
 TEST_CASE("nulls, missing fields and wrong types show as '-' and never throw") {
     auto now = at("2026-11-25T19:00:00Z");
     json status = json::parse(R"({ "version": "0.1.0", "config": "/x.json",
@@ -297,6 +311,11 @@ TEST_CASE("prometheus: one WAN, the whole exposition") {
         "# HELP wanbalance_config_invalid 1 when the config file is invalid and the last applied configuration runs.\n"
         "# TYPE wanbalance_config_invalid gauge\n"
         "wanbalance_config_invalid 0\n"
+        "# HELP wanbalance_role 1 for the HA role the daemon was last told (wanbalancectl role), else 0; all 0 outside a pair.\n"
+        "# TYPE wanbalance_role gauge\n"
+        "wanbalance_role{role=\"primary\"} 0\n"
+        "wanbalance_role{role=\"backup\"} 0\n"
+        "wanbalance_role{role=\"fault\"} 0\n"
         "# HELP wanbalance_wan_state 1 for the WAN's current state per family (up, down: probes or link, disabled: operator), else 0.\n"
         "# TYPE wanbalance_wan_state gauge\n"
         "wanbalance_wan_state{wan=\"charter\",interface=\"ether1\",family=\"ipv4\",state=\"up\"} 1\n"

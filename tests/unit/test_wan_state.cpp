@@ -137,6 +137,39 @@ TEST_CASE("carrier loss takes a WAN down at once, without probe rounds, and flus
     CHECK(d.wan("charter").health() == Health::Up);
 }
 
+TEST_CASE("ha_pair: a link lost here keeps its connections for the other router; dead probes still flush") {
+    Config c = config_of(R"({
+      "wans": [
+        { "name": "charter", "interface": "ether1", "gateway": "203.0.113.1", "snat": "203.0.113.4" },
+        { "name": "integra", "interface": "ether2", "gateway": "198.51.100.1", "snat": "198.51.100.4" }
+      ],
+      "lans": ["ether3"],
+      "ha_pair": true
+    })");
+    Driver d(c);
+    d.links["ether1"].carrier = false;
+    d.event(Timer{});
+    CHECK(d.wan("charter").health() == Health::Down);
+    CHECK(d.count("wan-down") == 1);
+    CHECK(d.flushed.empty());
+    CHECK(std::any_of(d.logged.begin(), d.logged.end(), [](const LogLine& l) {
+        return l.message == "charter: connections kept for the other router of the HA pair (its link is lost here, "
+                            "and conntrackd would delete them there too)";
+    }));
+    // The ISP dying is seen by both routers: the connections can go nowhere, here or there.
+    for (int i = 0; i < 3; ++i) d.event(ProbeRound{"integra", false, "0/2 answered", {}});
+    CHECK(d.wan("integra").health() == Health::Down);
+    REQUIRE(d.flushed.size() == 1);
+    CHECK(d.flushed[0].wan == "integra");
+    // Without ha_pair the link loss flushes as always.
+    c.ha_pair = false;
+    Driver plain(c);
+    plain.links["ether1"].carrier = false;
+    plain.event(Timer{});
+    REQUIRE(plain.flushed.size() == 1);
+    CHECK(plain.flushed[0].wan == "charter");
+}
+
 TEST_CASE("override precedence: down beats link and probes, a dead link beats up, auto hands back") {
     Driver d(two_wans());
     d.event(OverrideRequested{"charter", Override::Up});
