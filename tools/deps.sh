@@ -39,6 +39,24 @@ done
 if ((${#missing[@]})); then
   echo "==> installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # keepalived's and conntrackd's packages start and enable their services on a host with
+  # systemd. The lab runs its own in namespaces: the host's are neither started nor enabled
+  # when this script installs them (policy-rc.d refuses the starts for this install only).
+  services=()
+  for p in keepalived conntrackd; do
+    [[ " ${missing[*]} " == *" $p "* ]] && services+=("$p")
+  done
+  policy=""
+  if ((${#services[@]})) && [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\n# tools/deps.sh: no service starts while it installs\nexit 101\n' >"$policy"
+    chmod 0755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [[ -z "$policy" ]] || rm -f "$policy"
+  for s in "${services[@]}"; do
+    systemctl disable "$s" >/dev/null 2>&1 || true
+  done
 fi
