@@ -10,6 +10,7 @@
 #include "base/overloaded.hpp"
 #include "config/hooks_trust.hpp"
 #include "daemon/daemon.hpp"
+#include "daemon/degraded.hpp"
 #include "daemon/log.hpp"
 #include "daemon/status_json.hpp"
 
@@ -80,6 +81,9 @@ Reply Daemon::reload() {
     hooks_->run(state_.config.hooks_dir, {"config-reloaded", "", "", ""});
     sd_notify(0, "READY=1");
     notify_status();
+    if (!degraded_.empty())
+        return error_reply("reloaded, but the kernel refused part of the configuration: " +
+                           degraded_summary(degraded_) + " (`wanbalancectl status` shows it until the kernel holds it)");
     return ReloadReply{summary};
 }
 
@@ -156,6 +160,7 @@ nlohmann::json Daemon::status_json(const ConntrackCounter::Counts& connections) 
         WanCounters c{prober_->stats({wan.name, Family::V4}), prober_->stats({wan.name, Family::V6}), {},
                       n == connections.by_mark.end() ? 0 : n->second, 0, 0};
         if (auto w = ra_warnings_.find(wan.name); w != ra_warnings_.end()) c.ipv6_warning = w->second;
+        if (auto d = degraded_.find(wan.name); d != degraded_.end()) c.degraded = d->second;
         if (const LinkState* link = watch_->snapshot().link(wan.interface)) {
             c.rx_bytes = link->rx_bytes;
             c.tx_bytes = link->tx_bytes;
@@ -171,7 +176,12 @@ nlohmann::json Daemon::status_json(const ConntrackCounter::Counts& connections) 
 }
 
 void Daemon::notify_status() {
-    std::string status = "STATUS=" + status_line(state_);
+    // "2/2 WANs up" is not said of WANs the kernel does not hold as asked.
+    std::string degraded;
+    for (const auto& [wan, reason] : degraded_) degraded += (degraded.empty() ? "" : ", ") + wan;
+    std::string status = "STATUS=" + (degraded.empty() ? "" : "DEGRADED (the kernel refused part of the "
+                                                              "configuration): " + degraded + "; ") +
+                         status_line(state_);
     if (!shown_role().empty()) status += "; HA role " + shown_role();
     if (!config_error_.empty()) status += "; CONFIG FILE INVALID, running the last applied configuration";
     sd_notify(0, status.c_str());

@@ -1,6 +1,7 @@
 // The daemon's life: load the config, open the loop and the kernel, apply the first ruleset,
 // serve events until SIGTERM, then remove everything it made. Event sources forward to the core.
 #include "daemon/daemon.hpp"
+#include "daemon/degraded.hpp"
 
 #include <signal.h>
 #include <systemd/sd-daemon.h>
@@ -116,6 +117,14 @@ int Daemon::setup(const Config& config) {
     reconcile();
     if (!sync_->table_applied()) {
         log(Level::Error, "giving up: the nftables ruleset could not be installed");
+        return kExitFailure;
+    }
+    // A start whose changes the kernel refused fails (docs/design.md, Degraded): a unit that
+    // says "started" with a route missing would be believed.
+    if (!degraded_.empty()) {
+        std::string why = degraded_summary(degraded_);
+        log(Level::Error, "giving up: the kernel refused part of the configuration: " + why);
+        sd_notify(0, ("STATUS=Failed: the kernel refused part of the configuration: " + why).c_str());
         return kExitFailure;
     }
     remember_applied_config();

@@ -2,6 +2,7 @@
 // and the daemon performs — log lines at once, the kernel through KernelSync, and only then the
 // journal events, hooks and conntrack flushes. One deferred reconcile per loop turn.
 #include "daemon/daemon.hpp"
+#include "daemon/degraded.hpp"
 #include "daemon/log.hpp"
 #include "daemon/reconcile_step.hpp"
 
@@ -37,6 +38,7 @@ void Daemon::reconcile() {
     Reconciled r = reconcile_step(state_, *sync_, kernel_facts(), std::chrono::system_clock::now());
     for (const LogLine& l : r.seen.logs) log(l.level, l.message);
     for (const auto& [key, status] : r.applied.results) report(key, status);
+    update_degraded(r.applied);
     rule_sends_ = std::move(r.rule_sends);
     changes_.nft_ops += r.applied.nft_ops;
     changes_.routes += r.applied.routes_changed();
@@ -101,6 +103,21 @@ void Daemon::configure_probes() {
     prober_->retain(keys);
     syn_watch_.retain(keys);
     report("probe timers", prober_->timer_status());
+}
+
+// Each WAN that becomes degraded, or whose reason changes, says so once; so does each that
+// recovers. The errors themselves were logged by report().
+void Daemon::update_degraded(const ApplyReport& applied) {
+    auto now = degraded_wans(state_.config, applied);
+    for (const auto& [wan, reason] : now) {
+        auto was = degraded_.find(wan);
+        if (was == degraded_.end() || was->second != reason)
+            log(Level::Error, "WAN " + wan + " is degraded: the kernel refused part of what the configuration asks (" +
+                                  reason + ")");
+    }
+    for (const auto& [wan, reason] : degraded_)
+        if (!now.count(wan)) log(Level::Notice, "WAN " + wan + " is no longer degraded: the kernel holds what the configuration asks");
+    degraded_ = std::move(now);
 }
 
 void Daemon::flush(const Flush& f) {
