@@ -70,9 +70,9 @@ Reply Daemon::reload() {
     perform(fx);
     reconcile();
     std::string summary = changes_.total() == 0 ? "no kernel change"
-                                                : std::to_string(changes_.nft_ops) + " nftables changes, " +
-                                                      std::to_string(changes_.routes) + " route changes, " +
-                                                      std::to_string(changes_.rules) + " rule changes";
+                                                : counted(changes_.nft_ops, "nftables change") + ", " +
+                                                      counted(changes_.routes, "route change") + ", " +
+                                                      counted(changes_.rules, "rule change");
     for (const auto& n : fx.notes) summary += "; " + n;
     remember_applied_config();
     report("state directory", store_.save_overrides(overrides_of(state_)));

@@ -1,5 +1,6 @@
 // The daemon's life: load the config, open the loop and the kernel, apply the first ruleset,
 // serve events until SIGTERM, then remove everything it made. Event sources forward to the core.
+#include "base/format.hpp"
 #include "daemon/daemon.hpp"
 #include "daemon/degraded.hpp"
 
@@ -107,8 +108,8 @@ int Daemon::setup(const Config& config) {
         }
     }
     sysctls_ = store_.sysctls();  // a crashed run's originals win
-    log(Level::Info, "starting with " + config.path + ": " + std::to_string(config.wans.size()) + " WANs, " +
-                         std::to_string(config.lans.size()) + " LANs");
+    log(Level::Info, "starting with " + config.path + ": " + counted(config.wans.size(), "WAN") + ", " +
+                         counted(config.lans.size(), "LAN"));
     perform(dispatch(Restored{store_.overrides()}));
     role_ = store_.role().value_or("");
     if (!role_.empty()) log(Level::Info, "HA role " + role_ + ", as the previous run was last told");

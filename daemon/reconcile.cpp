@@ -1,6 +1,7 @@
 // The core's events in and its effects out: what happened becomes an Event, the core decides,
 // and the daemon performs — log lines at once, the kernel through KernelSync, and only then the
 // journal events, hooks and conntrack flushes. One deferred reconcile per loop turn.
+#include "base/format.hpp"
 #include "daemon/daemon.hpp"
 #include "daemon/degraded.hpp"
 #include "daemon/log.hpp"
@@ -122,10 +123,10 @@ void Daemon::update_degraded(const ApplyReport& applied) {
 
 void Daemon::flush(const Flush& f) {
     auto n = kernel_->delete_by_mark(f.family, f.mark, state_.config.mark_mask);
-    std::string which = f.family == Family::V4 ? "" : " IPv6";
+    std::string noun = f.family == Family::V4 ? "connection" : "IPv6 connection";
     if (n)
-        log(Level::Info, f.wan + ": flushed " + std::to_string(*n) + which +
-                             " connections so they re-establish on a live WAN");
+        log(Level::Info, f.wan + ": flushed " + counted(*n, noun) +
+                             (*n == 1 ? " so it re-establishes" : " so they re-establish") + " on a live WAN");
     else
         log(Level::Error, f.wan + ": " + n.error().message);
 }
