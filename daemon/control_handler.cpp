@@ -17,13 +17,17 @@
 namespace wb {
 void Daemon::on_control(const Request& request, Respond respond) {
     auto status = [&] {
-        // The probes carry the WAN's mark too; they are not the operator's traffic.
+        // The probes carry the WAN's mark too; they are not the operator's traffic. Echo flows
+        // to an ICMP target are left out whatever their identifier: a previous run's probes
+        // linger in conntrack for half a minute with the identifiers of that run.
         ProbeFlows probe_ids;
         for (const auto& wan : state_.config.wans)
             for (Family f : kFamilies) {
                 if (auto id = prober_->identifier({wan.name, f})) probe_ids.icmp_ids.insert(*id);
-                for (const ProbeTarget& t : prober_->socket_targets({wan.name, f}))
-                    probe_ids.sockets.insert({t.kind == ProbeKind::Tcp ? IPPROTO_TCP : IPPROTO_UDP, t.address, t.port});
+                for (const ProbeTarget& t : prober_->targets({wan.name, f})) {
+                    if (t.kind == ProbeKind::Icmp) probe_ids.icmp_targets.insert(t.address);
+                    else probe_ids.sockets.insert({t.kind == ProbeKind::Tcp ? IPPROTO_TCP : IPPROTO_UDP, t.address, t.port});
+                }
             }
         // Counting a big conntrack table takes long: the worker does it while the loop runs on,
         // and the status is made when the count is back, with the counters of that moment.
