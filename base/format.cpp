@@ -21,4 +21,11 @@ std::string quoted(std::string_view text) {
     return out;
 }
 
+std::string counted(uint64_t n, std::string_view one, std::string_view many) {
+    std::string out = std::to_string(n) + " ";
+    if (n == 1) return out += one;
+    if (!many.empty()) return out += many;
+    return (out += one) += "s";
+}
+
 }  // namespace wb

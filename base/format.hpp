@@ -23,4 +23,7 @@ std::string quoted(std::string_view text);
 inline std::string quoted(const std::string& text) { return quoted(std::string_view(text)); }
 inline std::string quoted(const char* text) { return quoted(std::string_view(text)); }
 
+// "1 LAN", "2 LANs", "0 route changes": n and the noun, with "s" unless n is 1 (or `many`).
+std::string counted(uint64_t n, std::string_view one, std::string_view many = {});
+
 }  // namespace wb

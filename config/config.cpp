@@ -125,8 +125,13 @@ ConfigResult parse_config(std::string_view text, std::string_view file) {
     }
 }
 
+constexpr const char* kShippedExample = "/usr/share/doc/wanbalance/examples/wanbalance.json";
+
 ConfigResult load_config(const std::string& file) {
     Handle<std::FILE, std::fclose> f(std::fopen(file.c_str(), "re"));
+    if (!f && errno == ENOENT)  // a first install: say where to start
+        return failure("cannot read: " + errno_text(ENOENT) + "; start from the example the package ships, " +
+                       kShippedExample);
     if (!f) return failure("cannot read: " + errno_text(errno));
     struct stat st {};
     if (fstat(fileno(f.get()), &st) != 0) return failure("cannot read: " + errno_text(errno));

@@ -226,7 +226,7 @@ void on(State& s, const ProbeRound& e, WallTime now, Effects& fx) {
     auto t = h.machine.on_event(e.success ? HealthEvent::RoundOk : HealthEvent::RoundFailed, s.config.wans[*i].probe);
     if (!t) return;
     h.probe_reason = t->reason;
-    if (!e.success && !e.problem.empty()) h.probe_reason += " (" + e.problem + ")";
+    if (!e.success && !e.problem.empty()) h.probe_reason += ": " + e.problem;  // shown inside parentheses: none of its own
     decide(s, now, fx);
     fx.reconcile = true;
 }

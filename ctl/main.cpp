@@ -33,7 +33,8 @@ constexpr const char* kUsage =
     "\n"
     "Commands:\n"
     "  check [--config PATH]     validate a config file without touching the kernel\n"
-    "  ruleset [--config PATH]   print the nftables ruleset, routes and rules a config produces\n"
+    "  ruleset [--config PATH] [--full]\n"
+    "                            print the nftables ruleset, routes and rules a config produces\n"
     "  status [--json|--prometheus]\n"
     "                            show each WAN's state, gateway, probes and traffic\n"
     "  reload                    make the running daemon re-read its config\n"
@@ -64,11 +65,14 @@ constexpr Command kCommands[] = {
      "and exits 78.\n"
      "\n"
      "  --config PATH  the file to check (default: /etc/wanbalance.json)\n"},
-    {"ruleset", "wanbalancectl ruleset [--config PATH]",
+    {"ruleset", "wanbalancectl ruleset [--config PATH] [--full]",
      "Print what a configuration produces with every WAN up: the nftables table (nft -f syntax),\n"
-     "then the routes and policy rules as ip commands. Nothing is applied.\n"
+     "then the routes and policy rules as ip commands. Nothing is applied. The 1021 hash buckets\n"
+     "of each balance map are summed up in a comment (how many go to each WAN).\n"
      "\n"
-     "  --config PATH  the file to render (default: /etc/wanbalance.json)\n"},
+     "  --config PATH  the file to render (default: /etc/wanbalance.json)\n"
+     "  --full         list every bucket: the table exactly as `nft list table inet wanbalance`\n"
+     "                 will show it\n"},
     {"status", "wanbalancectl [--runtime-dir DIR] status [--json|--prometheus]",
      "Show each WAN of the running daemon: state and since when, gateway, probe round-trip time\n"
      "and loss, connections and share of them, bytes.\n"
@@ -170,10 +174,10 @@ int run_check(const std::string& config_path) {
     return kExitOk;
 }
 
-int run_ruleset(const std::string& config_path) {
+int run_ruleset(const std::string& config_path, bool full) {
     auto config = load_or_report(config_path);
     if (!config) return kExitConfig;
-    std::string text = wb::render_ruleset(*config, wb::build_desired(*config, wb::assume_all_up(*config)));
+    std::string text = wb::render_ruleset(*config, wb::build_desired(*config, wb::assume_all_up(*config)), full);
     std::cout << text;
     if (!text.empty() && text.back() != '\n') std::cout << "\n";
     return kExitOk;
@@ -290,6 +294,7 @@ int run(const std::vector<std::string>& args) {
 
     std::string config_path = wb::kDefaultConfigPath;
     StatusView view = StatusView::Table;
+    bool full = false;  // ruleset --full
     std::vector<std::string> positional;
     for (++i; i < args.size(); ++i) {
         const std::string& arg = args[i];
@@ -308,6 +313,10 @@ int run(const std::vector<std::string>& args) {
                 config_path = *v;
                 continue;
             }
+        }
+        if (name == "ruleset" && arg == "--full") {
+            full = true;
+            continue;
         }
         if (name == "status" && (arg == "--json" || arg == "--prometheus")) {
             StatusView wanted = arg == "--json" ? StatusView::Json : StatusView::Prometheus;
@@ -330,7 +339,7 @@ int run(const std::vector<std::string>& args) {
 
     const std::string runtime_dir = wb::resolve_runtime_dir(runtime_flag);
     if (name == "check") return run_check(config_path);
-    if (name == "ruleset") return run_ruleset(config_path);
+    if (name == "ruleset") return run_ruleset(config_path, full);
     if (name == "status") return run_status(runtime_dir, view);
     if (name == "reload") return run_reload(runtime_dir);
     if (name == "handover") return run_handover(runtime_dir);

@@ -339,6 +339,15 @@ std::string format_status(const json& status, bool color, std::chrono::system_cl
         out += "\n";
     }
 
+    if (status.is_object() && status.contains("wans") && status["wans"].is_array())
+        for (const auto& wan : status["wans"]) {
+            auto reason = get_string(wan, "degraded");
+            if (!reason) continue;
+            std::string error = "error: WAN " + get_string(wan, "name").value_or("?") +
+                                " is degraded: the kernel refused part of what the configuration asks\n  " + *reason;
+            out += (color ? std::string(kBoldRed) + error + kReset : error) + "\n";
+        }
+
     std::vector<std::vector<Cell>> rows;
     std::vector<std::string> notes;
     const json* wans = nullptr;
@@ -510,6 +519,11 @@ std::string format_prometheus(const json& status) {
             if (!known && !state.empty()) out += "wanbalance_wan_state{" + l + ",state=\"" + prom_label(state) + "\"} 1\n";
         });
     }
+    family_header(out, {"wanbalance_wan_degraded", "gauge",
+                        "1 while the kernel holds less than the configuration asks for the WAN (it refused a route, "
+                        "a rule or the ruleset), else 0."});
+    for (const auto& [labels, wan] : wans)
+        out += "wanbalance_wan_degraded{" + labels + "} " + (get_string(*wan, "degraded") ? "1" : "0") + "\n";
     rule_metrics(out, status);
     for (const auto& metric : kWanMetrics) {
         family_header(out, metric.family);

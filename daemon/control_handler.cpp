@@ -10,19 +10,24 @@
 #include "base/overloaded.hpp"
 #include "config/hooks_trust.hpp"
 #include "daemon/daemon.hpp"
+#include "daemon/degraded.hpp"
 #include "daemon/log.hpp"
 #include "daemon/status_json.hpp"
 
 namespace wb {
 void Daemon::on_control(const Request& request, Respond respond) {
     auto status = [&] {
-        // The probes carry the WAN's mark too; they are not the operator's traffic.
+        // The probes carry the WAN's mark too; they are not the operator's traffic. Echo flows
+        // to an ICMP target are left out whatever their identifier: a previous run's probes
+        // linger in conntrack for half a minute with the identifiers of that run.
         ProbeFlows probe_ids;
         for (const auto& wan : state_.config.wans)
             for (Family f : kFamilies) {
                 if (auto id = prober_->identifier({wan.name, f})) probe_ids.icmp_ids.insert(*id);
-                for (const ProbeTarget& t : prober_->socket_targets({wan.name, f}))
-                    probe_ids.sockets.insert({t.kind == ProbeKind::Tcp ? IPPROTO_TCP : IPPROTO_UDP, t.address, t.port});
+                for (const ProbeTarget& t : prober_->targets({wan.name, f})) {
+                    if (t.kind == ProbeKind::Icmp) probe_ids.icmp_targets.insert(t.address);
+                    else probe_ids.sockets.insert({t.kind == ProbeKind::Tcp ? IPPROTO_TCP : IPPROTO_UDP, t.address, t.port});
+                }
             }
         // Counting a big conntrack table takes long: the worker does it while the loop runs on,
         // and the status is made when the count is back, with the counters of that moment.
@@ -69,9 +74,9 @@ Reply Daemon::reload() {
     perform(fx);
     reconcile();
     std::string summary = changes_.total() == 0 ? "no kernel change"
-                                                : std::to_string(changes_.nft_ops) + " nftables changes, " +
-                                                      std::to_string(changes_.routes) + " route changes, " +
-                                                      std::to_string(changes_.rules) + " rule changes";
+                                                : counted(changes_.nft_ops, "nftables change") + ", " +
+                                                      counted(changes_.routes, "route change") + ", " +
+                                                      counted(changes_.rules, "rule change");
     for (const auto& n : fx.notes) summary += "; " + n;
     remember_applied_config();
     report("state directory", store_.save_overrides(overrides_of(state_)));
@@ -80,6 +85,9 @@ Reply Daemon::reload() {
     hooks_->run(state_.config.hooks_dir, {"config-reloaded", "", "", ""});
     sd_notify(0, "READY=1");
     notify_status();
+    if (!degraded_.empty())
+        return error_reply("reloaded, but the kernel refused part of the configuration: " +
+                           degraded_summary(degraded_) + " (`wanbalancectl status` shows it until the kernel holds it)");
     return ReloadReply{summary};
 }
 
@@ -156,6 +164,7 @@ nlohmann::json Daemon::status_json(const ConntrackCounter::Counts& connections) 
         WanCounters c{prober_->stats({wan.name, Family::V4}), prober_->stats({wan.name, Family::V6}), {},
                       n == connections.by_mark.end() ? 0 : n->second, 0, 0};
         if (auto w = ra_warnings_.find(wan.name); w != ra_warnings_.end()) c.ipv6_warning = w->second;
+        if (auto d = degraded_.find(wan.name); d != degraded_.end()) c.degraded = d->second;
         if (const LinkState* link = watch_->snapshot().link(wan.interface)) {
             c.rx_bytes = link->rx_bytes;
             c.tx_bytes = link->tx_bytes;
@@ -171,7 +180,12 @@ nlohmann::json Daemon::status_json(const ConntrackCounter::Counts& connections) 
 }
 
 void Daemon::notify_status() {
-    std::string status = "STATUS=" + status_line(state_);
+    // "2/2 WANs up" is not said of WANs the kernel does not hold as asked.
+    std::string degraded;
+    for (const auto& [wan, reason] : degraded_) degraded += (degraded.empty() ? "" : ", ") + wan;
+    std::string status = "STATUS=" + (degraded.empty() ? "" : "DEGRADED (the kernel refused part of the "
+                                                              "configuration): " + degraded + "; ") +
+                         status_line(state_);
     if (!shown_role().empty()) status += "; HA role " + shown_role();
     if (!config_error_.empty()) status += "; CONFIG FILE INVALID, running the last applied configuration";
     sd_notify(0, status.c_str());

@@ -1,6 +1,8 @@
 // The daemon's life: load the config, open the loop and the kernel, apply the first ruleset,
 // serve events until SIGTERM, then remove everything it made. Event sources forward to the core.
+#include "base/format.hpp"
 #include "daemon/daemon.hpp"
+#include "daemon/degraded.hpp"
 
 #include <signal.h>
 #include <systemd/sd-daemon.h>
@@ -106,8 +108,8 @@ int Daemon::setup(const Config& config) {
         }
     }
     sysctls_ = store_.sysctls();  // a crashed run's originals win
-    log(Level::Info, "starting with " + config.path + ": " + std::to_string(config.wans.size()) + " WANs, " +
-                         std::to_string(config.lans.size()) + " LANs");
+    log(Level::Info, "starting with " + config.path + ": " + counted(config.wans.size(), "WAN") + ", " +
+                         counted(config.lans.size(), "LAN"));
     perform(dispatch(Restored{store_.overrides()}));
     role_ = store_.role().value_or("");
     if (!role_.empty()) log(Level::Info, "HA role " + role_ + ", as the previous run was last told");
@@ -116,6 +118,14 @@ int Daemon::setup(const Config& config) {
     reconcile();
     if (!sync_->table_applied()) {
         log(Level::Error, "giving up: the nftables ruleset could not be installed");
+        return kExitFailure;
+    }
+    // A start whose changes the kernel refused fails (docs/design.md, Degraded): a unit that
+    // says "started" with a route missing would be believed.
+    if (!degraded_.empty()) {
+        std::string why = degraded_summary(degraded_);
+        log(Level::Error, "giving up: the kernel refused part of the configuration: " + why);
+        sd_notify(0, ("STATUS=Failed: the kernel refused part of the configuration: " + why).c_str());
         return kExitFailure;
     }
     remember_applied_config();

@@ -90,6 +90,7 @@ private:
     void perform(const Effects& effects);
     void request_reconcile();
     void reconcile();
+    void update_degraded(const ApplyReport& applied);
     KernelFacts kernel_facts() const;
     void configure_probes();
     void configure_probe(const WanConfig& wan, const WanState& w, Family family, std::vector<ProbeKey>& keys);
@@ -152,6 +153,7 @@ private:
     std::map<std::string, int> src_valid_mark_set_;  // interface -> the ifindex on which we set it
     std::array<std::vector<RuleSend>, 2> rule_sends_;  // of the last reconcile, for status
     std::map<std::string, std::string> ra_warnings_;  // WAN -> why its "auto" gateway6 cannot be learned
+    std::map<std::string, std::string> degraded_;     // WAN -> what the kernel refused of it (last reconcile)
     ChangeCount changes_;                          // since the last reload started
     SysctlRecord sysctls_;                         // originals of what we changed
 };

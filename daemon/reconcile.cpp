@@ -1,7 +1,9 @@
 // The core's events in and its effects out: what happened becomes an Event, the core decides,
 // and the daemon performs — log lines at once, the kernel through KernelSync, and only then the
 // journal events, hooks and conntrack flushes. One deferred reconcile per loop turn.
+#include "base/format.hpp"
 #include "daemon/daemon.hpp"
+#include "daemon/degraded.hpp"
 #include "daemon/log.hpp"
 #include "daemon/reconcile_step.hpp"
 
@@ -37,6 +39,7 @@ void Daemon::reconcile() {
     Reconciled r = reconcile_step(state_, *sync_, kernel_facts(), std::chrono::system_clock::now());
     for (const LogLine& l : r.seen.logs) log(l.level, l.message);
     for (const auto& [key, status] : r.applied.results) report(key, status);
+    update_degraded(r.applied);
     rule_sends_ = std::move(r.rule_sends);
     changes_.nft_ops += r.applied.nft_ops;
     changes_.routes += r.applied.routes_changed();
@@ -103,12 +106,27 @@ void Daemon::configure_probes() {
     report("probe timers", prober_->timer_status());
 }
 
+// Each WAN that becomes degraded, or whose reason changes, says so once; so does each that
+// recovers. The errors themselves were logged by report().
+void Daemon::update_degraded(const ApplyReport& applied) {
+    auto now = degraded_wans(state_.config, applied);
+    for (const auto& [wan, reason] : now) {
+        auto was = degraded_.find(wan);
+        if (was == degraded_.end() || was->second != reason)
+            log(Level::Error, "WAN " + wan + " is degraded: the kernel refused part of what the configuration asks (" +
+                                  reason + ")");
+    }
+    for (const auto& [wan, reason] : degraded_)
+        if (!now.count(wan)) log(Level::Notice, "WAN " + wan + " is no longer degraded: the kernel holds what the configuration asks");
+    degraded_ = std::move(now);
+}
+
 void Daemon::flush(const Flush& f) {
     auto n = kernel_->delete_by_mark(f.family, f.mark, state_.config.mark_mask);
-    std::string which = f.family == Family::V4 ? "" : " IPv6";
+    std::string noun = f.family == Family::V4 ? "connection" : "IPv6 connection";
     if (n)
-        log(Level::Info, f.wan + ": flushed " + std::to_string(*n) + which +
-                             " connections so they re-establish on a live WAN");
+        log(Level::Info, f.wan + ": flushed " + counted(*n, noun) +
+                             (*n == 1 ? " so it re-establishes" : " so they re-establish") + " on a live WAN");
     else
         log(Level::Error, f.wan + ": " + n.error().message);
 }

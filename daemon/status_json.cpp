@@ -89,6 +89,7 @@ nlohmann::json wan_json(const WanConfig& wan, const WanState& w, const WanCounte
         {"rx_bytes", c.rx_bytes},
         {"tx_bytes", c.tx_bytes},
         {"transitions", h.transitions},
+        {"degraded", c.degraded.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.degraded)},
     };
 }
 

@@ -22,6 +22,7 @@ struct WanCounters {
     std::string ipv6_warning;  // e.g. router advertisements ignored on the interface; "" if none
     unsigned connections = 0;  // conntrack entries with the WAN's mark, the prober's own excluded
     uint64_t rx_bytes = 0, tx_bytes = 0;
+    std::string degraded;  // what the kernel refused for the WAN (daemon/degraded.hpp); "" if none
 };
 
 // What the status says about policy rules: where each sends now (Desired::rule_sends of the

@@ -111,7 +111,7 @@ Expected<std::unique_ptr<Conntrack>> Conntrack::open() {
 Conntrack::~Conntrack() = default;
 
 bool ProbeFlows::contains(std::optional<uint16_t> icmp_id, const PacketKey& original) const {
-    if (icmp_id && icmp_ids.count(*icmp_id)) return true;
+    if (icmp_id && (icmp_ids.count(*icmp_id) || icmp_targets.count(original.dst))) return true;
     return !sockets.empty() && sockets.count({original.proto, original.dst, original.dport});
 }
 

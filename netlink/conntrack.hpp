@@ -26,6 +26,9 @@ struct ProbeFlows {
     // TCP and DNS probes: (IPPROTO_TCP or IPPROTO_UDP, target, port) of the original direction.
     // A LAN host talking to the very same service is left out of the counts too.
     std::set<std::tuple<uint8_t, IpAddr, uint16_t>> sockets;
+    // ICMP probe targets: an echo flow to one is a probe whatever its identifier (an earlier
+    // run's, say). A LAN host pinging the very same target is left out too.
+    std::set<IpAddr> icmp_targets;
     ProbeFlows() = default;
     explicit ProbeFlows(std::set<uint16_t> ids) : icmp_ids(std::move(ids)) {}
     bool contains(std::optional<uint16_t> icmp_id, const PacketKey& original) const;

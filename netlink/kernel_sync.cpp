@@ -34,17 +34,17 @@ std::string part_name(const char* part, Family family) {
 void add_route(KernelPort& kernel, const Route& want, SyncReport& report) {
     auto foreign = kernel.foreign_default_route(want.family, want.table, want.metric);
     if (!foreign) {
-        report.fail(want.family, foreign.error());
+        report.fail(want.family, foreign.error(), want.table);
     } else if (!foreign->empty()) {
         report.fail(want.family, Status::fail(
             EEXIST, "Could not add " + describe(want) + ": " + family_word(want.family) + "table " +
                         table_name(want.table) + " metric " +
                         std::to_string(want.metric) + " already holds \"" + *foreign +
-                        "\", which wanbalance does not own; left alone"));
+                        "\", which wanbalance does not own; left alone"), want.table);
     } else if (Status st = kernel.replace_route(want); st) {
         ++report.added;
     } else {
-        report.fail(want.family, st);
+        report.fail(want.family, st, want.table);
     }
 }
 
@@ -59,7 +59,8 @@ SyncReport sync_routes(KernelPort& kernel, const std::vector<Route>& desired) {
     for (const auto& want : desired) {
         if (!slots_seen.insert(slot_of(want)).second) {
             report.fail(want.family, Status::fail(EINVAL, "Could not add " + describe(want) +
-                                                             ": another desired route has the same table and metric"));
+                                                             ": another desired route has the same table and metric"),
+                        want.table);
             continue;
         }
         size_t i = 0;
@@ -71,13 +72,13 @@ SyncReport sync_routes(KernelPort& kernel, const std::vector<Route>& desired) {
         wanted[i] = true;
         if (kernel_equal((*own)[i], want)) ++report.unchanged;
         else if (Status st = kernel.replace_route(want); st) ++report.replaced;
-        else report.fail(want.family, st);
+        else report.fail(want.family, st, want.table);
     }
     // Stale routes go last, so traffic always has a route while the new ones go in.
     for (size_t i = 0; i < own->size(); ++i) {
         if (wanted[i]) continue;
         if (Status st = kernel.delete_route((*own)[i]); st) ++report.deleted;
-        else report.fail((*own)[i].family, st);
+        else report.fail((*own)[i].family, st, (*own)[i].table);
     }
     return report;
 }
@@ -106,14 +107,14 @@ SyncReport sync_rules(KernelPort& kernel, const std::vector<Rule>& desired) {
     std::multiset<std::pair<Family, uint32_t>> added_priorities;
     for (const auto& rule : to_add) {
         if (Status st = kernel.add_rule(rule); st) added_priorities.insert({rule.family, rule.priority});
-        else report.fail(rule.family, st);
+        else report.fail(rule.family, st, rule.table);
     }
     report.added = unsigned(added_priorities.size());
     for (size_t i = 0; i < own->size(); ++i) {
         if (kept[i]) continue;
         Status st = kernel.delete_rule((*own)[i]);
         if (!st) {
-            report.fail((*own)[i].family, st);
+            report.fail((*own)[i].family, st, (*own)[i].table);
             continue;
         }
         // A rule deleted where another was added at its priority was changed: count a replace.
@@ -128,9 +129,10 @@ SyncReport sync_rules(KernelPort& kernel, const std::vector<Rule>& desired) {
     return report;
 }
 
-void SyncReport::fail(Family family, Status error) {
+void SyncReport::fail(Family family, Status error, uint32_t table) {
     errors.push_back(std::move(error));
     error_families.push_back(family);
+    error_tables.push_back(table);
 }
 
 std::vector<Status> SyncReport::errors_of(Family family) const {
@@ -147,6 +149,15 @@ Status join(const std::vector<Status>& errors) {
         joined.message += (joined.message.empty() ? "" : "; ") + e.message;
     }
     return joined;
+}
+
+std::vector<ApplyReport::Refusal> ApplyReport::refusals() const {
+    std::vector<Refusal> out;
+    auto nft = results.find("nftables");
+    if (nft != results.end() && !nft->second) out.push_back({0, nft->second.message});
+    for (const SyncReport* part : {&routes, &rules})
+        for (size_t i = 0; i < part->errors.size(); ++i) out.push_back({part->error_tables[i], part->errors[i].message});
+    return out;
 }
 
 bool ApplyReport::ok() const {

@@ -22,7 +22,8 @@ struct SyncReport {
     unsigned added = 0, replaced = 0, deleted = 0, unchanged = 0;
     std::vector<Status> errors;
     std::vector<Family> error_families;  // the family each error is about, in the same order
-    void fail(Family family, Status error);
+    std::vector<uint32_t> error_tables;  // the routing table each is about (0: none, e.g. a dump)
+    void fail(Family family, Status error, uint32_t table = 0);
     std::vector<Status> errors_of(Family family) const;
     unsigned changes() const { return added + replaced + deleted; }
     bool changed() const { return changes() > 0; }
@@ -47,6 +48,14 @@ struct ApplyReport {
     // or its errors joined, so a caller can log each error once and say when it cleared. A
     // failed dump of both families counts as IPv4's.
     std::map<std::string, Status> results;
+
+    // Every refusal, with the routing table it is about (0: none in particular: the nftables
+    // transaction, a dump). The daemon tells from the table which WAN is degraded.
+    struct Refusal {
+        uint32_t table = 0;
+        std::string message;
+    };
+    std::vector<Refusal> refusals() const;
 
     unsigned routes_changed() const { return routes.changes(); }
     unsigned rules_changed() const { return rules.changes(); }

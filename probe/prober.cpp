@@ -547,13 +547,9 @@ std::optional<uint16_t> Prober::identifier(const ProbeKey& key) const {
     return it->second->identifier;
 }
 
-std::vector<ProbeTarget> Prober::socket_targets(const ProbeKey& key) const {
+std::vector<ProbeTarget> Prober::targets(const ProbeKey& key) const {
     auto it = impl_->wans.find(key);
-    if (it == impl_->wans.end()) return {};
-    std::vector<ProbeTarget> out;
-    for (const ProbeTarget& t : it->second->spec.targets)
-        if (t.kind != ProbeKind::Icmp) out.push_back(t);
-    return out;
+    return it == impl_->wans.end() ? std::vector<ProbeTarget>{} : it->second->spec.targets;
 }
 
 }  // namespace wb

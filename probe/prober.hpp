@@ -133,9 +133,9 @@ public:
     // The ICMP / ICMPv6 identifier of the key's echo requests (for packet captures, tests, and
     // to keep the probes out of the connection counts).
     std::optional<uint16_t> identifier(const ProbeKey& key) const;
-    // The TCP and DNS targets of the key (their conntrack entries are the router's own, not LAN
+    // The targets of the key, every kind (their conntrack entries are the router's own, not LAN
     // connections).
-    std::vector<ProbeTarget> socket_targets(const ProbeKey& key) const;
+    std::vector<ProbeTarget> targets(const ProbeKey& key) const;
 
 private:
     Prober() = default;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <map>
 
 #include "rules/balance.hpp"
 #include "rules/desired_rules.hpp"
@@ -408,11 +409,45 @@ Desired build_desired(const Config& config, const std::vector<WanInputs>& inputs
     return d;
 }
 
-std::string render_ruleset(const Config& config, const Desired& desired) {
+namespace {
+
+// The table with each hash-bucket map's elements replaced by a comment line in the map: "# 1021
+// buckets: 511 to wan_charter, 510 to wan_integra (`wanbalancectl ruleset --full` lists them)".
+std::string render_summarized(const nft::Table& table) {
+    nft::Table shown = table;
+    std::map<std::string, std::string> summaries;
+    for (nft::Set& set : shown.sets) {
+        if (set.key_type != nft::KeyType::HashBucket || set.elements.empty()) continue;
+        std::map<std::string, size_t> per_chain;
+        for (const nft::Element& e : set.elements) ++per_chain[e.goto_chain];
+        std::string line = "\t\t# " + std::to_string(set.elements.size()) + " buckets:";
+        bool first = true;
+        for (const auto& [chain, n] : per_chain) {
+            line += std::string(first ? " " : ", ") + std::to_string(n) + " to " + chain;
+            first = false;
+        }
+        summaries[set.name] = line + " (`wanbalancectl ruleset --full` lists them)\n";
+        set.elements.clear();
+    }
+    std::string out = nft::render(shown);
+    for (const auto& [name, line] : summaries) {
+        size_t at = out.find("\tmap " + name + " {\n");
+        if (at == std::string::npos) continue;
+        size_t type_end = out.find('\n', out.find('\n', at) + 1);  // after the map's type line
+        out.insert(type_end + 1, line);
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string render_ruleset(const Config& config, const Desired& desired, bool full) {
     std::string out = "#!/usr/sbin/nft -f\n";
     out += "# wanbalance ruleset for " + config.path + ", with every WAN up.\n";
-    out += "# The nftables part below is what `nft list table inet wanbalance` will show.\n\n";
-    out += render(desired.table);
+    out += full ? "# The nftables part below is what `nft list table inet wanbalance` will show.\n\n"
+                : "# The nftables part below is what `nft list table inet wanbalance` will show, but for the\n"
+                  "# hash buckets of the balance maps, summed up in a comment (--full lists them).\n\n";
+    out += full ? render(desired.table) : render_summarized(desired.table);
     out += "\n# Routes (proto wanbalance):\n";
     for (const auto& r : desired.routes) out += "#   " + ip_command(r) + "\n";
     out += "#\n# Policy rules (proto wanbalance):\n";

@@ -113,7 +113,9 @@ std::string reply_chain_name(const WanConfig& wan);  // "replies_charter"
 const char* reply_counter_comment(Family family);    // "ipv4", "ipv6"
 
 // `wanbalancectl ruleset`: the nft table (nft -f syntax) then the routes and rules as `ip`
-// commands, each section introduced by a comment.
-std::string render_ruleset(const Config& config, const Desired& desired);
+// commands, each section introduced by a comment. Not `full`: each hash-bucket map's 1021
+// elements are left out and summed up in a comment inside the map (which WAN chain gets how
+// many buckets); the text is then still nft -f syntax, but not what the kernel lists.
+std::string render_ruleset(const Config& config, const Desired& desired, bool full = true);
 
 }  // namespace wb

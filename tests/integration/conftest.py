@@ -1,6 +1,7 @@
 # pytest wiring for the integration tests: a fresh Lab per test (torn down even when the test
 # fails), stale labs from killed runs removed at session start, root-only tests skipped otherwise.
 
+import signal
 import sys
 
 import pytest
@@ -9,6 +10,11 @@ import labkit
 from labhooks import _lab_gc, pytest_runtest_makereport, pytest_sessionfinish  # noqa: F401
 
 LAB_OK, LAB_REASON = labkit.lab_available()
+
+# A run started under nohup ignores SIGHUP, and every program the tests start would inherit
+# that: a shell cannot even trap a signal ignored on entry. The tests send SIGHUP for reloads.
+if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def pytest_collection_modifyitems(config, items):

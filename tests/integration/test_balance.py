@@ -59,12 +59,18 @@ def test_kernel_holds_exactly_the_ruleset_wanbalancectl_prints(lab, need_build):
     config = lab.article_config()
     d = lab.start_daemon(config)
     d.wait_ready()
-    printed = d.ctl("ruleset", "--config", str(d.config_path), check=True).stdout
+    printed = d.ctl("ruleset", "--config", str(d.config_path), "--full", check=True).stdout
     table = re.search(r"^table inet wanbalance \{.*?^\}$", printed, re.S | re.M).group(0)
     listed = labkit.zero_counters(lab.run("rtr", "nft list table inet wanbalance").stdout).strip()
     assert listed == table
     rules = lab.run("rtr", "ip -4 rule show").stdout
     for line in re.findall(r"^#   ip rule add priority (\d+) (.*) proto wanbalance$", printed, re.M):
         assert re.search(rf"^{line[0]}:\s", rules, re.M), (line, rules)
-    # The ruleset text is valid nft input.
+    # The ruleset text is valid nft input, and so is the default one, whose balance maps are
+    # summed up: 1021 buckets, shared by the two WANs.
     lab.run("rtr", ["nft", "-c", "-f", "-"], input=printed)
+    summary = d.ctl("ruleset", "--config", str(d.config_path), check=True).stdout
+    m = re.search(r"# 1021 buckets: (\d+) to wan_charter, (\d+) to wan_integra ", summary)
+    assert m and int(m[1]) + int(m[2]) == 1021, summary
+    assert len(summary) < len(printed) / 2
+    lab.run("rtr", ["nft", "-c", "-f", "-"], input=summary)

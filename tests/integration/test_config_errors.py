@@ -54,7 +54,8 @@ def test_missing_config_file(shared_lab, need_build, tmp_path):
     proc = shared_lab.run("rtr", [str(need_build["wanbalanced"]), "--config", str(missing),
                                   "--runtime-dir", str(tmp_path / "run")], check=False)
     assert proc.returncode == 78
-    assert f"{missing}: cannot read: No such file or directory" in proc.stderr
+    assert (f"{missing}: cannot read: No such file or directory; start from the example the "
+            "package ships, /usr/share/doc/wanbalance/examples/wanbalance.json") in proc.stderr
 
 
 def test_check_counts_rules_and_policies(need_build):

@@ -315,7 +315,7 @@ def test_ipv4_only_config_creates_no_ipv6_objects(lab, need_build):
     assert not re.search(r"\bip6\b|ipv6", table), table
     assert all(w.get("ipv6") is None for w in d.status()["wans"])
     # The same ruleset as the offline renderer prints for that config, and no IPv6 in it.
-    printed = d.ctl("ruleset", "--config", str(d.config_path), check=True).stdout
+    printed = d.ctl("ruleset", "--config", str(d.config_path), "--full", check=True).stdout
     assert re.search(r"^table inet wanbalance \{.*?^\}$", printed, re.S | re.M)[0] == table.strip()
     assert "ip -6" not in printed and "ip6" not in printed
     # Its LAN IPv6 is not balanced: nothing of it carries a WAN mark.

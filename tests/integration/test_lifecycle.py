@@ -149,3 +149,20 @@ def test_a_broken_config_on_reload_leaves_the_old_one_running(lab, need_build):
     spread = lab.spread(40, src=labkit.LAN_HOSTS)
     assert spread["failed"] == 0 and spread["integra"] > 0, spread
     assert "reload refused" in d.log()
+
+
+def test_a_restart_counts_no_probe_of_the_previous_run_as_a_connection(lab, need_build):
+    """The previous run's probes stay in conntrack for half a minute, with its WAN marks and
+    its echo identifiers; the next run counts none of them as the WAN's connections."""
+    d = lab.start_daemon(lab.article_config())
+    d.wait_ready()
+    labkit.wait_until(lambda: all(w["probes_sent"] >= 3 for w in d.status()["wans"]), 10,
+                      "a few probe rounds")
+    assert d.stop() == 0
+    marked = [line for line in lab.run("rtr", "conntrack -L -p icmp", check=False).stdout.splitlines()
+              if re.search(r"mark=(256|512)\b", line)]
+    assert marked, "no marked probe entries left: the test would prove nothing"
+    d2 = lab.start_daemon(lab.article_config())
+    d2.wait_ready()
+    assert [w["connections"] for w in d2.status()["wans"]] == [0, 0], marked
+    assert d2.stop() == 0

@@ -472,7 +472,7 @@ def test_status_lists_each_rules_wan_and_connections_and_ruleset_shows_the_maps(
     d, _ = ctx.start(config)
 
     # The kernel holds exactly the table `ruleset` prints, with the compiled rules in it.
-    printed = d.ctl("ruleset", "--config", str(d.config_path), check=True).stdout
+    printed = d.ctl("ruleset", "--config", str(d.config_path), "--full", check=True).stdout
     table = re.search(r"^table inet wanbalance \{.*?^\}$", printed, re.S | re.M)[0]
     for part in ("map rules4_1 {", "chain rules4 {", "map policy_integra_only {",
                  "map policy_pair {", "chain rule_https {", "chain rule_duo {",

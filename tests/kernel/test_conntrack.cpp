@@ -107,6 +107,22 @@ TEST_CASE("count_by_mark leaves out ICMP and ICMPv6 echoes with the given identi
     CHECK(*without == std::map<uint32_t, unsigned>{{0x100, 3}});  // the TCP entry, ids 77 and 78
 }
 
+TEST_CASE("count_by_mark leaves out echoes to an ICMP probe target whatever their identifier (an earlier run's probes)") {
+    test::enter_fresh_netns();
+    for (int id : {11, 12})  // identifiers of a run that is gone
+        must("conntrack -I -s 203.0.113.2 -d 192.0.2.53 -p icmp --icmp-type 8 --icmp-code 0 --icmp-id " +
+             std::to_string(id) + " -t 30 -m 256");
+    must("conntrack -I -s 2001:db8:1::2 -d 2001:db8:ff::53 -p icmpv6 --icmpv6-type 128 --icmpv6-code 0 --icmpv6-id 13 "
+         "-t 30 -m 256");
+    must("conntrack -I -s 192.168.88.10 -d 192.0.2.99 -p icmp --icmp-type 8 --icmp-code 0 --icmp-id 14 -t 30 -m 256");
+    ProbeFlows probes;
+    probes.icmp_targets = {*parse_ip("192.0.2.53"), *parse_ip("2001:db8:ff::53")};
+    auto ct = open_ct();
+    auto counts = ct->count_by_mark(0x3f00, probes);
+    REQUIRE_MESSAGE(counts.has_value(), counts.error().message);
+    CHECK(*counts == std::map<uint32_t, unsigned>{{0x100, 1}});  // the LAN host's ping elsewhere
+}
+
 TEST_CASE("count_by_mark leaves out the TCP and DNS probes' flows (protocol, target, port)") {
     test::enter_fresh_netns();
     must("conntrack -I -s 203.0.113.2 -d 192.0.2.80 -p tcp --sport 40001 --dport 443 --state ESTABLISHED -t 30 -m 256");

@@ -175,6 +175,17 @@ def test_man_pages_render_without_complaint():
                                + "(" + page.name.split(".")[-2] + ")")
         proc = subprocess.run(["scdoc"], input=text, capture_output=True, text=True)
         assert proc.returncode == 0 and proc.stderr == "", f"{page.name}: {proc.stderr}"
+        if shutil.which("man") is None:
+            continue
+        # troff's own warnings too, at the usual 80 columns ("can't break line": a table
+        # too wide for the terminal).
+        with tempfile.NamedTemporaryFile("w", suffix="." + page.name.split(".")[-2]) as out:
+            out.write(proc.stdout)
+            out.flush()
+            env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "MANWIDTH": "80"}
+            rendered = subprocess.run(["man", "--warnings=all", "-l", out.name], capture_output=True,
+                                      text=True, env=env)
+        assert rendered.returncode == 0 and rendered.stderr == "", f"{page.name}: {rendered.stderr}"
 
 
 def test_wanbalanced_page_lists_every_message_id():

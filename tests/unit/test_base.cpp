@@ -44,3 +44,11 @@ TEST_CASE("quoted is ours, not std::quoted, for every kind of string") {
     using namespace wb;
     CHECK(quoted(name + "2") == "\"charter2\"");  // unqualified, as the modules call it: no ADL surprise
 }
+
+TEST_CASE("counted: a count and its noun, singular for one") {
+    CHECK(wb::counted(1, "LAN") == "1 LAN");
+    CHECK(wb::counted(2, "LAN") == "2 LANs");
+    CHECK(wb::counted(0, "route change") == "0 route changes");
+    CHECK(wb::counted(3, "policy", "policies") == "3 policies");
+    CHECK(wb::counted(1, "policy", "policies") == "1 policy");
+}

@@ -38,7 +38,8 @@ std::string read_file(const fs::path& path) {
 TEST_CASE("load_config reads files up to 1 MiB") {
     TempDir dir;
     CHECK(wb::load_config((dir.path / "missing.json").string()).errors ==
-          Errors{{"", "cannot read: No such file or directory"}});
+          Errors{{"", "cannot read: No such file or directory; start from the example the package ships, "
+                      "/usr/share/doc/wanbalance/examples/wanbalance.json"}});
     CHECK(wb::load_config(dir.path.string()).errors == Errors{{"", "is a directory"}});
 
     std::string text = article();

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include <cstdio>
+
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -213,6 +215,27 @@ TEST_CASE("the offline ruleset text is nft -f input with routes and rules as com
         if (text[pos] == '\n') continue;
         CHECK(text[pos] == '#');
     }
+}
+
+TEST_CASE("the offline ruleset sums up each balance map's buckets unless asked for all of them") {
+    auto c = article_config();
+    Desired d = build_desired(c, assume_all_up(c));
+    std::string full = render_ruleset(c, d);
+    std::string summed = render_ruleset(c, d, false);
+    CHECK(full.find("elements = { 0 : jump wan_") != std::string::npos);
+    CHECK(summed.find("elements = { 0 : jump wan_") == std::string::npos);
+    CHECK(summed.find("elements = { \"ether3\" }") != std::string::npos);  // other sets keep theirs
+    const std::string line = "\t\t# 1021 buckets: ";
+    size_t at = summed.find(line);
+    REQUIRE(at != std::string::npos);
+    // Inside the balance map, right after its type line; the two WANs' shares make the whole.
+    CHECK(summed.rfind("\tmap balance {\n", at) != std::string::npos);
+    unsigned a = 0, b = 0;
+    REQUIRE(std::sscanf(summed.c_str() + at, "\t\t# 1021 buckets: %u to wan_charter, %u to wan_integra", &a, &b) == 2);
+    CHECK(a + b == 1021);
+    CHECK(summed.size() < full.size() / 2);
+    // Everything but the elements is the same text.
+    CHECK(summed.find("\tchain prerouting {") != std::string::npos);
 }
 
 TEST_CASE("the balanced table is 100 unless a WAN's table is, then the first free id above them") {

@@ -70,7 +70,7 @@ TEST_CASE("every reply survives encode then decode") {
     check_round_trip(wb::StatusReply{status_object()});
     check_round_trip(wb::StatusReply{json::object()});
     check_round_trip(wb::ReloadReply{"no kernel change"});
-    check_round_trip(wb::ReloadReply{"3 nftables changes, 1 route changes, 0 rule changes; charter removed or renumbered"});
+    check_round_trip(wb::ReloadReply{"3 nftables changes, 1 route change, 0 rule changes; charter removed or renumbered"});
     check_round_trip(wb::ReloadReply{""});
     check_round_trip(wb::SetReply{"charter", "disabled"});
     check_round_trip(wb::HandoverReply{60});

@@ -6,6 +6,7 @@
 #include <cerrno>
 
 #include "config_fixtures.hpp"
+#include "daemon/degraded.hpp"
 #include "daemon/reconcile_step.hpp"
 #include "tests/unit/fake_kernel.hpp"
 
@@ -145,4 +146,43 @@ TEST_CASE("dual-stack: an IPv6 outage changes only the IPv6 balanced route and f
     CHECK(f.family == Family::V6);
     CHECK(r.kernel.delete_by_mark(f.family, f.mark, r.state.config.mark_mask).value() == 4);
     CHECK(r.kernel.connections() == 7);  // charter's IPv4 connections stay
+}
+
+TEST_CASE("degraded: a refusal in a WAN's own table is that WAN's; in the balanced table or nftables, every WAN's") {
+    auto parsed = config_test::parse(config_test::article());
+    REQUIRE(parsed.config);
+    const Config& c = *parsed.config;
+    ApplyReport report;
+    report.results["nftables"] = Status::ok();
+    CHECK(degraded_wans(c, report).empty());
+    report.routes.fail(Family::V4,
+                       Status::fail(EINVAL, "Could not replace default route in table 101 (via 10.9.9.9 dev ether1): "
+                                            "Nexthop has invalid gateway"),
+                       c.wans[0].table);
+    auto d = degraded_wans(c, report);
+    REQUIRE(d.size() == 1);
+    CHECK(d["charter"] == "Could not replace default route in table 101 (via 10.9.9.9 dev ether1): Nexthop has "
+                         "invalid gateway");
+    report.routes.fail(Family::V4, Status::fail(EINVAL, "Could not replace default route in table 100: Invalid argument"),
+                       kBalancedTable);
+    d = degraded_wans(c, report);
+    REQUIRE(d.size() == 2);
+    CHECK(d["integra"] == "Could not replace default route in table 100: Invalid argument");
+    CHECK(d["charter"].find("; Could not replace default route in table 100") != std::string::npos);
+    CHECK(degraded_summary({{"charter", "A"}, {"integra", "B"}}) == "charter is degraded: A; integra is degraded: B");
+}
+
+TEST_CASE("degraded: the route the kernel refused is named by its table, and clears when the kernel takes it") {
+    Router r;
+    r.kernel.fail_next(Op::ReplaceRoute, EINVAL);
+    Reconciled first = r.reconcile();
+    CHECK_FALSE(first.applied.ok());
+    auto refusals = first.applied.refusals();
+    REQUIRE(refusals.size() == 1);
+    CHECK(refusals[0].table != 0);
+    auto d = degraded_wans(r.state.config, first.applied);
+    CHECK_FALSE(d.empty());
+    Reconciled again = r.reconcile();
+    CHECK(again.applied.ok());
+    CHECK(degraded_wans(r.state.config, again.applied).empty());
 }

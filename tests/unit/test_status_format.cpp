@@ -290,6 +290,21 @@ const Sample* find_sample(const std::vector<Sample>& samples, const std::string&
 
 }  // namespace
 
+TEST_CASE("status: a degraded WAN is an error line with the kernel's words, and a metric") {
+    json status = json::parse(R"({ "version": "0.1.0", "config": "/etc/wanbalance.json", "uptime_s": 5,
+      "wans": [ { "name": "charter", "interface": "ether1", "state": "up",
+                  "degraded": "Could not replace default route in table 101 (via 10.9.9.9 dev ether1): Nexthop has invalid gateway" },
+                { "name": "integra", "interface": "ether2", "state": "up", "degraded": null } ] })");
+    std::string text = wb::format_status(status, false, std::chrono::system_clock::now());
+    CHECK(text.find("error: WAN charter is degraded: the kernel refused part of what the configuration asks\n"
+                    "  Could not replace default route in table 101 (via 10.9.9.9 dev ether1): Nexthop has invalid gateway\n") !=
+          std::string::npos);
+    CHECK(text.find("WAN integra is degraded") == std::string::npos);
+    std::string prom = wb::format_prometheus(status);
+    CHECK(prom.find("wanbalance_wan_degraded{wan=\"charter\",interface=\"ether1\"} 1\n") != std::string::npos);
+    CHECK(prom.find("wanbalance_wan_degraded{wan=\"integra\",interface=\"ether2\"} 0\n") != std::string::npos);
+}
+
 TEST_CASE("prometheus: one WAN, the whole exposition") {
     json status = json::parse(R"({ "version": "0.1.0", "config": "/etc/wanbalance.json", "uptime_s": 42,
         "all_down": false,
@@ -321,6 +336,10 @@ TEST_CASE("prometheus: one WAN, the whole exposition") {
         "wanbalance_wan_state{wan=\"charter\",interface=\"ether1\",family=\"ipv4\",state=\"up\"} 1\n"
         "wanbalance_wan_state{wan=\"charter\",interface=\"ether1\",family=\"ipv4\",state=\"down\"} 0\n"
         "wanbalance_wan_state{wan=\"charter\",interface=\"ether1\",family=\"ipv4\",state=\"disabled\"} 0\n"
+        "# HELP wanbalance_wan_degraded 1 while the kernel holds less than the configuration asks for the WAN (it "
+        "refused a route, a rule or the ruleset), else 0.\n"
+        "# TYPE wanbalance_wan_degraded gauge\n"
+        "wanbalance_wan_degraded{wan=\"charter\",interface=\"ether1\"} 0\n"
         "# HELP wanbalance_wan_active 1 when the WAN takes new LAN connections (up, and in the tier in use).\n"
         "# TYPE wanbalance_wan_active gauge\n"
         "wanbalance_wan_active{wan=\"charter\",interface=\"ether1\",family=\"ipv4\"} 1\n"

@@ -113,7 +113,7 @@ TEST_CASE("probes: down after down_after failed rounds, up after up_after answer
 TEST_CASE("probes: a failed round's problem is part of the reason") {
     Driver d(two_wans());
     for (int i = 0; i < 3; ++i) d.event(ProbeRound{"charter", false, "sendto 192.0.2.53: Network is unreachable", {}});
-    CHECK(d.wan("charter").of(wb::Family::V4).reason == "3 probe rounds failed in a row (sendto 192.0.2.53: Network is unreachable)");
+    CHECK(d.wan("charter").of(wb::Family::V4).reason == "3 probe rounds failed in a row: sendto 192.0.2.53: Network is unreachable");
 }
 
 TEST_CASE("carrier loss takes a WAN down at once, without probe rounds, and flushes it") {
@@ -334,6 +334,17 @@ TEST_CASE("reload: a removed or renamed WAN is flushed and noted; a new one star
     CHECK(d.wan("dsl").health() == Health::Up);  // usable link: up, announced as a new WAN coming up
     CHECK(d.count("wan-up") == 1);
     CHECK_FALSE(fx.replace_table);
+}
+
+TEST_CASE("reload: a WAN whose gateway alone changed is the same WAN: nothing noted, nothing flushed") {
+    Driver d(two_wans());
+    Config next = config_of(R"({"wans": [
+        {"name": "charter", "interface": "ether1", "gateway": "203.0.113.254"},
+        {"name": "integra", "interface": "ether2", "gateway": "198.51.100.1"}], "lans": ["ether3"]})");
+    Effects fx = d.event(Reloaded{next});
+    CHECK(fx.notes.empty());
+    CHECK(d.flushed.empty());
+    CHECK(d.wan("charter").health() == Health::Up);
 }
 
 TEST_CASE("reload: a changed mark mask replaces the table") {
