@@ -15,11 +15,12 @@ inline constexpr const char* kMessageWanUp = "1d2830d3e4234f42a205b7f8ff615320";
 inline constexpr const char* kMessageAllDown = "8bc3598b8cb94892ad18a6cd9e115bed";
 inline constexpr const char* kMessageConfigReloaded = "7e2df26e8d03422f98281bc9be4fed28";
 inline constexpr const char* kMessageRoleChanged = "f2452d3f36164b209a4b5a9b6d8e3fa0";
+inline constexpr const char* kMessageOperatorSet = "09fcc0be8d294e7ca749f5a029f3a447";
 
 // A state change: becomes one journal entry with MESSAGE_ID and WANBALANCE_* fields.
 struct LogEvent {
     const char* message_id = nullptr;
-    std::string kind;  // "wan-down", "wan-up", "all-down", "config-reloaded", "role-changed"
+    std::string kind;  // "wan-down", "wan-up", "all-down", "config-reloaded", "role-changed", "operator-set"
     std::string wan, interface, state, reason;
     std::optional<long> rtt_us;
     std::optional<double> loss_pct;

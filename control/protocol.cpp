@@ -34,7 +34,9 @@ std::string encode(const Request& request) {
                                [](const StatusRequest&) { return json{{"command", "status"}}; },
                                [](const ReloadRequest&) { return json{{"command", "reload"}}; },
                                [](const SetRequest& r) {
-                                   return json{{"command", "set"}, {"wan", r.wan}, {"mode", r.mode}};
+                                   json j{{"command", "set"}, {"wan", r.wan}, {"mode", r.mode}};
+                                   if (r.timeout_s) j["timeout_s"] = r.timeout_s;
+                                   return j;
                                },
                                [](const HandoverRequest&) { return json{{"command", "handover"}}; },
                                [](const RoleRequest& r) { return json{{"command", "role"}, {"role", r.role}}; },
@@ -71,7 +73,13 @@ Expected<Request> decode_request(std::string_view text) {
         const std::string* wan = string_at(j, "wan");
         const std::string* mode = string_at(j, "mode");
         if (!wan || !mode) return malformed("set needs \"wan\" and \"mode\" strings");
-        return Request{SetRequest{*wan, *mode}};
+        unsigned timeout = 0;
+        if (auto t = j.find("timeout_s"); t != j.end()) {
+            if (!t->is_number_unsigned() || t->get<uint64_t>() > kMaxDrainTimeout)
+                return malformed("set's \"timeout_s\" must be seconds, 0 to " + std::to_string(kMaxDrainTimeout));
+            timeout = t->get<unsigned>();
+        }
+        return Request{SetRequest{*wan, *mode, timeout}};
     }
     if (*command == "role") {
         const std::string* role = string_at(j, "role");

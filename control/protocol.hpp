@@ -24,9 +24,13 @@ struct StatusRequest {
 struct ReloadRequest {
     bool operator==(const ReloadRequest&) const = default;
 };
+inline constexpr unsigned kMaxDrainTimeout = 7 * 24 * 3600;  // a week: `set WAN drain --timeout`
+
 struct SetRequest {
     std::string wan;
     std::string mode;  // checked by the daemon, which also names the WANs it knows
+    // drain only: after this many seconds the WAN is set down (what is left is cut); 0: never
+    unsigned timeout_s = 0;
     bool operator==(const SetRequest&) const = default;
 };
 // {"command": "handover"}: the daemon's next stop (within the reply's seconds) leaves the

@@ -13,7 +13,7 @@ namespace wb {
 namespace {
 
 constexpr std::pair<Override, std::string_view> kOverrideNames[] = {
-    {Override::Auto, "auto"}, {Override::Up, "up"}, {Override::Down, "down"}};
+    {Override::Auto, "auto"}, {Override::Up, "up"}, {Override::Down, "down"}, {Override::Drain, "drain"}};
 
 // ---- precedence: override > link > probes ----
 
@@ -31,6 +31,8 @@ struct PrecedenceRow {
 // First match wins. An operator's `down` beats everything; a dead link beats `up`.
 constexpr std::array kPrecedence{
     PrecedenceRow{Override::Down, false, Match::Any, Match::Any, Health::Disabled, "disabled by operator"},
+    PrecedenceRow{Override::Drain, false, Match::Any, Match::Any, Health::Draining,
+                  "drained by operator: no new connections, the open ones run out"},
     PrecedenceRow{Override::Auto, true, Match::No, Match::Any, Health::Down, nullptr},
     PrecedenceRow{Override::Up, false, Match::Yes, Match::Any, Health::Up, "forced up by operator"},
     PrecedenceRow{Override::Auto, false, Match::Yes, Match::Yes, Health::Up, nullptr},
@@ -42,6 +44,7 @@ bool matches(Match m, bool value) { return m == Match::Any || (m == Match::Yes) 
 struct Verdict {
     Health health;
     std::string reason;
+    bool by_operator = false;  // an override row decided it (down, drain, forced up)
 };
 
 Verdict decide_one(const WanConfig& wan, const WanState& w, Family f) {
@@ -51,7 +54,7 @@ Verdict decide_one(const WanConfig& wan, const WanState& w, Family f) {
     for (const PrecedenceRow& row : kPrecedence) {
         if (!row.any_override && row.override_mode != w.override_mode) continue;
         if (!matches(row.link_usable, usable) || !matches(row.probes_up, probes_up)) continue;
-        if (row.reason) return {row.health, row.reason};
+        if (row.reason) return {row.health, row.reason, !row.any_override && row.override_mode != Override::Auto};
         if (!usable) return {row.health, link_problem(wan, w.inputs, f).text};
         std::string fallback = probes_up ? "probes answered" : "no probe answers yet";
         return {row.health, h.probe_reason.empty() ? fallback : h.probe_reason};
@@ -80,14 +83,17 @@ std::string for_family(const WanConfig& wan, Family f) {
     return wan.ipv6 ? " for " + std::string(family_label(f)) : "";
 }
 
-Announcement wan_announcement(const WanConfig& wan, const FamilyHealth& h, Family f) {
+// A failover is a wan-down or wan-up event; what an operator's `set` made is an event of its own
+// kind (docs/design.md, Journal), so that `journalctl MESSAGE_ID=<wan-down>` lists failovers only.
+Announcement wan_announcement(const WanConfig& wan, const FamilyHealth& h, Family f, bool by_operator) {
     bool up = h.health == Health::Up;
     std::string state(health_name(h.health));
     std::optional<long> rtt_us;
     if (h.figures.rtt_ms) rtt_us = long(*h.figures.rtt_ms * 1000);
-    LogEvent e{up ? kMessageWanUp : kMessageWanDown, up ? "wan-up" : "wan-down", wan.name, wan.interface, state,
-               h.reason, rtt_us, h.figures.loss_pct, std::string(family_name(f))};
-    return {up ? Level::Notice : Level::Warning, e,
+    const char* id = by_operator ? kMessageOperatorSet : up ? kMessageWanUp : kMessageWanDown;
+    const char* kind = by_operator ? "operator-set" : up ? "wan-up" : "wan-down";
+    LogEvent e{id, kind, wan.name, wan.interface, state, h.reason, rtt_us, h.figures.loss_pct, std::string(family_name(f))};
+    return {by_operator ? Level::Notice : up ? Level::Notice : Level::Warning, e,
             "WAN " + wan.name + " (" + wan.interface + ") is " + state + for_family(wan, f) + ": " + h.reason};
 }
 
@@ -110,10 +116,13 @@ void set_health(State& s, size_t i, Family f, const Verdict& v, WallTime now, Ef
         return;
     }
     ++h.transitions;
-    s.pending_announcements.push_back(wan_announcement(wan, h, f));
+    // What an operator's set decided is an operator event; what the link or the probes decide
+    // (also when `auto` hands a WAN back) is a failover.
+    s.pending_announcements.push_back(wan_announcement(wan, h, f, s.operator_cause && v.by_operator));
     // Disabled from down too: with every WAN down it was still balanced over, and the operator
     // cuts it off from everything.
-    if ((was_up || v.health == Health::Disabled) && v.health != Health::Up) {
+    // Draining keeps what is open: that is the point of it.
+    if ((was_up || v.health == Health::Disabled) && v.health != Health::Up && v.health != Health::Draining) {
         push_flush(s, wan, s.wans[i], f);
         if (s.config.flush_conntrack && kept_for_pair(s, s.wans[i], f))
             fx.logs.push_back({Level::Info, wan.name + ": connections kept" + for_family(wan, f) +
@@ -240,8 +249,11 @@ void on(State& s, const OverrideRequested& e, WallTime now, Effects& fx) {
         return;
     }
     s.wans[*i].override_mode = e.mode;
-    fx.logs.push_back({Level::Notice, "operator set " + e.wan + " to " + std::string(override_name(e.mode))});
+    fx.logs.push_back({Level::Notice, "operator set " + e.wan + " to " + std::string(override_name(e.mode)) +
+                                          (e.why.empty() ? "" : " (" + e.why + ")")});
+    s.operator_cause = true;
     decide(s, now, fx);
+    s.operator_cause = false;
     fx.reconcile = true;
 }
 

@@ -24,7 +24,7 @@ namespace wb {
 using WallTime = std::chrono::system_clock::time_point;
 
 // The operator's word on a WAN (`wanbalancectl set WAN up|down|auto`).
-enum class Override { Auto, Up, Down };
+enum class Override { Auto, Up, Down, Drain };
 std::string_view override_name(Override o);
 std::optional<Override> parse_override(std::string_view name);
 
@@ -110,6 +110,7 @@ struct State {
     std::vector<WanState> wans;  // same order as config.wans
     std::array<bool, 2> all_down{};  // by Family: no WAN of that family is healthy
     bool ready = false;          // the first ruleset is in the kernel
+    bool operator_cause = false;  // deciding an operator's request: its transitions are operator events
     // Decided, not yet performed: they wait for the kernel to change (KernelApplied).
     std::vector<Announcement> pending_announcements;
     std::vector<Flush> pending_flushes;
@@ -132,6 +133,7 @@ struct ProbeRound {
 struct OverrideRequested {
     std::string wan;
     Override mode = Override::Auto;
+    std::string why;  // "" for the operator's own request; else what made it (a drain's timeout)
 };
 // A new, valid configuration replaces the running one.
 struct Reloaded {

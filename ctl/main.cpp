@@ -38,7 +38,8 @@ constexpr const char* kUsage =
     "  status [--json|--prometheus]\n"
     "                            show each WAN's state, gateway, probes and traffic\n"
     "  reload                    make the running daemon re-read its config\n"
-    "  set WAN up|down|auto      operator override for one WAN (auto: back to the prober)\n"
+    "  set WAN up|down|drain|auto [--timeout S]\n"
+    "                            operator override for one WAN (auto: back to the prober)\n"
     "  handover                  the daemon's next stop leaves the data plane for its successor\n"
     "  role primary|backup|fault\n"
     "                            tell the daemon its role in an HA pair (keepalived's notify script)\n"
@@ -82,10 +83,15 @@ constexpr Command kCommands[] = {
     {"reload", "wanbalancectl [--runtime-dir DIR] reload",
      "Ask the running daemon to re-read its configuration and apply the difference. On an invalid\n"
      "configuration it prints the problems, exits 78, and the old configuration keeps running.\n"},
-    {"set", "wanbalancectl [--runtime-dir DIR] set WAN up|down|auto",
+    {"set", "wanbalancectl [--runtime-dir DIR] set WAN up|down|drain|auto [--timeout S]",
      "Operator override for one WAN: 'down' takes it out of service (state disabled, its\n"
-     "connections flushed), 'up' keeps it in service whatever the probes say, 'auto' hands it back\n"
-     "to the prober. Kept across restarts of the daemon until set to 'auto'.\n"},
+     "connections flushed), 'drain' sends it no new connections and lets the open ones run out\n"
+     "(state draining; `status` counts them down), 'up' keeps it in service whatever the probes\n"
+     "say, 'auto' hands it back to the prober. Kept across restarts of the daemon until set to\n"
+     "'auto': a drained WAN does not come back by itself.\n"
+     "\n"
+     "  --timeout S  drain only: after S seconds (at most 604800), set it down, cutting what is\n"
+     "               left (the timeout is not kept across a restart)\n"},
     {"handover", "wanbalancectl [--runtime-dir DIR] handover",
      "Tell the running daemon that its next stop, within 60 seconds, is a hand-over to a new\n"
      "wanbalanced (a package upgrade runs this before restarting the service): it then leaves its\n"
@@ -238,12 +244,15 @@ int run_reload(const std::string& runtime_dir) {
     return kExitOk;
 }
 
-int run_set(const std::string& runtime_dir, const std::string& wan, const std::string& mode) {
+int run_set(const std::string& runtime_dir, const std::string& wan, const std::string& mode, unsigned timeout_s) {
     int code = kExitOk;
-    auto reply = ask_daemon<wb::SetReply>(runtime_dir, wb::SetRequest{wan, mode}, code);
+    auto reply = ask_daemon<wb::SetReply>(runtime_dir, wb::SetRequest{wan, mode, timeout_s}, code);
     if (!reply) return code;
-    std::cout << (mode == "auto" ? wan + ": handed back to the prober" : wan + ": operator override " + mode)
-              << "\n";
+    std::string said = mode == "auto" ? wan + ": handed back to the prober" : wan + ": operator override " + mode;
+    if (mode == "drain")
+        said += " (no new connections; `wanbalancectl status` counts the open ones down" +
+                std::string(timeout_s ? ", cut in " + std::to_string(timeout_s) + " s" : "") + ")";
+    std::cout << said << ", now " << reply->state << "\n";
     return kExitOk;
 }
 
@@ -294,7 +303,8 @@ int run(const std::vector<std::string>& args) {
 
     std::string config_path = wb::kDefaultConfigPath;
     StatusView view = StatusView::Table;
-    bool full = false;  // ruleset --full
+    bool full = false;       // ruleset --full
+    unsigned timeout_s = 0;  // set WAN drain --timeout S
     std::vector<std::string> positional;
     for (++i; i < args.size(); ++i) {
         const std::string& arg = args[i];
@@ -311,6 +321,22 @@ int run(const std::vector<std::string>& args) {
             if (auto v = option_value(args, i, "--config", missing)) {
                 if (missing || v->empty()) return usage_error("--config needs a file", command);
                 config_path = *v;
+                continue;
+            }
+        }
+        if (name == "set") {
+            if (auto v = option_value(args, i, "--timeout", missing)) {
+                unsigned long n = 0;
+                size_t used = 0;
+                try {
+                    n = std::stoul(*v, &used);
+                } catch (const std::exception&) {
+                    used = 0;
+                }
+                if (missing || used == 0 || used != v->size() || n == 0 || n > wb::kMaxDrainTimeout)
+                    return usage_error("--timeout needs whole seconds, 1 to " + std::to_string(wb::kMaxDrainTimeout),
+                                       command);
+                timeout_s = unsigned(n);
                 continue;
             }
         }
@@ -349,9 +375,10 @@ int run(const std::vector<std::string>& args) {
         return run_role(runtime_dir, positional[0]);
     }
     const std::string& mode = positional[1];
-    if (mode != "up" && mode != "down" && mode != "auto")
-        return usage_error("mode must be up, down or auto, not " + wb::quoted(mode), command);
-    return run_set(runtime_dir, positional[0], mode);
+    if (mode != "up" && mode != "down" && mode != "drain" && mode != "auto")
+        return usage_error("mode must be up, down, drain or auto, not " + wb::quoted(mode), command);
+    if (timeout_s && mode != "drain") return usage_error("--timeout goes with drain only", command);
+    return run_set(runtime_dir, positional[0], mode, timeout_s);
 }
 
 }  // namespace

@@ -54,7 +54,7 @@ std::string or_dash(const std::optional<std::string>& s) { return s && !s->empty
 std::string state_color(const std::string& state) {
     if (state == "up") return kGreen;
     if (state == "down") return kRed;
-    if (state == "disabled") return kYellow;
+    if (state == "disabled" || state == "draining") return kYellow;
     return "";
 }
 
@@ -145,6 +145,10 @@ std::optional<std::string> wan_note(const json& wan) {
     if (link != "up") note += ", link " + link;
     if (over != "auto") note += ", operator override " + over;
     if (state == "up" && !active) note += ", not taking new connections (lower tier in use)";
+    if (state == "draining")
+        if (auto left = get_number(wan, "connections"))
+            note += ", " + std::to_string(static_cast<long long>(*left)) +
+                    (*left == 1 ? " connection left" : " connections left");
     return note;
 }
 
@@ -443,7 +447,7 @@ constexpr WanMetric kWanMetrics[] = {
     {{"wanbalance_wan_tier", "gauge", "Configured tier (0 is used first)."}, "tier", 1},
 };
 
-constexpr const char* kStates[] = {"up", "down", "disabled"};
+constexpr const char* kStates[] = {"up", "down", "disabled", "draining"};
 constexpr const char* kRoles[] = {"primary", "backup", "fault"};
 
 // A state set: 1 for the role the daemon was told (keepalived's notify script), 0 for the
@@ -507,7 +511,8 @@ std::string format_prometheus(const json& status) {
         if (const json* v6 = ipv6_of(wan)) emit(labels + ",family=\"ipv6\"", *v6);
     };
     family_header(out, {"wanbalance_wan_state", "gauge",
-                        "1 for the WAN's current state per family (up, down: probes or link, disabled: operator), else 0."});
+                        "1 for the WAN's current state per family (up, down: probes or link, disabled and draining: "
+                        "operator), else 0."});
     for (const auto& [labels, wan] : wans) {
         each_family(labels, *wan, [&](const std::string& l, const json& obj) {
             std::string state = get_string(obj, "state").value_or("");

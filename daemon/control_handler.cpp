@@ -93,16 +93,13 @@ Reply Daemon::reload() {
 
 Reply Daemon::set_override(const SetRequest& request) {
     auto mode = parse_override(request.mode);
-    if (!mode) return error_reply("mode must be up, down or auto, not " + quoted(request.mode));
-    Effects fx = dispatch(OverrideRequested{request.wan, *mode});
-    if (fx.error) return error_reply(*fx.error);
-    fx.reconcile = false;  // now: the reply says what the kernel does
-    perform(fx);
-    reconcile();
-    // Kept for the next run: a crash, a watchdog restart or an upgrade keeps a drained WAN drained.
-    report("state directory", store_.save_overrides(overrides_of(state_)));
-    auto i = find_wan(state_, request.wan);
-    return SetReply{request.wan, std::string(health_name(state_.wans[*i].health()))};
+    if (!mode) return error_reply("mode must be up, down, drain or auto, not " + quoted(request.mode));
+    if (request.timeout_s && *mode != Override::Drain) return error_reply("--timeout goes with drain only");
+    Reply reply = set_override_now(request.wan, *mode, "");
+    if (std::holds_alternative<ErrorReply>(reply)) return reply;
+    drain_timers_.erase(request.wan);  // any set ends the last drain's timeout
+    if (request.timeout_s) arm_drain_timer(request.wan, request.timeout_s);
+    return reply;
 }
 
 Reply Daemon::handover() {

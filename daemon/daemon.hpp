@@ -77,6 +77,11 @@ private:
     void on_verify_timer();
     void on_probe_round(const ProbeKey& key, const RoundOutcome& outcome);
 
+    // drain.cpp: operator overrides, and a drain's timeout.
+    Reply set_override_now(const std::string& wan, Override mode, const std::string& why);
+    void arm_drain_timer(const std::string& wan, unsigned seconds);
+    void on_drain_timeout(const std::string& wan, unsigned seconds);
+
     // traffic.cpp: replies and unanswered new connections as evidence about a WAN's path.
     std::optional<uint64_t> replies_of(const ProbeKey& key);
     void watch_traffic();
@@ -154,6 +159,13 @@ private:
     std::array<std::vector<RuleSend>, 2> rule_sends_;  // of the last reconcile, for status
     std::map<std::string, std::string> ra_warnings_;  // WAN -> why its "auto" gateway6 cannot be learned
     std::map<std::string, std::string> degraded_;     // WAN -> what the kernel refused of it (last reconcile)
+    struct DrainTimer {
+        Daemon* daemon = nullptr;
+        std::string wan;
+        unsigned seconds = 0;
+        SourcePtr source;
+    };
+    std::map<std::string, std::unique_ptr<DrainTimer>> drain_timers_;  // WAN -> its drain's timeout
     ChangeCount changes_;                          // since the last reload started
     SysctlRecord sysctls_;                         // originals of what we changed
 };

@@ -128,7 +128,7 @@ Expected<ConnCounts> Conntrack::count(uint32_t mask, const ProbeFlows& probes,
     ConnCounts counts;
     EntryHandler count = [&](const CtEntry& e) {
         if (probes.contains(e.icmp_id, e.original)) return;
-        if (!(e.mark & mask)) return;
+        if (!(e.mark & mask) || e.closed()) return;  // an ended connection carries nothing (a drain counts down)
         ++counts.by_mark[e.mark & mask];
         if (!classify) return;
         if (auto group = classify(e.original)) ++counts.by_group[*group];

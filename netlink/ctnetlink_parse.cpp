@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <libmnl/libmnl.h>
 #include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nf_conntrack_tcp.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <netinet/in.h>
 
@@ -70,7 +71,22 @@ void read_original(const nlattr* tuple, CtEntry& entry) {
     entry.original.family = family_of(entry.original.src);
 }
 
+// CTA_PROTOINFO > CTA_PROTOINFO_TCP > CTA_PROTOINFO_TCP_STATE.
+void read_protoinfo(const nlattr* nest, CtEntry& entry) {
+    each_nested(nest, [&](const nlattr* tcp) {
+        if (mnl_attr_get_type(tcp) != CTA_PROTOINFO_TCP || mnl_attr_validate(tcp, MNL_TYPE_NESTED) != 0) return;
+        each_nested(tcp, [&](const nlattr* a) {
+            if (mnl_attr_get_type(a) == CTA_PROTOINFO_TCP_STATE && mnl_attr_validate(a, MNL_TYPE_U8) == 0)
+                entry.tcp_state = mnl_attr_get_u8(a);
+        });
+    });
+}
+
 }  // namespace
+
+bool CtEntry::closed() const {
+    return tcp_state && (*tcp_state == TCP_CONNTRACK_TIME_WAIT || *tcp_state == TCP_CONNTRACK_CLOSE);
+}
 
 CtEntry read_ct_entry(const nlmsghdr* nlh) {
     CtEntry entry;
@@ -83,6 +99,8 @@ CtEntry read_ct_entry(const nlmsghdr* nlh) {
                   else if (type == CTA_STATUS && u32) entry.status = ntohl(mnl_attr_get_u32(attr));
                   else if (type == CTA_TUPLE_ORIG && mnl_attr_validate(attr, MNL_TYPE_NESTED) == 0)
                       read_original(attr, entry);
+                  else if (type == CTA_PROTOINFO && mnl_attr_validate(attr, MNL_TYPE_NESTED) == 0)
+                      read_protoinfo(attr, entry);
               });
     return entry;
 }

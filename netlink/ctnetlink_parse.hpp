@@ -21,6 +21,9 @@ struct CtEntry {
     uint32_t status = 0;  // CTA_STATUS: IPS_* bits
     std::optional<uint16_t> icmp_id;  // an ICMP or ICMPv6 echo's identifier
     PacketKey original;   // CTA_TUPLE_ORIG: addresses, protocol and ports (family from the addresses)
+    std::optional<uint8_t> tcp_state;  // CTA_PROTOINFO_TCP_STATE (TCP_CONNTRACK_*), TCP only
+    // A TCP connection that has ended (TIME_WAIT, CLOSE): its entry lingers, it carries nothing.
+    bool closed() const;
 };
 
 // The attributes after the nfgenmsg header of a ctnetlink entry message (IPCTNL_MSG_CT_NEW or

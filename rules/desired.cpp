@@ -328,6 +328,7 @@ std::string_view health_name(Health h) {
         case Health::Up: return "up";
         case Health::Down: return "down";
         case Health::Disabled: return "disabled";
+        case Health::Draining: return "draining";
     }
     return "?";
 }
@@ -387,7 +388,7 @@ ActiveSet active_wans(const Config& config, const std::vector<WanInputs>& inputs
     out.all_down = true;
     for (size_t i = 0; i < config.wans.size(); ++i)
         if (carries(config.wans[i], family) && inputs[i].health_of(family) != Health::Disabled &&
-            inputs[i].link_usable(family))
+            inputs[i].health_of(family) != Health::Draining && inputs[i].link_usable(family))
             out.wans.push_back(i);
     return out;
 }

@@ -26,7 +26,7 @@ inline constexpr uint32_t kBalancedTable = 100;
 // every WAN table that is free and not reserved.
 uint32_t balanced_table(const Config& config);
 
-enum class Health { Up, Down, Disabled };  // docs/design.md, States
+enum class Health { Up, Down, Disabled, Draining };  // docs/design.md, States
 std::string_view health_name(Health h);
 
 // Everything the desired state depends on besides the config, per WAN (same order as

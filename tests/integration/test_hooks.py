@@ -19,7 +19,7 @@ from labwatch import EventWatch, main_default
 # A root-owned 0755 parent: /tmp, world-writable, is no place for hooks (as for sshd).
 TRUSTED_ROOT = Path("/run/wanbalance-test-hooks")
 FAST_PROBE = {"interval_ms": 200, "down_after": 3}
-FLAPS = 20  # each a wan-down and a wan-up: 40 events
+FLAPS = 20  # each a set down and a set up: 40 operator-set events
 CARRIER_LIMIT_S, CARRIER_MARGIN_S = 0.3, 0.3
 UPSTREAM_LIMIT_S, MARGIN_S = 1.5, 1.0  # margins for a loaded 2-core CI machine
 HOOK_TIMEOUT_S = 20  # daemon/hooks.hpp, kHookTimeout
@@ -109,7 +109,7 @@ def test_hooks_of_one_wan_run_one_at_a_time_in_order_and_none_is_dropped(lab, ne
     mark = time.monotonic()
     assert d.ctl("set", "integra", "down").returncode == 0
     labkit.wait_until(lambda: [r[:3] for r in read_runs(runs, "integra") if r[0] == "end"][-3:]
-                      == [("end", h, "wan-down") for h in HOOKS], 10,
+                      == [("end", h, "operator-set") for h in HOOKS], 10,
                       "integra's hooks to run while charter's wait")
     print(f"\nintegra's three hooks ran in {time.monotonic() - mark:.2f} s while charter's were held")
     assert in_flight(runs, "charter") == 1
@@ -118,7 +118,7 @@ def test_hooks_of_one_wan_run_one_at_a_time_in_order_and_none_is_dropped(lab, ne
 
     hold.unlink()
     charter = [e.kind for e in watch.events if e.wan == "charter"]
-    assert charter[-2 * FLAPS:] == ["wan-down", "wan-up"] * FLAPS, charter
+    assert charter[-2 * FLAPS:] == ["operator-set", "operator-set"] * FLAPS, charter
     expected_runs = [(kind, hook) for kind in charter for hook in HOOKS]
     started = time.monotonic()
     labkit.wait_until(lambda: sum(1 for r in read_runs(runs, "charter") if r[0] == "end")
@@ -150,7 +150,7 @@ def test_a_hook_made_writable_after_start_is_not_run(lab, need_build, trusted):
     d = lab.start_daemon(lab.article_config(probe=FAST_PROBE, hooks_dir=str(trusted)))
     d.wait_ready()
     assert d.ctl("set", "integra", "down").returncode == 0
-    labkit.wait_until(lambda: ran.exists() and "wan-down integra" in ran.read_text(), 5,
+    labkit.wait_until(lambda: ran.exists() and "operator-set integra" in ran.read_text(), 5,
                       "the trusted hook to run")
     # Swapped for one anybody may edit: checked just before it runs, and refused.
     (trusted / "10-record").chmod(0o777)
@@ -222,7 +222,7 @@ def test_a_hanging_hook_delays_no_failover_and_holds_only_its_wans_later_hooks(l
     assert started_runs(slow) == ["wan-down charter"]
     assert records(envs) == []
     assert d.ctl("set", "integra", "down").returncode == 0
-    others = [("wan-down", "integra", "ether2", "disabled"), ("all-down", "", "", "down")]
+    others = [("operator-set", "integra", "ether2", "disabled"), ("all-down", "", "", "down")]
     labkit.wait_until(lambda: sorted(records(envs)) == sorted(others), 3,
                       "integra's and all-down's hooks to run")
 
@@ -235,7 +235,7 @@ def test_a_hanging_hook_delays_no_failover_and_holds_only_its_wans_later_hooks(l
     assert not os.path.exists(f"{slow}.finished"), "the slow hook cannot have finished"
     assert f"hook {trusted}/10-slow (wan-down charter) still running after" in d.log()
     runs = started_runs(slow)
-    assert runs[0] == "wan-down charter" and sorted(runs[1:3]) == ["all-down", "wan-down integra"]
+    assert runs[0] == "wan-down charter" and sorted(runs[1:3]) == ["all-down", "operator-set integra"]
     assert runs[3:] == ["wan-up charter", "wan-down charter"], runs
 
     # The daemon stops promptly with a hook hanging and queued ones waiting, and leaves none behind.
@@ -328,7 +328,7 @@ def test_reload_refuses_untrusted_hooks_and_the_old_config_keeps_running(lab, ne
     assert lab.kernel_state() == before
     # The old config's hooks still run, the new directory's never did.
     assert d.ctl("set", "integra", "down").returncode == 0
-    labkit.wait_until(lambda: ran.exists() and "wan-down integra" in ran.read_text(), 5,
+    labkit.wait_until(lambda: ran.exists() and "operator-set integra" in ran.read_text(), 5,
                       "the old config's hook to run")
     assert "NEW" not in ran.read_text()
     assert d.stop() == 0

@@ -40,7 +40,7 @@ def test_set_down_drains_and_auto_gives_back(lab, need_build):
     set_wan(d, "integra", "down")
     integra = d.wan("integra")
     assert integra["state"] == "disabled" and integra["override"] == "down", integra
-    event = watch.wait("wan-down", "integra", since=mark, timeout=2)
+    event = watch.wait("operator-set", "integra", since=mark, timeout=2)
     assert event.state == "disabled" and event.reason == "disabled by operator", event
     # Its connections are flushed; charter's are the same entries as before.
     labkit.wait_until(lambda: not established(lab, "integra"), 2, "integra's connections to go")
@@ -58,7 +58,7 @@ def test_set_down_drains_and_auto_gives_back(lab, need_build):
     assert spread["failed"] == 0 and spread["charter"] >= 25 and spread["integra"] >= 25, spread
     watch.stop()
     assert [(e.kind, e.wan, e.state) for e in watch.events] == [
-        ("wan-down", "integra", "disabled"), ("wan-up", "integra", "up")]
+        ("operator-set", "integra", "disabled"), ("wan-up", "integra", "up")]
 
 
 def test_set_up_forces_a_wan_whose_probes_fail(lab, need_build):
@@ -146,7 +146,7 @@ def test_set_rejects_unknown_wans_and_modes(lab, need_build):
     assert 'no WAN named "nosuch" (configured: charter, integra)' in result.stderr
     result = d.ctl("set", "integra", "sideways")
     assert result.returncode == 1, result
-    assert 'mode must be up, down or auto, not "sideways"' in result.stderr
+    assert 'mode must be up, down, drain or auto, not "sideways"' in result.stderr
     assert [w["override"] for w in d.status()["wans"]] == ["auto", "auto"]
     assert lab.kernel_state() == before
 

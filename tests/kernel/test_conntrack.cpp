@@ -123,6 +123,18 @@ TEST_CASE("count_by_mark leaves out echoes to an ICMP probe target whatever thei
     CHECK(*counts == std::map<uint32_t, unsigned>{{0x100, 1}});  // the LAN host's ping elsewhere
 }
 
+TEST_CASE("count_by_mark counts open connections: a TCP entry in TIME_WAIT or CLOSE has ended") {
+    test::enter_fresh_netns();
+    must("conntrack -I -s 192.168.88.10 -d 192.0.2.10 -p tcp --sport 40001 --dport 8080 --state ESTABLISHED -t 30 -m 256");
+    must("conntrack -I -s 192.168.88.10 -d 192.0.2.10 -p tcp --sport 40002 --dport 8080 --state TIME_WAIT -t 30 -m 256");
+    must("conntrack -I -s 192.168.88.10 -d 192.0.2.10 -p tcp --sport 40003 --dport 8080 --state CLOSE -t 30 -m 256");
+    must("conntrack -I -s 192.168.88.10 -d 192.0.2.10 -p tcp --sport 40004 --dport 8080 --state FIN_WAIT -t 30 -m 256");
+    auto ct = open_ct();
+    auto counts = ct->count_by_mark(0x3f00);
+    REQUIRE_MESSAGE(counts.has_value(), counts.error().message);
+    CHECK(*counts == std::map<uint32_t, unsigned>{{0x100, 2}});  // ESTABLISHED and FIN_WAIT
+}
+
 TEST_CASE("count_by_mark leaves out the TCP and DNS probes' flows (protocol, target, port)") {
     test::enter_fresh_netns();
     must("conntrack -I -s 203.0.113.2 -d 192.0.2.80 -p tcp --sport 40001 --dport 443 --state ESTABLISHED -t 30 -m 256");

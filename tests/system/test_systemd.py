@@ -28,6 +28,7 @@ pytestmark = pytest.mark.root
 WAN_DOWN = "976e0ffc393c45698b9af8c052268c2f"
 WAN_UP = "1d2830d3e4234f42a205b7f8ff615320"
 CONFIG_RELOADED = "7e2df26e8d03422f98281bc9be4fed28"
+OPERATOR_SET = "09fcc0be8d294e7ca749f5a029f3a447"
 UNIT = "wanbalance.service"
 DEB_DIR = "/srv/wanbalance-deb"
 
@@ -327,6 +328,29 @@ def test_a_hung_daemon_is_restarted_by_the_watchdog_without_doubling_anything(ro
     assert "Watchdog timeout" in router.unit_log()
     router.wait_states({"charter": "up", "integra": "up"}, timeout=15)
     assert router.lab.kernel_state() == before
+
+
+def test_the_journal_keeps_operator_actions_apart_from_failovers(router):
+    """`set integra drain` and `set integra down` are operator-set entries, explained by the
+    catalog; `MESSAGE_ID=<wan-down>` still lists failovers only."""
+    router.wait_states({"charter": "up", "integra": "up"}, timeout=15)
+    cursor = router.cursor()
+    router.m.run(["wanbalancectl", "set", "integra", "drain"])
+    router.wait_states({"charter": "up", "integra": "draining"}, timeout=5)
+    router.m.run(["wanbalancectl", "set", "integra", "down"])
+    router.wait_states({"charter": "up", "integra": "disabled"}, timeout=5)
+    entries = wait_until(lambda: len(router.journal("-u", UNIT, f"MESSAGE_ID={OPERATOR_SET}",
+                                                    since_cursor=cursor)) == 2 and
+                         router.journal("-u", UNIT, f"MESSAGE_ID={OPERATOR_SET}", since_cursor=cursor),
+                         10, "two operator-set entries")
+    assert [(e["WANBALANCE_EVENT"], e["WANBALANCE_WAN"], e["WANBALANCE_STATE"]) for e in entries] == [
+        ("operator-set", "integra", "draining"), ("operator-set", "integra", "disabled")]
+    assert router.journal("-u", UNIT, f"MESSAGE_ID={WAN_DOWN}", since_cursor=cursor) == []
+    explained = router.m.run(["journalctl", "--no-pager", "-x", "-u", UNIT,
+                              f"MESSAGE_ID={OPERATOR_SET}"]).stdout
+    assert "This is not a" in explained and "failover" in explained, explained
+    router.m.run(["wanbalancectl", "set", "integra", "auto"])
+    router.wait_states({"charter": "up", "integra": "up"}, timeout=15)
 
 
 def test_a_package_upgrade_keeps_the_data_plane_and_a_drained_wan(router):

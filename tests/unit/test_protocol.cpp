@@ -63,6 +63,8 @@ TEST_CASE("every request survives encode then decode") {
     check_round_trip(wb::ReloadRequest{});
     for (const char* mode : {"up", "down", "auto", "sideways", ""}) check_round_trip(wb::SetRequest{"charter", mode});
     check_round_trip(wb::SetRequest{"wan \"quoted\"\n\\ ü", "down"});
+    check_round_trip(wb::SetRequest{"charter", "drain", 600});
+    CHECK(wb::encode(wb::Request{wb::SetRequest{"charter", "drain", 0}}).find("timeout_s") == std::string::npos);
     check_round_trip(wb::HandoverRequest{});
 }
 
@@ -137,6 +139,9 @@ TEST_CASE("bad requests: one message each") {
     CHECK(request_error(R"({"command": "set", "wan": "charter"})") == "set needs \"wan\" and \"mode\" strings");
     CHECK(request_error(R"({"command": "set", "wan": "charter", "mode": 1})") == "set needs \"wan\" and \"mode\" strings");
     CHECK(request_error(R"({"command": "set", "wan": null, "mode": "down"})") == "set needs \"wan\" and \"mode\" strings");
+    for (const char* t : {"-1", "1.5", "\"60\"", "604801"})
+        CHECK(request_error(std::string(R"({"command": "set", "wan": "charter", "mode": "drain", "timeout_s": )") + t + "}") ==
+              "set's \"timeout_s\" must be seconds, 0 to 604800");
 }
 
 TEST_CASE("bad replies: one message each") {

@@ -331,11 +331,13 @@ TEST_CASE("prometheus: one WAN, the whole exposition") {
         "wanbalance_role{role=\"primary\"} 0\n"
         "wanbalance_role{role=\"backup\"} 0\n"
         "wanbalance_role{role=\"fault\"} 0\n"
-        "# HELP wanbalance_wan_state 1 for the WAN's current state per family (up, down: probes or link, disabled: operator), else 0.\n"
+        "# HELP wanbalance_wan_state 1 for the WAN's current state per family (up, down: probes or link, disabled and "
+        "draining: operator), else 0.\n"
         "# TYPE wanbalance_wan_state gauge\n"
         "wanbalance_wan_state{wan=\"charter\",interface=\"ether1\",family=\"ipv4\",state=\"up\"} 1\n"
         "wanbalance_wan_state{wan=\"charter\",interface=\"ether1\",family=\"ipv4\",state=\"down\"} 0\n"
         "wanbalance_wan_state{wan=\"charter\",interface=\"ether1\",family=\"ipv4\",state=\"disabled\"} 0\n"
+        "wanbalance_wan_state{wan=\"charter\",interface=\"ether1\",family=\"ipv4\",state=\"draining\"} 0\n"
         "# HELP wanbalance_wan_degraded 1 while the kernel holds less than the configuration asks for the WAN (it "
         "refused a route, a rule or the ruleset), else 0.\n"
         "# TYPE wanbalance_wan_degraded gauge\n"
@@ -406,7 +408,19 @@ TEST_CASE("prometheus: several WANs, states as a state set, families stay contig
     CHECK(find_sample(samples, "wanbalance_wan_state", "charter", "up")->labels.at("interface") == "ether1");
     int state_samples = 0;
     for (const auto& s : samples) state_samples += s.name == "wanbalance_wan_state";
-    CHECK(state_samples == 9);
+    CHECK(state_samples == 12);
+}
+
+TEST_CASE("status: a draining WAN counts its connections down") {
+    json status = json::parse(R"({ "version": "0.1.0", "config": "/etc/wanbalance.json", "uptime_s": 5,
+      "wans": [ { "name": "integra", "interface": "ether2", "state": "draining", "override": "drain",
+                  "reason": "drained by operator: no new connections, the open ones run out", "connections": 7 } ] })");
+    std::string text = wb::format_status(status, false, std::chrono::system_clock::now());
+    CHECK(text.find("integra: draining (drained by operator: no new connections, the open ones run out), operator "
+                    "override drain, 7 connections left") != std::string::npos);
+    status["wans"][0]["connections"] = 1;
+    CHECK(wb::format_status(status, false, std::chrono::system_clock::now()).find(", 1 connection left") !=
+          std::string::npos);
 }
 
 TEST_CASE("prometheus: label values are escaped, odd input never throws") {

@@ -374,8 +374,48 @@ TEST_CASE("auto gateway: followed from the kernel and logged when it changes") {
 }
 
 TEST_CASE("override names round-trip") {
-    for (Override o : {Override::Auto, Override::Up, Override::Down}) CHECK(parse_override(override_name(o)) == o);
-    CHECK_FALSE(parse_override("drain"));
+    for (Override o : {Override::Auto, Override::Up, Override::Down, Override::Drain})
+        CHECK(parse_override(override_name(o)) == o);
+    CHECK_FALSE(parse_override("sideways"));
+}
+
+TEST_CASE("drain: no new connections and nothing flushed, an operator event; down then cuts what is left") {
+    Driver d(two_wans());
+    auto active = [&] { return active_wans(d.state.config, desired_inputs(d.state)).wans; };
+    d.event(OverrideRequested{"integra", Override::Drain, ""});
+    CHECK(d.wan("integra").health() == Health::Draining);
+    CHECK(d.wan("integra").of(wb::Family::V4).reason == "drained by operator: no new connections, the open ones run out");
+    CHECK(active() == std::vector<size_t>{0});
+    CHECK(d.flushed.empty());
+    CHECK(d.count("operator-set") == 1);
+    CHECK(d.count("wan-down") == 0);  // not a failover: journalctl MESSAGE_ID=<wan-down> stays clean
+    CHECK(d.said.back().event.state == "draining");
+    // Its probes failing changes nothing while it drains, and flushes nothing.
+    d.rounds("integra", false, 3);
+    CHECK(d.wan("integra").health() == Health::Draining);
+    CHECK(d.flushed.empty());
+    // The other WAN's probes failing too: the all-down fallback balances over the links that are
+    // up, but not over the WAN being drained.
+    d.rounds("charter", false, 3);
+    CHECK(d.state.all_down[0]);
+    CHECK(active() == std::vector<size_t>{0});
+    // The hard cut: what is left goes.
+    d.event(OverrideRequested{"integra", Override::Down, "drain timed out after 60 s"});
+    CHECK(d.wan("integra").health() == Health::Disabled);
+    REQUIRE(d.flushed.size() == 2);  // charter's failover, then integra's cut
+    CHECK(d.flushed[1].wan == "integra");
+    CHECK(d.logged.back().message.find("operator set integra to down (drain timed out after 60 s)") != std::string::npos);
+}
+
+TEST_CASE("operator events: set down and forced up are operator-set; what auto hands back to is a failover") {
+    Driver d(two_wans());
+    d.event(OverrideRequested{"integra", Override::Down, ""});
+    CHECK(d.said.back().event.kind == "operator-set");
+    CHECK(d.said.back().event.message_id == std::string(kMessageOperatorSet));
+    d.event(OverrideRequested{"integra", Override::Auto, ""});
+    CHECK(d.said.back().event.kind == "wan-up");  // its probes decide: it is healthy
+    d.event(OverrideRequested{"integra", Override::Up, ""});
+    CHECK(d.said.back().event.kind == "wan-up");  // no transition: still the last one
 }
 
 TEST_CASE("restored overrides: a drained WAN starts drained, without a failover event") {
