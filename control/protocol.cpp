@@ -40,6 +40,12 @@ std::string encode(const Request& request) {
                                },
                                [](const HandoverRequest&) { return json{{"command", "handover"}}; },
                                [](const RoleRequest& r) { return json{{"command", "role"}, {"role", r.role}}; },
+                               [](const ConnectionsRequest& r) {
+                                   json j{{"command", "connections"}};
+                                   if (!r.src.empty()) j["src"] = r.src;
+                                   if (!r.wan.empty()) j["wan"] = r.wan;
+                                   return j;
+                               },
                            },
                            request));
 }
@@ -53,6 +59,7 @@ std::string encode(const Reply& reply) {
                                },
                                [](const HandoverReply& r) { return json{{"ok", true}, {"handover_s", r.seconds}}; },
                                [](const RoleReply& r) { return json{{"ok", true}, {"role", r.role}}; },
+                               [](const ConnectionsReply& r) { return json{{"ok", true}, {"connections", r.connections}}; },
                                [](const ErrorReply& r) {
                                    return json{{"ok", false}, {"error", r.message}, {"exit_code", r.exit_code}};
                                },
@@ -81,12 +88,23 @@ Expected<Request> decode_request(std::string_view text) {
         }
         return Request{SetRequest{*wan, *mode, timeout}};
     }
+    if (*command == "connections") {
+        ConnectionsRequest r;
+        for (auto [key, field] : {std::pair{"src", &r.src}, std::pair{"wan", &r.wan}}) {
+            if (!j.contains(key)) continue;
+            const std::string* v = string_at(j, key);
+            if (!v) return malformed(std::string("connections' \"") + key + "\" must be a string");
+            *field = *v;
+        }
+        return Request{r};
+    }
     if (*command == "role") {
         const std::string* role = string_at(j, "role");
         if (!role) return malformed("role needs a \"role\" string");
         return Request{RoleRequest{*role}};
     }
-    return malformed("unknown command " + quoted(*command) + " (expected status, reload, set, handover or role)");
+    return malformed("unknown command " + quoted(*command) +
+                     " (expected status, reload, set, handover, role or connections)");
 }
 
 Expected<Reply> decode_reply(std::string_view text) {
@@ -105,6 +123,8 @@ Expected<Reply> decode_reply(std::string_view text) {
         return Reply{error_reply(message ? *message : "the daemon refused the request", exit_code)};
     }
     if (auto status = j.find("status"); status != j.end() && status->is_object()) return Reply{StatusReply{*status}};
+    if (auto conns = j.find("connections"); conns != j.end() && conns->is_array())
+        return Reply{ConnectionsReply{*conns}};
     if (const std::string* summary = string_at(j, "summary")) return Reply{ReloadReply{*summary}};
     if (auto handover = j.find("handover_s"); handover != j.end() && handover->is_number_integer())
         return Reply{HandoverReply{handover->get<int>()}};

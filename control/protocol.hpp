@@ -49,7 +49,14 @@ struct RoleRequest {
     std::string role;  // checked by the daemon
     bool operator==(const RoleRequest&) const = default;
 };
-using Request = std::variant<StatusRequest, ReloadRequest, SetRequest, HandoverRequest, RoleRequest>;
+// {"command": "connections", "src": "192.168.88.10", "wan": "charter"}: the connections
+// wanbalance marked, those of one source address and/or one WAN ("" or absent: all).
+struct ConnectionsRequest {
+    std::string src;
+    std::string wan;
+    bool operator==(const ConnectionsRequest&) const = default;
+};
+using Request = std::variant<StatusRequest, ReloadRequest, SetRequest, HandoverRequest, RoleRequest, ConnectionsRequest>;
 
 // Replies:
 //   {"ok": true, "status": {the status object of docs/design.md}}
@@ -84,7 +91,12 @@ struct RoleReply {
     std::string role;  // the role the daemon now has
     bool operator==(const RoleReply&) const = default;
 };
-using Reply = std::variant<StatusReply, ReloadReply, SetReply, HandoverReply, RoleReply, ErrorReply>;
+// {"ok": true, "connections": [{family, proto, src, sport, dst, dport, wan, rule, state, bytes}]}
+struct ConnectionsReply {
+    nlohmann::json connections;  // an array
+    bool operator==(const ConnectionsReply&) const = default;
+};
+using Reply = std::variant<StatusReply, ReloadReply, SetReply, HandoverReply, RoleReply, ConnectionsReply, ErrorReply>;
 
 // The one way to build an error reply, for the server and the daemon's handler alike.
 ErrorReply error_reply(std::string message, int exit_code = kExitFailure);

@@ -38,6 +38,8 @@ constexpr const char* kUsage =
     "  status [--json|--prometheus]\n"
     "                            show each WAN's state, gateway, probes and traffic\n"
     "  reload                    make the running daemon re-read its config\n"
+    "  connections [--src ADDR] [--wan NAME] [--json]\n"
+    "                            the connections wanbalance marked, by WAN (which WAN a host uses)\n"
     "  set WAN up|down|drain|auto [--timeout S]\n"
     "                            operator override for one WAN (auto: back to the prober)\n"
     "  handover                  the daemon's next stop leaves the data plane for its successor\n"
@@ -92,6 +94,15 @@ constexpr Command kCommands[] = {
      "\n"
      "  --timeout S  drain only: after S seconds (at most 604800), set it down, cutting what is\n"
      "               left (the timeout is not kept across a restart)\n"},
+    {"connections", "wanbalancectl [--runtime-dir DIR] connections [--src ADDR] [--wan NAME] [--json]",
+     "List the connections wanbalance marked, from the running daemon: protocol, source and\n"
+     "destination, the WAN carrying it (by name), the policy rule that chose the WAN (when one\n"
+     "matches), the TCP state, and bytes (with conntrack accounting, net.netfilter.nf_conntrack_acct).\n"
+     "The router's own probes are left out.\n"
+     "\n"
+     "  --src ADDR   only the connections from this address (IPv4 or IPv6)\n"
+     "  --wan NAME   only those of this WAN\n"
+     "  --json       a JSON array: family, proto, src, sport, dst, dport, wan, mark, rule, state, bytes\n"},
     {"handover", "wanbalancectl [--runtime-dir DIR] handover",
      "Tell the running daemon that its next stop, within 60 seconds, is a hand-over to a new\n"
      "wanbalanced (a package upgrade runs this before restarting the service): it then leaves its\n"
@@ -256,6 +267,15 @@ int run_set(const std::string& runtime_dir, const std::string& wan, const std::s
     return kExitOk;
 }
 
+int run_connections(const std::string& runtime_dir, const wb::ConnectionsRequest& request, bool as_json) {
+    int code = kExitOk;
+    auto reply = ask_daemon<wb::ConnectionsReply>(runtime_dir, request, code);
+    if (!reply) return code;
+    if (as_json) std::cout << reply->connections.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+    else std::cout << wb::format_connections(reply->connections);
+    return kExitOk;
+}
+
 int run_handover(const std::string& runtime_dir) {
     int code = kExitOk;
     auto reply = ask_daemon<wb::HandoverReply>(runtime_dir, wb::HandoverRequest{}, code);
@@ -305,6 +325,8 @@ int run(const std::vector<std::string>& args) {
     StatusView view = StatusView::Table;
     bool full = false;       // ruleset --full
     unsigned timeout_s = 0;  // set WAN drain --timeout S
+    wb::ConnectionsRequest conns;  // connections --src --wan
+    bool conns_json = false, matched = false;
     std::vector<std::string> positional;
     for (++i; i < args.size(); ++i) {
         const std::string& arg = args[i];
@@ -340,6 +362,23 @@ int run(const std::vector<std::string>& args) {
                 continue;
             }
         }
+        if (name == "connections") {
+            if (arg == "--json") {
+                conns_json = true;
+                continue;
+            }
+            for (auto [flag, field] : {std::pair{"--src", &conns.src}, std::pair{"--wan", &conns.wan}}) {
+                if (auto v = option_value(args, i, flag, missing)) {
+                    if (missing || v->empty()) return usage_error(std::string(flag) + " needs a value", command);
+                    *field = *v;
+                    matched = true;
+                }
+            }
+            if (matched) {
+                matched = false;
+                continue;
+            }
+        }
         if (name == "ruleset" && arg == "--full") {
             full = true;
             continue;
@@ -369,6 +408,7 @@ int run(const std::vector<std::string>& args) {
     if (name == "status") return run_status(runtime_dir, view);
     if (name == "reload") return run_reload(runtime_dir);
     if (name == "handover") return run_handover(runtime_dir);
+    if (name == "connections") return run_connections(runtime_dir, conns, conns_json);
     if (name == "role") {
         if (!wb::is_ha_role(positional[0]))
             return usage_error("role must be primary, backup or fault, not " + wb::quoted(positional[0]), command);

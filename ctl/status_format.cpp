@@ -270,6 +270,29 @@ std::string targets_table(const json& wans) {
 
 }  // namespace
 
+std::string format_connections(const json& list) {
+    std::vector<std::array<std::string, 7>> rows = {{"PROTO", "SOURCE", "DESTINATION", "WAN", "RULE", "STATE", "BYTES"}};
+    auto endpoint = [](const json& c, const char* addr, const char* port) {
+        std::string a = or_dash(get_string(c, addr));
+        auto p = get_number(c, port);
+        if (!p || *p == 0) return a;  // ICMP: no port
+        bool v6 = a.find(':') != std::string::npos;
+        return (v6 ? "[" + a + "]" : a) + ":" + std::to_string(static_cast<long long>(*p));
+    };
+    size_t n = 0;
+    if (list.is_array())
+        for (const auto& c : list) {
+            auto bytes = get_number(c, "bytes");
+            std::string state = get_string(c, "state").value_or("");
+            rows.push_back({or_dash(get_string(c, "proto")), endpoint(c, "src", "sport"), endpoint(c, "dst", "dport"),
+                            or_dash(get_string(c, "wan")), or_dash(get_string(c, "rule")), state.empty() ? "-" : state,
+                            bytes ? format_bytes(static_cast<uint64_t>(*bytes)) : "-"});
+            ++n;
+        }
+    std::string out = n ? aligned(rows) : "";
+    return out + (n == 1 ? "1 connection\n" : std::to_string(n) + " connections\n");
+}
+
 std::string format_duration(std::chrono::seconds d) {
     long long s = d.count() < 0 ? 0 : d.count();
     long long days = s / 86400, hours = s / 3600 % 24, minutes = s / 60 % 60, secs = s % 60;

@@ -34,4 +34,8 @@ std::string format_status(const nlohmann::json& status, bool color, std::chrono:
 // left out or set to null produces no sample; never throws on odd input.
 std::string format_prometheus(const nlohmann::json& status);
 
+// `wanbalancectl connections`: one row per connection (PROTO, SOURCE, DESTINATION, WAN, RULE,
+// STATE, BYTES; "-" for what is unknown, bytes only with conntrack accounting), then a count.
+std::string format_connections(const nlohmann::json& list);
+
 }  // namespace wb

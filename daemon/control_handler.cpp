@@ -17,18 +17,7 @@
 namespace wb {
 void Daemon::on_control(const Request& request, Respond respond) {
     auto status = [&] {
-        // The probes carry the WAN's mark too; they are not the operator's traffic. Echo flows
-        // to an ICMP target are left out whatever their identifier: a previous run's probes
-        // linger in conntrack for half a minute with the identifiers of that run.
-        ProbeFlows probe_ids;
-        for (const auto& wan : state_.config.wans)
-            for (Family f : kFamilies) {
-                if (auto id = prober_->identifier({wan.name, f})) probe_ids.icmp_ids.insert(*id);
-                for (const ProbeTarget& t : prober_->targets({wan.name, f})) {
-                    if (t.kind == ProbeKind::Icmp) probe_ids.icmp_targets.insert(t.address);
-                    else probe_ids.sockets.insert({t.kind == ProbeKind::Tcp ? IPPROTO_TCP : IPPROTO_UDP, t.address, t.port});
-                }
-            }
+        ProbeFlows probe_ids = probe_flows();
         // Counting a big conntrack table takes long: the worker does it while the loop runs on,
         // and the status is made when the count is back, with the counters of that moment.
         counter_->count(state_.config.mark_mask, std::move(probe_ids), rule_classifier(),
@@ -46,6 +35,7 @@ void Daemon::on_control(const Request& request, Respond respond) {
                    [&](const SetRequest& set) { respond(set_override(set)); },
                    [&](const HandoverRequest&) { respond(handover()); },
                    [&](const RoleRequest& role) { respond(set_role(role)); },
+                   [&](const ConnectionsRequest& r) { respond(connections(r)); },
                },
                request);
 }

@@ -77,6 +77,10 @@ private:
     void on_verify_timer();
     void on_probe_round(const ProbeKey& key, const RoundOutcome& outcome);
 
+    // connections.cpp: `wanbalancectl connections`, and the probes' flows it and status leave out.
+    ProbeFlows probe_flows() const;
+    Reply connections(const ConnectionsRequest& request) const;
+
     // drain.cpp: operator overrides, and a drain's timeout.
     Reply set_override_now(const std::string& wan, Override mode, const std::string& why);
     void arm_drain_timer(const std::string& wan, unsigned seconds);

@@ -141,6 +141,19 @@ Expected<ConnCounts> Conntrack::count(uint32_t mask, const ProbeFlows& probes,
     return counts;
 }
 
+Expected<std::vector<CtEntry>> Conntrack::marked(uint32_t mask, const ProbeFlows& probes) {
+    std::vector<CtEntry> out;
+    EntryHandler keep = [&](const CtEntry& e) {
+        if ((e.mark & mask) && !probes.contains(e.icmp_id, e.original)) out.push_back(e);
+    };
+    for (Family family : kFamilies) {
+        if (int err = impl_->transact(impl_->build(IPCTNL_MSG_CT_GET, NLM_F_DUMP, family, std::nullopt), keep))
+            return Status::fail(err, "Could not read the " + std::string(family_label(family)) +
+                                         " conntrack table: " + errno_text(err));
+    }
+    return out;
+}
+
 Expected<unsigned> Conntrack::delete_by_mark(Family family, uint32_t mark, uint32_t mask) {
     char what[96];
     std::snprintf(what, sizeof what, "Could not delete the %sconnections marked 0x%x/0x%x: ",

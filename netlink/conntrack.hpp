@@ -8,10 +8,12 @@
 #include <memory>
 #include <set>
 #include <tuple>
+#include <vector>
 
 #include "base/noncopyable.hpp"
 #include "base/ip.hpp"
 #include "base/status.hpp"
+#include "netlink/ctnetlink_parse.hpp"
 #include "rules/policy.hpp"
 
 namespace wb {
@@ -52,6 +54,9 @@ public:
     // The same counts, and each counted entry's original direction (PacketKey, iif unknown)
     // handed to `classify` when there is one.
     Expected<ConnCounts> count(uint32_t mask, const ProbeFlows& probes, const ConnClassifier& classify);
+    // The entries wanbalance marked (masked mark != 0), both families, without the probes':
+    // `wanbalancectl connections`. Ended TCP connections too (their state says so).
+    Expected<std::vector<CtEntry>> marked(uint32_t mask, const ProbeFlows& probes);
 
     // Deletes every entry of `family` whose (ctmark & mask) == mark; returns how many were deleted.
     Expected<unsigned> delete_by_mark(Family family, uint32_t mark, uint32_t mask);

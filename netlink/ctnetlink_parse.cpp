@@ -7,7 +7,10 @@
 #include <linux/netfilter/nfnetlink_conntrack.h>
 #include <netinet/in.h>
 
+#include <endian.h>
+
 #include <cstring>
+#include <iterator>
 
 #include "base/ipv4.hpp"
 
@@ -82,7 +85,22 @@ void read_protoinfo(const nlattr* nest, CtEntry& entry) {
     });
 }
 
+// CTA_COUNTERS_ORIG or _REPLY > CTA_COUNTERS_BYTES, added to the entry's bytes.
+void read_counters(const nlattr* nest, CtEntry& entry) {
+    each_nested(nest, [&](const nlattr* a) {
+        if (mnl_attr_get_type(a) == CTA_COUNTERS_BYTES && mnl_attr_validate(a, MNL_TYPE_U64) == 0)
+            entry.bytes = entry.bytes.value_or(0) + be64toh(mnl_attr_get_u64(a));
+    });
+}
+
 }  // namespace
+
+std::string tcp_state_name(std::optional<uint8_t> state) {
+    static constexpr const char* kNames[] = {"NONE",      "SYN_SENT",  "SYN_RECV", "ESTABLISHED", "FIN_WAIT",
+                                             "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT", "CLOSE",      "SYN_SENT2"};
+    if (!state) return "";
+    return *state < std::size(kNames) ? kNames[*state] : "UNKNOWN";
+}
 
 bool CtEntry::closed() const {
     return tcp_state && (*tcp_state == TCP_CONNTRACK_TIME_WAIT || *tcp_state == TCP_CONNTRACK_CLOSE);
@@ -101,6 +119,9 @@ CtEntry read_ct_entry(const nlmsghdr* nlh) {
                       read_original(attr, entry);
                   else if (type == CTA_PROTOINFO && mnl_attr_validate(attr, MNL_TYPE_NESTED) == 0)
                       read_protoinfo(attr, entry);
+                  else if ((type == CTA_COUNTERS_ORIG || type == CTA_COUNTERS_REPLY) &&
+                           mnl_attr_validate(attr, MNL_TYPE_NESTED) == 0)
+                      read_counters(attr, entry);
               });
     return entry;
 }

@@ -22,9 +22,13 @@ struct CtEntry {
     std::optional<uint16_t> icmp_id;  // an ICMP or ICMPv6 echo's identifier
     PacketKey original;   // CTA_TUPLE_ORIG: addresses, protocol and ports (family from the addresses)
     std::optional<uint8_t> tcp_state;  // CTA_PROTOINFO_TCP_STATE (TCP_CONNTRACK_*), TCP only
+    std::optional<uint64_t> bytes;     // CTA_COUNTERS_ORIG + _REPLY bytes (nf_conntrack_acct=1 only)
     // A TCP connection that has ended (TIME_WAIT, CLOSE): its entry lingers, it carries nothing.
     bool closed() const;
 };
+
+// "ESTABLISHED", "TIME_WAIT", ... as conntrack -L prints a TCP state; "" for none.
+std::string tcp_state_name(std::optional<uint8_t> state);
 
 // The attributes after the nfgenmsg header of a ctnetlink entry message (IPCTNL_MSG_CT_NEW or
 // _DELETE). The caller checks the message is at least NLMSG_LENGTH(sizeof(nfgenmsg)) long.

@@ -1,6 +1,7 @@
 # Issue 15, a graceful drain: `wanbalancectl set WAN drain` sends the WAN no new connections and
 # keeps the open ones until they end, status counts them down, it is an operator event and not a
 # failover, and `--timeout` cuts what is left.
+import json
 import time
 from collections import Counter
 
@@ -71,5 +72,33 @@ def test_drain_timeout_cuts_what_is_left(lab, need_build):
     assert d.wan("integra")["state"] == "up"
     refused = d.ctl("set", "integra", "down", "--timeout", "5")
     assert refused.returncode != 0 and "--timeout goes with drain only" in refused.stderr
+    watch.stop()
+    assert d.stop() == 0
+
+
+def test_connections_names_the_wan_of_each_flow(lab, need_build):
+    """`wanbalancectl connections --src` answers which WAN a host uses: for 20 held flows, the
+    WAN it names (from the conntrack mark) is the one whose address the flow leaves with."""
+    d, watch = start(lab, lab.article_config(probe=FAST_PROBE))
+    held = lab.hold_connections(20, src=labkit.LAN_HOSTS)
+    assert held.ok == 20
+    truth = {(e.src, e.sport): e.wan
+             for e in conntrack_entries(lab, dst=labkit.SERVER, dport=labkit.TCP_PORT)
+             if e.state == "ESTABLISHED"}
+    assert len(truth) == 20 and set(truth.values()) == {"charter", "integra"}, truth
+    for src in sorted({s for s, _ in truth}):
+        proc = d.ctl("connections", "--src", src, "--json")
+        assert proc.returncode == 0, proc.stderr
+        listed = {(c["src"], c["sport"]): c["wan"] for c in json.loads(proc.stdout)
+                  if c["dport"] == labkit.TCP_PORT}
+        assert listed == {k: w for k, w in truth.items() if k[0] == src}, (src, listed)
+    table = d.ctl("connections", "--wan", "integra").stdout
+    assert table.splitlines()[0].split() == ["PROTO", "SOURCE", "DESTINATION", "WAN", "RULE", "STATE", "BYTES"]
+    on_integra = sum(1 for w in truth.values() if w == "integra")
+    assert f"{on_integra} connection" in table.splitlines()[-1], table
+    assert "charter" not in table and "192.0.2.53" not in table   # one WAN; no probes
+    bad = d.ctl("connections", "--src", "192.168.88.x")
+    assert bad.returncode == 1 and '"192.168.88.x" is not an IPv4 or IPv6 address' in bad.stderr
+    held.release()
     watch.stop()
     assert d.stop() == 0

@@ -216,7 +216,7 @@ TEST_CASE("bad requests get one error reply each and the server keeps serving") 
     expect_error(exchange("[1, 2]\n"), "request is not a JSON object");
     expect_error(exchange("{\"wan\": \"charter\"}\n"), "request has no \"command\" string");
     expect_error(exchange("{\"command\": 5}\n"), "request has no \"command\" string");
-    expect_error(exchange("{\"command\": \"boom\"}\n"), "unknown command \"boom\" (expected status, reload, set, handover or role)");
+    expect_error(exchange("{\"command\": \"boom\"}\n"), "unknown command \"boom\" (expected status, reload, set, handover, role or connections)");
     expect_error(exchange("{\"command\": \"set\", \"wan\": \"charter\"}\n"), "set needs \"wan\" and \"mode\" strings");
     expect_error(exchange("{\"command\": \"set\", \"wan\": \"boom\", \"mode\": \"down\"}\n"),
                  "internal error: handler exploded");

@@ -64,6 +64,9 @@ TEST_CASE("every request survives encode then decode") {
     for (const char* mode : {"up", "down", "auto", "sideways", ""}) check_round_trip(wb::SetRequest{"charter", mode});
     check_round_trip(wb::SetRequest{"wan \"quoted\"\n\\ ü", "down"});
     check_round_trip(wb::SetRequest{"charter", "drain", 600});
+    check_round_trip(wb::ConnectionsRequest{});
+    check_round_trip(wb::ConnectionsRequest{"192.168.88.10", "charter"});
+    CHECK(request_error(R"({"command": "connections", "src": 5})") == "connections' \"src\" must be a string");
     CHECK(wb::encode(wb::Request{wb::SetRequest{"charter", "drain", 0}}).find("timeout_s") == std::string::npos);
     check_round_trip(wb::HandoverRequest{});
 }
@@ -71,6 +74,8 @@ TEST_CASE("every request survives encode then decode") {
 TEST_CASE("every reply survives encode then decode") {
     check_round_trip(wb::StatusReply{status_object()});
     check_round_trip(wb::StatusReply{json::object()});
+    check_round_trip(wb::ConnectionsReply{json::array({json{{"src", "192.168.88.10"}, {"wan", "charter"}}})});
+    check_round_trip(wb::ConnectionsReply{json::array()});
     check_round_trip(wb::ReloadReply{"no kernel change"});
     check_round_trip(wb::ReloadReply{"3 nftables changes, 1 route change, 0 rule changes; charter removed or renumbered"});
     check_round_trip(wb::ReloadReply{""});
@@ -134,7 +139,7 @@ TEST_CASE("bad requests: one message each") {
     CHECK(request_error("\"status\"") == "request is not a JSON object");
     CHECK(request_error(R"({"wan": "charter"})") == "request has no \"command\" string");
     CHECK(request_error(R"({"command": 5})") == "request has no \"command\" string");
-    CHECK(request_error(R"({"command": "boom"})") == "unknown command \"boom\" (expected status, reload, set, handover or role)");
+    CHECK(request_error(R"({"command": "boom"})") == "unknown command \"boom\" (expected status, reload, set, handover, role or connections)");
     CHECK(request_error(R"({"command": "set"})") == "set needs \"wan\" and \"mode\" strings");
     CHECK(request_error(R"({"command": "set", "wan": "charter"})") == "set needs \"wan\" and \"mode\" strings");
     CHECK(request_error(R"({"command": "set", "wan": "charter", "mode": 1})") == "set needs \"wan\" and \"mode\" strings");

@@ -423,6 +423,24 @@ TEST_CASE("status: a draining WAN counts its connections down") {
           std::string::npos);
 }
 
+TEST_CASE("connections: one row per connection, IPv6 in brackets, ICMP without ports, then a count") {
+    json list = json::parse(R"([
+      {"proto": "tcp", "src": "192.168.88.10", "sport": 40001, "dst": "192.0.2.10", "dport": 443,
+       "wan": "charter", "rule": null, "state": "ESTABLISHED", "bytes": 2048},
+      {"proto": "udp", "src": "fd00:88::10", "sport": 5060, "dst": "2001:db8:ff::10", "dport": 5060,
+       "wan": "integra", "rule": "sip", "state": "", "bytes": null},
+      {"proto": "icmp", "src": "192.168.88.11", "sport": 0, "dst": "192.0.2.10", "dport": 0,
+       "wan": "integra", "rule": null, "state": "", "bytes": null} ])");
+    std::string text = wb::format_connections(list);
+    CHECK(text ==
+          "PROTO  SOURCE               DESTINATION             WAN      RULE  STATE        BYTES\n"
+          "tcp    192.168.88.10:40001  192.0.2.10:443          charter  -     ESTABLISHED  2.0 KiB\n"
+          "udp    [fd00:88::10]:5060   [2001:db8:ff::10]:5060  integra  sip   -            -\n"
+          "icmp   192.168.88.11        192.0.2.10              integra  -     -            -\n"
+          "3 connections\n");
+    CHECK(wb::format_connections(json::array()) == "0 connections\n");
+}
+
 TEST_CASE("prometheus: label values are escaped, odd input never throws") {
     json status = json::parse(R"({ "version": "1\"2\\3\n",
         "wans": [ { "name": "a\"b", "interface": "x\\y", "state": "weird", "rtt_ms": "fast",
