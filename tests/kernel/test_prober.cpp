@@ -74,7 +74,11 @@ TEST_CASE("rounds succeed with an RTT; a dropping gateway fails them at the adap
         double gap = ms_between(failed[i - 1]->at, failed[i]->at);
         if (i < 3) {
             CHECK(failed[i]->outcome.confirmation);
-            CHECK(gap == doctest::Approx(50).epsilon(0.4));
+            // Sent the moment the last one was judged, lost at its 50 ms deadline; the rest is
+            // the scheduler's (up to 90 ms was seen on a busy 2-core machine under ASan). The
+            // confirmation flag above is what tells a burst from the next interval's round.
+            CHECK(gap >= 50 - 5);
+            CHECK(gap <= 50 + 70);
         } else {
             CHECK_FALSE(failed[i]->outcome.confirmation);
             CHECK(gap <= 100 + 50 + 30);  // the next interval, then its deadline
