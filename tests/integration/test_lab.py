@@ -434,7 +434,10 @@ def test_lab_ipv6_lan_reaches_server_via_each_isp(lab):
     lab.loss("isp1", 100, family="ipv6")
     assert lab.ping("rtr", SERVER6, count=5, interval=0.01, wait=0.3).received == 0
     assert lab.ping("rtr", SERVER, count=5, interval=0.01).received == 5
-    assert lab.counters("isp1", "ipv6")["loss"] == 5 and lab.counters("isp1", "ipv4")["loss"] == 0
+    # At least the 5 echoes: the ISP's own neighbour solicitations towards the upstream leave
+    # by the same port and may be dropped (and counted) too. IPv4's ARP is not counted.
+    assert lab.counters("isp1", "ipv6")["loss"] >= 5
+    assert lab.counters("isp1", "ipv4")["loss"] == 0
     lab.loss("isp1", 0)
 
     # Without the hand-made route the RA's default leads through integra.
