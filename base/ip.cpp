@@ -42,6 +42,29 @@ std::string str(const IpAddr& a) {
     return std::visit([](const auto& x) { return x.str(); }, a);
 }
 
+namespace {
+std::array<uint8_t, 16> bytes_of(const IpAddr& a) {
+    std::array<uint8_t, 16> out{};
+    if (auto* v4 = std::get_if<Ipv4>(&a)) {
+        uint32_t n = v4->network();
+        std::memcpy(out.data(), &n, 4);
+    } else {
+        out = std::get<Ipv6>(a).bytes;
+    }
+    return out;
+}
+}  // namespace
+
+bool in_prefix(const IpAddr& net, unsigned len, const IpAddr& a) {
+    if (family_of(net) != family_of(a) || len > (family_of(a) == Family::V4 ? 32u : 128u)) return false;
+    auto x = bytes_of(net), y = bytes_of(a);
+    for (unsigned bit = 0; bit < len; ++bit) {
+        uint8_t m = uint8_t(0x80u >> (bit % 8));
+        if ((x[bit / 8] & m) != (y[bit / 8] & m)) return false;
+    }
+    return true;
+}
+
 std::optional<IpAddr> parse_ip(std::string_view text) {
     if (auto v4 = Ipv4::parse(text)) return IpAddr{*v4};
     if (text.find(':') == std::string_view::npos) return std::nullopt;

@@ -45,5 +45,7 @@ Family family_of(const IpAddr& a);
 std::string str(const IpAddr& a);
 // Parses either family: a dotted quad, else IPv6 text.
 std::optional<IpAddr> parse_ip(std::string_view text);
+// Whether `a` lies in the prefix `net`/`len` (same family, the first `len` bits equal).
+bool in_prefix(const IpAddr& net, unsigned len, const IpAddr& a);
 
 }  // namespace wb

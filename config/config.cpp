@@ -132,6 +132,11 @@ ConfigResult load_config(const std::string& file) {
     if (!f && errno == ENOENT)  // a first install: say where to start
         return failure("cannot read: " + errno_text(ENOENT) + "; start from the example the package ships, " +
                        kShippedExample);
+    // The service runs as a dynamic user: a file only root can read is the usual cause.
+    if (!f && errno == EACCES)
+        return failure("cannot read: " + errno_text(EACCES) +
+                       " (wanbalance.service runs as a dynamic user: the file must be readable by others, "
+                       "chmod 0644 " + file + ")");
     if (!f) return failure("cannot read: " + errno_text(errno));
     struct stat st {};
     if (fstat(fileno(f.get()), &st) != 0) return failure("cannot read: " + errno_text(errno));

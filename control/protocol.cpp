@@ -53,7 +53,9 @@ std::string encode(const Request& request) {
 std::string encode(const Reply& reply) {
     return dump(std::visit(Overloaded{
                                [](const StatusReply& r) { return json{{"ok", true}, {"status", r.status}}; },
-                               [](const ReloadReply& r) { return json{{"ok", true}, {"summary", r.summary}}; },
+                               [](const ReloadReply& r) {
+                                   return json{{"ok", true}, {"summary", r.summary}, {"warnings", r.warnings}};
+                               },
                                [](const SetReply& r) {
                                    return json{{"ok", true}, {"wan", r.wan}, {"state", r.state}};
                                },
@@ -125,7 +127,13 @@ Expected<Reply> decode_reply(std::string_view text) {
     if (auto status = j.find("status"); status != j.end() && status->is_object()) return Reply{StatusReply{*status}};
     if (auto conns = j.find("connections"); conns != j.end() && conns->is_array())
         return Reply{ConnectionsReply{*conns}};
-    if (const std::string* summary = string_at(j, "summary")) return Reply{ReloadReply{*summary}};
+    if (const std::string* summary = string_at(j, "summary")) {
+        ReloadReply reload{*summary, {}};
+        if (auto w = j.find("warnings"); w != j.end() && w->is_array())
+            for (const auto& line : *w)
+                if (line.is_string()) reload.warnings.push_back(line.get<std::string>());
+        return Reply{reload};
+    }
     if (auto handover = j.find("handover_s"); handover != j.end() && handover->is_number_integer())
         return Reply{HandoverReply{handover->get<int>()}};
     if (const std::string* role = string_at(j, "role")) return Reply{RoleReply{*role}};

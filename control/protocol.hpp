@@ -71,6 +71,7 @@ struct StatusReply {
 };
 struct ReloadReply {
     std::string summary;
+    std::vector<std::string> warnings;  // the live check's findings, "FILE: /json/path: problem"
     bool operator==(const ReloadReply&) const = default;
 };
 struct SetReply {

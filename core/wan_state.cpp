@@ -225,6 +225,18 @@ void on(State& s, const KernelChanged& e, WallTime now, Effects& fx) {
     decide(s, now, fx);
 }
 
+// A round that changed nothing: how the path is now, and how far the machine is from turning.
+std::string current_reason(const HealthMachine& m, const ProbeRound& e, const ProbeConfig& probe) {
+    if (e.success)
+        return m.state() == ProbeState::Up
+                   ? e.detail
+                   : e.detail + " (" + std::to_string(m.consecutive_ok()) + " of the " +
+                         std::to_string(probe.up_after) + " good rounds in a row that bring it back)";
+    if (m.state() == ProbeState::Down) return e.detail;
+    return "a probe round failed (" + std::to_string(m.consecutive_failed()) + " of the " +
+           std::to_string(probe.down_after) + " in a row that take it down): " + e.detail;
+}
+
 void on(State& s, const ProbeRound& e, WallTime now, Effects& fx) {
     auto i = find_wan(s, e.wan);
     if (!i || !carries(s.config.wans[*i], e.family)) return;  // a round of what a reload removed
@@ -232,12 +244,17 @@ void on(State& s, const ProbeRound& e, WallTime now, Effects& fx) {
     FamilyHealth& h = w.of(e.family);
     h.figures = e.figures;
     if (!w.inputs.link_usable(e.family)) return;  // the link decides while it is down
-    auto t = h.machine.on_event(e.success ? HealthEvent::RoundOk : HealthEvent::RoundFailed, s.config.wans[*i].probe);
-    if (!t) return;
-    h.probe_reason = t->reason;
-    if (!e.success && !e.problem.empty()) h.probe_reason += ": " + e.problem;  // shown inside parentheses: none of its own
+    const ProbeConfig& probe = s.config.wans[*i].probe;
+    auto t = h.machine.on_event(e.success ? HealthEvent::RoundOk : HealthEvent::RoundFailed, probe);
+    // What takes it down is said as it happens; after that the reason says how the path is now.
+    if (t) {
+        h.probe_reason = t->reason;
+        if (!e.success && !e.detail.empty()) h.probe_reason += ": " + e.detail;  // shown inside parentheses: none of its own
+    } else {
+        h.probe_reason = current_reason(h.machine, e, probe);
+    }
     decide(s, now, fx);
-    fx.reconcile = true;
+    if (t) fx.reconcile = true;
 }
 
 void on(State& s, const OverrideRequested& e, WallTime now, Effects& fx) {

@@ -126,7 +126,9 @@ struct KernelChanged {
 struct ProbeRound {
     std::string wan;
     bool success = false;
-    std::string problem;  // why nothing could be sent, if so
+    // A failed round: why, e.g. "0/2 targets answered within 50 ms; gateway 203.0.113.11 does
+    // not answer ARP" or why nothing could be sent. A good one: "2/2 targets answered".
+    std::string detail;
     ProbeFigures figures;
     Family family = Family::V4;
 };

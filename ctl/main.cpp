@@ -1,10 +1,13 @@
 // wanbalancectl: the operator's tool (docs/design.md, Programs). `check` and `ruleset` work offline on a
 // config file; `status`, `reload`, `set`, `handover` and `role` talk to the running daemon over
 // its control socket.
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -32,7 +35,9 @@ constexpr const char* kUsage =
     "Usage: wanbalancectl [--runtime-dir DIR] COMMAND [ARGS]\n"
     "\n"
     "Commands:\n"
-    "  check [--config PATH]     validate a config file without touching the kernel\n"
+    "  check [--config PATH] [--live]\n"
+    "                            validate a config file without touching the kernel;\n"
+    "                            --live: also check it against the running system\n"
     "  ruleset [--config PATH] [--full]\n"
     "                            print the nftables ruleset, routes and rules a config produces\n"
     "  status [--json|--prometheus]\n"
@@ -61,13 +66,20 @@ struct Command {
 };
 
 constexpr Command kCommands[] = {
-    {"check", "wanbalancectl check [--config PATH]",
+    {"check", "wanbalancectl check [--config PATH] [--live]",
      "Validate a configuration file without touching the kernel, and that its hooks_dir is a\n"
      "trusted place to run hooks from (owned by root, writable by nobody else, as wanbalanced\n"
      "demands). Prints a one-line summary, or every problem found (file, JSON path, problem)\n"
      "and exits 78.\n"
      "\n"
-     "  --config PATH  the file to check (default: /etc/wanbalance.json)\n"},
+     "  --config PATH  the file to check (default: /etc/wanbalance.json)\n"
+     "  --live         then check it against the running system, changing nothing: each WAN's\n"
+     "                 interface exists, is up and has an address; its gateway is inside one\n"
+     "                 of the interface's subnets (or is its point-to-point peer) and answers\n"
+     "                 ARP (IPv6: neighbour solicitations); default routes of other programs\n"
+     "                 that wanbalanced would shadow (they are left alone); the service's user\n"
+     "                 can read the file. Each finding is a warning line naming the key; they\n"
+     "                 do not change the exit status. Needs root (it sends ARP requests).\n"},
     {"ruleset", "wanbalancectl ruleset [--config PATH] [--full]",
      "Print what a configuration produces with every WAN up: the nftables table (nft -f syntax),\n"
      "then the routes and policy rules as ip commands. Nothing is applied. The 1021 hash buckets\n"
@@ -180,7 +192,36 @@ std::optional<wb::Config> load_or_report(const std::string& path) {
     return std::nullopt;
 }
 
-int run_check(const std::string& config_path) {
+// wanbalanced beside this program (both in sbin), else one directory up (a build tree, where
+// this is ctl/wanbalancectl). The live check runs there: the kernel libraries are the daemon's.
+std::string daemon_program() {
+    std::error_code ec;
+    std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (!ec)
+        for (const auto& dir : {self.parent_path(), self.parent_path().parent_path()})
+            if (std::filesystem::exists(dir / "wanbalanced", ec)) return (dir / "wanbalanced").string();
+    return WANBALANCE_SBINDIR "/wanbalanced";
+}
+
+int run_live_check(const std::string& config_path) {
+    std::string program = daemon_program();
+    std::vector<std::string> args{program, "--check-live", "--config", config_path};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::cout.flush();
+    pid_t pid = 0;
+    if (int err = posix_spawn(&pid, program.c_str(), nullptr, nullptr, argv.data(), environ); err != 0) {
+        std::cerr << "wanbalancectl: cannot run the live check (" << program << "): " << wb::errno_text(err) << "\n";
+        return kExitFailure;
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return kExitFailure;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : kExitFailure;
+}
+
+int run_check(const std::string& config_path, bool live) {
     auto config = load_or_report(config_path);
     if (!config) return kExitConfig;
     // Where the daemon would run hooks from must be trusted too (it refuses to start otherwise).
@@ -188,7 +229,7 @@ int run_check(const std::string& config_path) {
     for (const auto& e : untrusted) std::cerr << e.format(config_path) << "\n";
     if (!untrusted.empty()) return kExitConfig;
     std::cout << config_path << ": OK: " << config_summary(*config) << "\n";
-    return kExitOk;
+    return live ? run_live_check(config_path) : kExitOk;
 }
 
 int run_ruleset(const std::string& config_path, bool full) {
@@ -252,6 +293,7 @@ int run_reload(const std::string& runtime_dir) {
     auto reply = ask_daemon<wb::ReloadReply>(runtime_dir, wb::ReloadRequest{}, code);
     if (!reply) return code;
     std::cout << "reloaded" << (reply->summary.empty() ? "" : ": " + reply->summary) << "\n";
+    for (const auto& w : reply->warnings) std::cerr << "warning: live check: " << w << "\n";
     return kExitOk;
 }
 
@@ -324,6 +366,7 @@ int run(const std::vector<std::string>& args) {
     std::string config_path = wb::kDefaultConfigPath;
     StatusView view = StatusView::Table;
     bool full = false;       // ruleset --full
+    bool live = false;       // check --live
     unsigned timeout_s = 0;  // set WAN drain --timeout S
     wb::ConnectionsRequest conns;  // connections --src --wan
     bool conns_json = false, matched = false;
@@ -379,6 +422,10 @@ int run(const std::vector<std::string>& args) {
                 continue;
             }
         }
+        if (name == "check" && arg == "--live") {
+            live = true;
+            continue;
+        }
         if (name == "ruleset" && arg == "--full") {
             full = true;
             continue;
@@ -403,7 +450,7 @@ int run(const std::vector<std::string>& args) {
     }
 
     const std::string runtime_dir = wb::resolve_runtime_dir(runtime_flag);
-    if (name == "check") return run_check(config_path);
+    if (name == "check") return run_check(config_path, live);
     if (name == "ruleset") return run_ruleset(config_path, full);
     if (name == "status") return run_status(runtime_dir, view);
     if (name == "reload") return run_reload(runtime_dir);

@@ -366,6 +366,12 @@ std::string format_status(const json& status, bool color, std::chrono::system_cl
         out += "\n";
     }
 
+    if (auto it = status.is_object() ? status.find("warnings") : status.end(); it != status.end() && it->is_array())
+        for (const auto& w : *it) {
+            std::string where = get_string(w, "path").value_or("");
+            out += "warning: " + (where.empty() ? std::string("the config file") : where) + ": " +
+                   get_string(w, "message").value_or("?") + "\n";
+        }
     if (status.is_object() && status.contains("wans") && status["wans"].is_array())
         for (const auto& wan : status["wans"]) {
             auto reason = get_string(wan, "degraded");
@@ -511,6 +517,12 @@ std::string format_prometheus(const json& status) {
     family_header(out, {"wanbalance_config_invalid", "gauge",
                         "1 when the config file is invalid and the last applied configuration runs."});
     out += std::string("wanbalance_config_invalid ") + (get_string(status, "config_error") ? "1" : "0") + "\n";
+    family_header(out, {"wanbalance_live_check_warnings", "gauge",
+                        "Findings of the live check at start or the last reload (wanbalancectl status lists them)."});
+    size_t live = 0;
+    if (auto it = status.is_object() ? status.find("warnings") : status.end(); it != status.end() && it->is_array())
+        live = it->size();
+    out += "wanbalance_live_check_warnings " + std::to_string(live) + "\n";
     role_metric(out, status);
 
     // WANs without a name cannot be labelled: they are left out.

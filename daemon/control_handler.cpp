@@ -62,6 +62,7 @@ Reply Daemon::reload() {
     Effects fx = dispatch(Reloaded{*loaded.config});
     fx.reconcile = false;  // now, not on the next loop turn: the summary counts what it changed
     perform(fx);
+    check_live();
     reconcile();
     std::string summary = changes_.total() == 0 ? "no kernel change"
                                                 : counted(changes_.nft_ops, "nftables change") + ", " +
@@ -78,7 +79,9 @@ Reply Daemon::reload() {
     if (!degraded_.empty())
         return error_reply("reloaded, but the kernel refused part of the configuration: " +
                            degraded_summary(degraded_) + " (`wanbalancectl status` shows it until the kernel holds it)");
-    return ReloadReply{summary};
+    ReloadReply reply{summary, {}};
+    for (const auto& f : live_warnings_) reply.warnings.push_back(f.format(options_.config_path));
+    return reply;
 }
 
 Reply Daemon::set_override(const SetRequest& request) {
@@ -163,6 +166,9 @@ nlohmann::json Daemon::status_json(const ConntrackCounter::Counts& connections) 
         wb::status_json(state_, counters, uptime, int(getpid()), RuleCounters{rule_sends_, connections.by_group});
     status["config_error"] = config_error_.empty() ? nlohmann::json(nullptr) : nlohmann::json(config_error_);
     status["role"] = shown_role().empty() ? nlohmann::json(nullptr) : nlohmann::json(shown_role());
+    nlohmann::json warnings = nlohmann::json::array();
+    for (const auto& f : live_warnings_) warnings.push_back({{"path", f.path}, {"message", f.message}});
+    status["warnings"] = std::move(warnings);
     return status;
 }
 

@@ -12,6 +12,7 @@
 #include "base/exit_codes.hpp"
 #include "config/hooks_trust.hpp"
 #include "daemon/log.hpp"
+#include "netlink/system_view.hpp"
 
 namespace wb {
 namespace {
@@ -110,6 +111,7 @@ int Daemon::setup(const Config& config) {
     sysctls_ = store_.sysctls();  // a crashed run's originals win
     log(Level::Info, "starting with " + config.path + ": " + counted(config.wans.size(), "WAN") + ", " +
                          counted(config.lans.size(), "LAN"));
+    check_live();
     perform(dispatch(Restored{store_.overrides()}));
     role_ = store_.role().value_or("");
     if (!role_.empty()) log(Level::Info, "HA role " + role_ + ", as the previous run was last told");
@@ -289,18 +291,37 @@ void Daemon::on_nft_notification() {
     request_reconcile();
 }
 
+// "; gateway 203.0.113.11 does not answer ARP" while the kernel's neighbour entry for the WAN's
+// gateway is unresolved (INCOMPLETE or FAILED), else "": the probes go through it, so the kernel
+// is asking for it already.
+std::string Daemon::gateway_silence(const ProbeKey& key) const {
+    auto i = find_wan(state_, key.wan);
+    if (!i) return "";
+    const WanInputs& in = state_.wans[*i].inputs;
+    std::optional<IpAddr> gateway;
+    if (key.family == Family::V4 && in.gateway) gateway = *in.gateway;
+    if (key.family == Family::V6 && in.gateway6) gateway = *in.gateway6;
+    if (!gateway || in.point_to_point || in.ifindex <= 0) return "";
+    auto answer = neighbour_state(in.ifindex, *gateway);
+    if (!answer || *answer != NeighbourAnswer::Silent) return "";
+    return "; gateway " + str(*gateway) + " does not answer " +
+           (key.family == Family::V4 ? "ARP" : "neighbour solicitations");
+}
+
 void Daemon::on_probe_round(const ProbeKey& key, const RoundOutcome& outcome) {
     // Only the core runs here: a failover's reconcile (which reconfigures the prober) is deferred
     // to the loop, so the prober is never re-entered from its own callback.
     ProbeStats st = prober_->stats(key);
-    std::string problem = outcome.problem;
-    // Sent and unanswered: say how many answered, within what (the reason an operator reads).
-    if (problem.empty() && !outcome.success && outcome.sent > 0) {
+    std::string detail = outcome.problem;
+    std::string answered = std::to_string(outcome.answered) + "/" + std::to_string(outcome.sent) + " targets answered";
+    if (outcome.success) {
+        detail = answered;
+    } else if (detail.empty() && outcome.sent > 0) {
+        // Sent and unanswered: how many answered, within what, and whether the gateway is there.
         auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(outcome.deadline).count();
-        problem = std::to_string(outcome.answered) + "/" + std::to_string(outcome.sent) + " answered within " +
-                  std::to_string(ms) + " ms";
+        detail = answered + " within " + std::to_string(ms) + " ms" + gateway_silence(key);
     }
-    perform(dispatch(ProbeRound{key.wan, outcome.success, problem, {st.rtt_ms, st.loss_pct}, key.family}));
+    perform(dispatch(ProbeRound{key.wan, outcome.success, detail, {st.rtt_ms, st.loss_pct}, key.family}));
 }
 
 }  // namespace wb

@@ -76,6 +76,7 @@ private:
     void on_nft_notification();
     void on_verify_timer();
     void on_probe_round(const ProbeKey& key, const RoundOutcome& outcome);
+    std::string gateway_silence(const ProbeKey& key) const;
 
     // connections.cpp: `wanbalancectl connections`, and the probes' flows it and status leave out.
     ProbeFlows probe_flows() const;
@@ -104,6 +105,7 @@ private:
     void configure_probes();
     void configure_probe(const WanConfig& wan, const WanState& w, Family family, std::vector<ProbeKey>& keys);
     void check_router_advertisements();
+    void check_live();
     void flush(const Flush& f);
     void apply_sysctls();
     void restore_sysctls();
@@ -162,6 +164,7 @@ private:
     std::map<std::string, int> src_valid_mark_set_;  // interface -> the ifindex on which we set it
     std::array<std::vector<RuleSend>, 2> rule_sends_;  // of the last reconcile, for status
     std::map<std::string, std::string> ra_warnings_;  // WAN -> why its "auto" gateway6 cannot be learned
+    std::vector<ConfigError> live_warnings_;          // the live check's findings at start or the last reload
     std::map<std::string, std::string> degraded_;     // WAN -> what the kernel refused of it (last reconcile)
     struct DrainTimer {
         Daemon* daemon = nullptr;

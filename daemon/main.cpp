@@ -10,6 +10,7 @@
 #include "control/socket.hpp"
 #include "daemon/log.hpp"
 #include "daemon/daemon.hpp"
+#include "daemon/live_check.hpp"
 
 namespace {
 
@@ -28,6 +29,8 @@ const char* kUsage =
     "                          operator's overrides, original sysctls (default\n"
     "                          $STATE_DIRECTORY, else /var/lib/wanbalance)\n"
     "  -v, --verbose           also log debug messages\n"
+    "      --check-live        check the configuration against the running system and\n"
+    "                          exit (what `wanbalancectl check --live` runs)\n"
     "  -h, --help              show this help\n"
     "      --version           show the version\n"
     "\n"
@@ -44,10 +47,11 @@ const char* kUsage =
 int main(int argc, char** argv) {
     wb::DaemonOptions options;
     std::string runtime_flag, state_flag;
+    bool check_live = false;
     static const struct option longopts[] = {
         {"config", required_argument, nullptr, 'c'}, {"runtime-dir", required_argument, nullptr, 'r'},
         {"state-dir", required_argument, nullptr, 's'}, {"verbose", no_argument, nullptr, 'v'},
-        {"help", no_argument, nullptr, 'h'},
+        {"help", no_argument, nullptr, 'h'}, {"check-live", no_argument, nullptr, 'L'},
         {"version", no_argument, nullptr, 'V'},      {nullptr, 0, nullptr, 0},
     };
     int opt;
@@ -57,6 +61,7 @@ int main(int argc, char** argv) {
             case 'r': runtime_flag = optarg; break;
             case 's': state_flag = optarg; break;
             case 'v': options.verbose = true; break;
+            case 'L': check_live = true; break;
             case 'h': std::fputs(kUsage, stdout); return wb::kExitOk;
             case 'V': std::printf("wanbalanced %s\n", WANBALANCE_VERSION); return wb::kExitOk;
             default: std::fputs(kUsage, stderr); return wb::kExitFailure;
@@ -66,6 +71,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "wanbalanced: unexpected argument \"%s\"\n%s", argv[optind], kUsage);
         return wb::kExitFailure;
     }
+    if (check_live) return wb::run_live_check(options.config_path);
     options.runtime_dir = wb::resolve_runtime_dir(runtime_flag);
     options.state_dir = wb::resolve_state_dir(state_flag);
     wb::log_init(options.verbose);

@@ -4,6 +4,7 @@
 #include "base/format.hpp"
 #include "daemon/daemon.hpp"
 #include "daemon/degraded.hpp"
+#include "daemon/live_check.hpp"
 #include "daemon/log.hpp"
 #include "daemon/reconcile_step.hpp"
 
@@ -150,6 +151,16 @@ void Daemon::check_router_advertisements() {
         if (was == ra_warnings_.end() || was->second != text) log(Level::Warning, wan + ": " + text);
     }
     ra_warnings_ = std::move(now);
+}
+
+// The live check (docs/design.md, Live check) at start and on reload: each finding is a warning
+// in the journal and in status. The neighbour table is asked, not the wire: a gateway that does
+// not answer ARP is said by the WAN's reason once its probes fail.
+void Daemon::check_live() {
+    auto findings = live_check(state_.config, options_.config_path, false);
+    report("live check", findings ? Status::ok() : findings.error());
+    live_warnings_ = findings ? std::move(*findings) : std::vector<ConfigError>{};
+    for (const auto& f : live_warnings_) log(Level::Warning, "live check: " + f.format(options_.config_path));
 }
 
 void Daemon::apply_sysctls() {

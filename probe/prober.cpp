@@ -27,7 +27,6 @@ namespace {
 // distorting them.
 constexpr Usec kTimerAccuracyUsec = 1000;
 // TCP's srtt gain (RFC 6298): the path's RTT as status shows it.
-constexpr double kRttGain = 1.0 / 8;
 
 Usec to_usec(std::chrono::milliseconds ms) { return static_cast<Usec>(ms.count()) * 1000u; }
 
@@ -92,8 +91,11 @@ struct Prober::Impl {
         std::vector<TargetState> targets;  // as spec.targets
         std::vector<Late> late;
 
-        std::optional<double> srtt_ms;
-        std::deque<bool> window;  // lost? for the last kLossWindow probes
+        struct RoundFigures {
+            unsigned probes = 0, lost = 0, answered = 0;
+            Usec rtt_sum = 0;  // of the answered ones
+        };
+        std::deque<RoundFigures> recent;  // the last kStatsRounds reported rounds, oldest first
         uint64_t sent = 0, lost = 0;
 
         std::map<ProbeKind, std::unique_ptr<ProbeTransport>> transports;
@@ -216,8 +218,6 @@ void Prober::Impl::on_answer(Wan& w, const ProbeAnswer& answer) {
         Usec rtt = answer.at > sent_at ? answer.at - sent_at : 1;
         w.targets[target].rtt.sample(rtt);
         w.targets[target].last_answer = answer.at;
-        double rtt_ms = static_cast<double>(rtt) / 1000.0;
-        w.srtt_ms = w.srtt_ms ? *w.srtt_ms + kRttGain * (rtt_ms - *w.srtt_ms) : rtt_ms;
         return rtt;
     };
     for (Round& r : w.rounds)
@@ -286,8 +286,6 @@ RoundOutcome Prober::Impl::account(Wan& w, const Round& r) {
         TargetState& t = w.targets[p.target];
         ++w.sent;
         w.lost += lost;
-        w.window.push_back(lost);
-        if (w.window.size() > kLossWindow) w.window.pop_front();
         ++t.sent;
         t.lost += lost;
         t.window.push_back(lost);
@@ -299,6 +297,8 @@ RoundOutcome Prober::Impl::account(Wan& w, const Round& r) {
         }
     }
     if (outcome.answered) outcome.rtt = std::chrono::microseconds(rtt_sum / outcome.answered);
+    w.recent.push_back({unsigned(r.probes.size()), unsigned(r.probes.size()) - outcome.answered, outcome.answered, rtt_sum});
+    if (w.recent.size() > kStatsRounds) w.recent.pop_front();
     // More required answers than targets could never succeed; ask for all of them instead.
     unsigned required = std::clamp<unsigned>(r.min_targets_up, 1, std::max<size_t>(r.probes.size(), 1));
     outcome.success = !r.probes.empty() && outcome.answered >= required;
@@ -520,10 +520,19 @@ ProbeStats Prober::stats(const ProbeKey& key) const {
     if (it == impl_->wans.end()) return {};
     const Impl::Wan& w = *it->second;
     ProbeStats stats;
-    stats.rtt_ms = w.srtt_ms;
+    // Over the last kStatsRounds rounds; no RTT while the last round got no answer at all.
+    unsigned probes = 0, lost = 0, answered = 0;
+    Usec rtt_sum = 0;
+    for (const auto& f : w.recent) {
+        probes += f.probes;
+        lost += f.lost;
+        answered += f.answered;
+        rtt_sum += f.rtt_sum;
+    }
+    if (answered && w.recent.back().answered) stats.rtt_ms = static_cast<double>(rtt_sum) / answered / 1000.0;
+    stats.loss_pct = probes ? 100.0 * lost / probes : 0;
     stats.sent = w.sent;
     stats.lost = w.lost;
-    stats.loss_pct = loss_pct(w.window);
     stats.suspect = w.suspect;
     Usec now = monotonic_usec();
     for (size_t i = 0; i < w.spec.targets.size() && i < w.targets.size(); ++i) {

@@ -79,8 +79,10 @@ struct TargetStats {
 };
 
 struct ProbeStats {
-    std::optional<double> rtt_ms;  // smoothed (EWMA, 1/8 like TCP's srtt) over answered probes
-    double loss_pct = 0;           // over the last kLossWindow probes
+    // Over the last kStatsRounds rounds: the mean RTT of the probes answered within their
+    // deadlines (nullopt while the last round got no answer), and the share of probes lost.
+    std::optional<double> rtt_ms;
+    double loss_pct = 0;
     // Since the WAN was first configured. A probe that could not be sent (no interface, no
     // route) counts as sent and lost: a WAN that cannot send is as dead as one nobody answers.
     uint64_t sent = 0, lost = 0;
@@ -88,7 +90,8 @@ struct ProbeStats {
     bool suspect = false;              // a confirmation burst is running
 };
 
-inline constexpr unsigned kLossWindow = 100;
+inline constexpr unsigned kLossWindow = 100;  // a target's loss
+inline constexpr unsigned kStatsRounds = 10;  // a path's RTT and loss
 
 class Prober {
 public:

@@ -211,6 +211,8 @@ class Lab:
         # writable by root alone (sshd's StrictModes), and /tmp is world-writable.
         LAB_ROOT.mkdir(mode=0o755, exist_ok=True)
         self.workdir = Path(tempfile.mkdtemp(prefix=f"wanbalance-{self.prefix}-", dir=LAB_ROOT))
+        # As /etc is: the service's (dynamic) user must reach the config file (the live check).
+        self.workdir.chmod(0o755)
         env = dict(os.environ, LAB_OWNER_PID=str(os.getpid()))
         start = time.monotonic()
         _live_labs.append(self)

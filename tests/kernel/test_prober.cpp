@@ -201,7 +201,7 @@ TEST_CASE("an interface that vanishes fails rounds with the reason; re-created, 
     check_in_order(h.of(v4("a")));
 }
 
-TEST_CASE("50% loss at the gateway shows as about 50% loss over 100+ probes; rounds stay in order") {
+TEST_CASE("50% loss at the gateway: about 50% over a target's last 100 probes, the path's over its last 10 rounds") {
     enter_router();
     Peer a("a");
     link_to(a, "wanA", "203.0.113", {"192.0.2.53"});
@@ -216,9 +216,27 @@ TEST_CASE("50% loss at the gateway shows as about 50% loss over 100+ probes; rou
     check_in_order(h.of(v4("a")));
     auto stats = h.prober->stats(v4("a"));
     CHECK(stats.sent >= 130);
-    INFO("loss " << stats.loss_pct << "%, lost " << stats.lost << " of " << stats.sent);
-    CHECK(stats.loss_pct > 30);
-    CHECK(stats.loss_pct < 70);
+    REQUIRE(stats.targets.size() == 1);
+    INFO("target loss " << stats.targets[0].loss_pct << "%, lost " << stats.lost << " of " << stats.sent);
+    CHECK(stats.targets[0].loss_pct > 30);
+    CHECK(stats.targets[0].loss_pct < 70);
+    // The path's loss and RTT cover its last kStatsRounds rounds (one probe each here).
+    auto rounds = h.of(v4("a"));
+    REQUIRE(rounds.size() >= kStatsRounds);
+    unsigned lost = 0, answered = 0;
+    double rtt_sum = 0;
+    for (size_t i = rounds.size() - kStatsRounds; i < rounds.size(); ++i) {
+        lost += rounds[i].outcome.sent - rounds[i].outcome.answered;
+        answered += rounds[i].outcome.answered;
+        if (rounds[i].outcome.rtt) rtt_sum += double(rounds[i].outcome.rtt->count()) / 1000.0;
+    }
+    CHECK(stats.loss_pct == doctest::Approx(100.0 * lost / kStatsRounds));
+    if (rounds.back().outcome.answered == 0) {
+        CHECK_FALSE(stats.rtt_ms.has_value());  // nothing answered the last round: no RTT
+    } else {
+        REQUIRE(stats.rtt_ms.has_value());
+        CHECK(*stats.rtt_ms == doctest::Approx(rtt_sum / answered));
+    }
     double failed = double(h.count(v4("a"), false)) / double(h.seen.size());
     CHECK(failed > 0.3);
     CHECK(failed < 0.7);

@@ -315,6 +315,31 @@ def test_reload_with_a_broken_config_fails_and_keeps_the_old_one(router):
     assert router.show("MainPID")["MainPID"] == pid
 
 
+def test_a_config_only_root_can_read_is_found_by_the_live_check_and_explained(router):
+    """Mode 0600: `check` as root is happy, but the service's dynamic user cannot read the file.
+    `check --live` (the installed wanbalancectl, running the installed wanbalanced) says so, and
+    the refused reload says how to fix it instead of a bare "Permission denied"."""
+    pid = router.show("MainPID")["MainPID"]
+    router.m.run(["chmod", "0600", "/etc/wanbalance.json"])
+    try:
+        live = router.m.run(["wanbalancectl", "check", "--live"], check=False, timeout=30)
+        assert live.returncode == 0, live.stderr
+        assert "warning: /etc/wanbalance.json: mode 0600: the service's user" in live.stderr, live.stderr
+        assert "chmod 0644 /etc/wanbalance.json" in live.stderr, live.stderr
+        cursor = router.cursor()
+        proc = router.systemctl("reload", UNIT, check=False)
+        assert proc.returncode != 0, "the service read a file only root can read"
+        log = router.unit_log(cursor)
+        assert "cannot read: Permission denied (wanbalance.service runs as a dynamic user" in log, log
+        assert "chmod 0644 /etc/wanbalance.json" in log, log
+        assert router.show("MainPID")["MainPID"] == pid
+    finally:
+        router.m.run(["chmod", "0644", "/etc/wanbalance.json"])
+    router.systemctl("reload", UNIT)
+    live = router.m.run(["wanbalancectl", "check", "--live"], check=False, timeout=30)
+    assert "mode 0600" not in live.stderr and "live check:" in live.stdout, live.stdout + live.stderr
+
+
 def test_a_hung_daemon_is_restarted_by_the_watchdog_without_doubling_anything(router):
     router.wait_states({"charter": "up", "integra": "up"}, timeout=15)
     before = router.lab.kernel_state()

@@ -93,7 +93,18 @@ TEST_CASE("the wire format is the documented one") {
     CHECK(wb::encode(wb::Request{wb::SetRequest{"charter", "down"}}) ==
           R"({"command":"set","mode":"down","wan":"charter"})");
     CHECK(wb::encode(wb::Reply{wb::StatusReply{json{{"wans", json::array()}}}}) == R"({"ok":true,"status":{"wans":[]}})");
-    CHECK(wb::encode(wb::Reply{wb::ReloadReply{"no kernel change"}}) == R"({"ok":true,"summary":"no kernel change"})");
+    CHECK(wb::encode(wb::Reply{wb::ReloadReply{"no kernel change", {}}}) ==
+          R"({"ok":true,"summary":"no kernel change","warnings":[]})");
+    wb::ReloadReply warned{"no kernel change", {"/etc/wanbalance.json: /wans/0/gateway: 203.0.113.11 does not answer ARP on ether1"}};
+    CHECK(wb::encode(wb::Reply{warned}) ==
+          R"({"ok":true,"summary":"no kernel change","warnings":["/etc/wanbalance.json: /wans/0/gateway: 203.0.113.11 does not answer ARP on ether1"]})");
+    auto back = wb::decode_reply(wb::encode(wb::Reply{warned}));
+    REQUIRE(back);
+    CHECK(std::get<wb::ReloadReply>(*back) == warned);
+    // An older daemon's reply has no warnings.
+    auto old = wb::decode_reply(R"({"ok":true,"summary":"no kernel change"})");
+    REQUIRE(old);
+    CHECK(std::get<wb::ReloadReply>(*old).warnings.empty());
     CHECK(wb::encode(wb::Reply{wb::SetReply{"charter", "disabled"}}) ==
           R"({"ok":true,"state":"disabled","wan":"charter"})");
     CHECK(wb::encode(wb::Reply{wb::error_reply("bad", wb::kExitConfig)}) == R"({"error":"bad","exit_code":78,"ok":false})");

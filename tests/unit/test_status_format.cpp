@@ -163,6 +163,21 @@ TEST_CASE("a config file that is invalid while the last applied config runs is s
     CHECK(wb::format_prometheus(status).find("wanbalance_config_invalid 1\n") != std::string::npos);
 }
 
+TEST_CASE("the live check's findings: a warning line each under the header, and a count") {
+    auto now = at("2026-11-25T19:00:00Z");
+    json status = sample_status();
+    status["warnings"] = json::array();
+    CHECK(wb::format_status(status, false, now).find("warning:") == std::string::npos);
+    status["warnings"] = json::parse(R"([
+        {"path": "/wans/0/gateway", "message": "203.0.113.11 does not answer ARP on ether1"},
+        {"path": "", "message": "mode 0600: the service's user cannot read it"}])");
+    auto lines = lines_of(wb::format_status(status, false, now));
+    REQUIRE(lines.size() >= 3);
+    CHECK(lines[1] == "warning: /wans/0/gateway: 203.0.113.11 does not answer ARP on ether1");
+    CHECK(lines[2] == "warning: the config file: mode 0600: the service's user cannot read it");
+    CHECK(wb::format_prometheus(status).find("wanbalance_live_check_warnings 2\n") != std::string::npos);
+}
+
 TEST_CASE("the HA role: in the header line, and as a Prometheus state set; null outside a pair") {
     auto now = at("2026-11-25T19:00:00Z");
     json status = sample_status();
@@ -326,6 +341,9 @@ TEST_CASE("prometheus: one WAN, the whole exposition") {
         "# HELP wanbalance_config_invalid 1 when the config file is invalid and the last applied configuration runs.\n"
         "# TYPE wanbalance_config_invalid gauge\n"
         "wanbalance_config_invalid 0\n"
+        "# HELP wanbalance_live_check_warnings Findings of the live check at start or the last reload (wanbalancectl status lists them).\n"
+        "# TYPE wanbalance_live_check_warnings gauge\n"
+        "wanbalance_live_check_warnings 0\n"
         "# HELP wanbalance_role 1 for the HA role the daemon was last told (wanbalancectl role), else 0; all 0 outside a pair.\n"
         "# TYPE wanbalance_role gauge\n"
         "wanbalance_role{role=\"primary\"} 0\n"

@@ -116,6 +116,29 @@ TEST_CASE("probes: a failed round's problem is part of the reason") {
     CHECK(d.wan("charter").of(wb::Family::V4).reason == "3 probe rounds failed in a row: sendto 192.0.2.53: Network is unreachable");
 }
 
+TEST_CASE("reasons stay current: each round says how the path is now, and how far from turning") {
+    Driver d(two_wans());  // defaults: down_after 3, up_after 5
+    auto reason = [&] { return d.wan("charter").of(wb::Family::V4).reason; };
+    CHECK(reason() == "link up, probing");
+    d.event(ProbeRound{"charter", true, "2/2 targets answered", {}});
+    CHECK(reason() == "2/2 targets answered");  // no longer "probing" once a round is in
+    d.event(ProbeRound{"charter", false, "1/2 targets answered within 50 ms", {}});
+    CHECK(d.wan("charter").health() == Health::Up);
+    CHECK(reason() == "a probe round failed (1 of the 3 in a row that take it down): 1/2 targets answered within 50 ms");
+    const std::string silent = "0/2 targets answered within 50 ms; gateway 203.0.113.1 does not answer ARP";
+    d.event(ProbeRound{"charter", false, silent, {}});
+    d.event(ProbeRound{"charter", false, silent, {}});
+    CHECK(d.wan("charter").health() == Health::Down);
+    CHECK(reason() == "3 probe rounds failed in a row: " + silent);
+    CHECK(d.said.back().message == "WAN charter (ether1) is down: 3 probe rounds failed in a row: " + silent);
+    d.event(ProbeRound{"charter", false, "0/2 targets answered within 600 ms", {}});
+    CHECK(reason() == "0/2 targets answered within 600 ms");  // the gateway answers again
+    d.event(ProbeRound{"charter", true, "2/2 targets answered", {}});
+    CHECK(reason() == "2/2 targets answered (1 of the 5 good rounds in a row that bring it back)");
+    CHECK(d.said.size() == 1);  // reasons change silently: no announcement, no log line per round
+    CHECK(d.last.reconcile == false);
+}
+
 TEST_CASE("carrier loss takes a WAN down at once, without probe rounds, and flushes it") {
     Driver d(two_wans());
     d.links["ether1"].carrier = false;
