@@ -247,14 +247,15 @@ void on(State& s, const ProbeRound& e, WallTime now, Effects& fx) {
     const ProbeConfig& probe = s.config.wans[*i].probe;
     auto t = h.machine.on_event(e.success ? HealthEvent::RoundOk : HealthEvent::RoundFailed, probe);
     // What takes it down is said as it happens; after that the reason says how the path is now.
-    if (t) {
-        h.probe_reason = t->reason;
-        if (!e.success && !e.detail.empty()) h.probe_reason += ": " + e.detail;  // shown inside parentheses: none of its own
-    } else {
+    if (!t) {  // only this family's reason changes: no other WAN needs deciding
         h.probe_reason = current_reason(h.machine, e, probe);
+        set_health(s, *i, e.family, decide_one(s.config.wans[*i], w, e.family), now, fx);
+        return;
     }
+    h.probe_reason = t->reason;
+    if (!e.success && !e.detail.empty()) h.probe_reason += ": " + e.detail;  // shown inside parentheses: none of its own
     decide(s, now, fx);
-    if (t) fx.reconcile = true;
+    fx.reconcile = true;
 }
 
 void on(State& s, const OverrideRequested& e, WallTime now, Effects& fx) {
