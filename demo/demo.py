@@ -97,9 +97,15 @@ def main() -> int:
         before = lab.kernel_state(families=labkit.FAMILIES)
 
         config = lab.dual_stack_config(probe={"interval_ms": 200})
-        say("Starting wanbalanced with the article's configuration")
+        say("The article's configuration, checked against this router first (wanbalancectl check --live)")
         show(json.dumps(config, indent=2))
-        daemon = lab.start_daemon(config)
+        path = lab.workdir / "wanbalance.json"
+        path.write_text(json.dumps(config, indent=2) + "\n")
+        live = lab.run("rtr", [str(labkit.program("wanbalancectl")), "check", "--live", "--config", str(path)],
+                       check=False, timeout=30)
+        show((live.stdout + live.stderr).strip())
+        say("Starting wanbalanced with it")
+        daemon = lab.start_daemon(path)
         daemon.wait_ready()
         show(daemon.ctl("status", check=True).stdout)
 

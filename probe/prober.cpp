@@ -520,7 +520,8 @@ ProbeStats Prober::stats(const ProbeKey& key) const {
     if (it == impl_->wans.end()) return {};
     const Impl::Wan& w = *it->second;
     ProbeStats stats;
-    // Over the last kStatsRounds rounds; no RTT while the last round got no answer at all.
+    // Over the last kStatsRounds rounds; no RTT while the last round got no answer at all, nor
+    // while the path is paused (its link is down: nothing is being answered).
     unsigned probes = 0, lost = 0, answered = 0;
     Usec rtt_sum = 0;
     for (const auto& f : w.recent) {
@@ -529,7 +530,7 @@ ProbeStats Prober::stats(const ProbeKey& key) const {
         answered += f.answered;
         rtt_sum += f.rtt_sum;
     }
-    if (answered && w.recent.back().answered) stats.rtt_ms = static_cast<double>(rtt_sum) / answered / 1000.0;
+    if (answered && w.recent.back().answered && !w.paused) stats.rtt_ms = static_cast<double>(rtt_sum) / answered / 1000.0;
     stats.loss_pct = probes ? 100.0 * lost / probes : 0;
     stats.sent = w.sent;
     stats.lost = w.lost;

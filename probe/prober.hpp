@@ -80,7 +80,8 @@ struct TargetStats {
 
 struct ProbeStats {
     // Over the last kStatsRounds rounds: the mean RTT of the probes answered within their
-    // deadlines (nullopt while the last round got no answer), and the share of probes lost.
+    // deadlines (nullopt while the last round got no answer, or while paused), and the share of
+    // probes lost.
     std::optional<double> rtt_ms;
     double loss_pct = 0;
     // Since the WAN was first configured. A probe that could not be sent (no interface, no

@@ -260,10 +260,12 @@ TEST_CASE("pause stops sending and resume probes at once; an equal configure kee
     h.run_for(400ms);
     CHECK(a.counted("probes") == sent_paused);
     CHECK(h.seen.size() == rounds_paused);
+    CHECK_FALSE(h.prober->stats(v4("a")).rtt_ms.has_value());  // nothing is answering a paused path
 
     h.prober->pause(v4("a"), false);
     auto resumed_at = Clock::now();
     REQUIRE(h.wait_rounds(v4("a"), true, 1, 500ms, rounds_paused));
+    CHECK(h.prober->stats(v4("a")).rtt_ms.has_value());
     CHECK(ms_between(resumed_at, h.seen.back().at) < 50);
 
     // Reload with the same spec: numbering and stats go on, no extra round.
