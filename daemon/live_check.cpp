@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -49,7 +50,8 @@ void ask_gateways(const Config& config, bool solicit, SystemView& view, std::vec
                                                    source_for(link->second, *gateway)});
                 if (answered) answer = *answered ? NeighbourAnswer::Answers : NeighbourAnswer::Silent;
                 else notes.push_back({"/wans/" + std::to_string(i) + (f == Family::V4 ? "/gateway" : "/gateway6"),
-                                      "not asked: " + answered.error().message});
+                                      "not asked whether " + str(*gateway) + " answers: " + answered.error().message +
+                                          (answered.error().err == EPERM ? " (run it as root)" : "")});
             } else {
                 answer = neighbour_state(link->second.ifindex, *gateway);
             }
