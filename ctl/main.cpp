@@ -167,18 +167,12 @@ std::optional<std::string> option_value(const std::vector<std::string>& args, si
     return std::nullopt;
 }
 
-std::string plural(size_t n, const std::string& word) {
-    if (n == 1) return "1 " + word;
-    if (word.ends_with("y")) return std::to_string(n) + " " + word.substr(0, word.size() - 1) + "ies";
-    return std::to_string(n) + " " + word + "s";
-}
-
 std::string config_summary(const wb::Config& config) {
     std::string names;
     for (const auto& wan : config.wans) names += (names.empty() ? "" : ", ") + wan.name;
-    std::string out = plural(config.wans.size(), "WAN") + " (" + names + "), " + plural(config.lans.size(), "LAN");
+    std::string out = wb::counted(config.wans.size(), "WAN") + " (" + names + "), " + wb::counted(config.lans.size(), "LAN");
     if (!config.rules.empty() || !config.policies.empty())
-        out += ", " + plural(config.rules.size(), "rule") + ", " + plural(config.policies.size(), "policy");
+        out += ", " + wb::counted(config.rules.size(), "rule") + ", " + wb::counted(config.policies.size(), "policy", "policies");
     return out;
 }
 

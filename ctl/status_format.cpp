@@ -78,6 +78,14 @@ constexpr Column kColumns[] = {
 constexpr size_t kColumnCount = sizeof kColumns / sizeof kColumns[0];
 
 // A WAN's IPv6 object (status JSON), or nullptr for an IPv4-only WAN.
+// The live check's findings ("warnings": [{path, message}]); empty when absent.
+const json& live_warnings(const json& status) {
+    static const json none = json::array();
+    if (!status.is_object()) return none;
+    auto it = status.find("warnings");
+    return it != status.end() && it->is_array() ? *it : none;
+}
+
 const json* ipv6_of(const json& wan) {
     if (!wan.is_object()) return nullptr;
     auto it = wan.find("ipv6");
@@ -366,12 +374,11 @@ std::string format_status(const json& status, bool color, std::chrono::system_cl
         out += "\n";
     }
 
-    if (auto it = status.is_object() ? status.find("warnings") : status.end(); it != status.end() && it->is_array())
-        for (const auto& w : *it) {
-            std::string where = get_string(w, "path").value_or("");
-            out += "warning: " + (where.empty() ? std::string("the config file") : where) + ": " +
-                   get_string(w, "message").value_or("?") + "\n";
-        }
+    for (const auto& w : live_warnings(status)) {
+        std::string where = get_string(w, "path").value_or("");
+        out += "warning: " + (where.empty() ? std::string("the config file") : where) + ": " +
+               get_string(w, "message").value_or("?") + "\n";
+    }
     if (status.is_object() && status.contains("wans") && status["wans"].is_array())
         for (const auto& wan : status["wans"]) {
             auto reason = get_string(wan, "degraded");
@@ -519,10 +526,7 @@ std::string format_prometheus(const json& status) {
     out += std::string("wanbalance_config_invalid ") + (get_string(status, "config_error") ? "1" : "0") + "\n";
     family_header(out, {"wanbalance_live_check_warnings", "gauge",
                         "Findings of the live check at start or the last reload (wanbalancectl status lists them)."});
-    size_t live = 0;
-    if (auto it = status.is_object() ? status.find("warnings") : status.end(); it != status.end() && it->is_array())
-        live = it->size();
-    out += "wanbalance_live_check_warnings " + std::to_string(live) + "\n";
+    out += "wanbalance_live_check_warnings " + std::to_string(live_warnings(status).size()) + "\n";
     role_metric(out, status);
 
     // WANs without a name cannot be labelled: they are left out.

@@ -302,7 +302,7 @@ std::string Daemon::gateway_silence(const ProbeKey& key) const {
     if (key.family == Family::V4 && in.gateway) gateway = *in.gateway;
     if (key.family == Family::V6 && in.gateway6) gateway = *in.gateway6;
     if (!gateway || in.point_to_point || in.ifindex <= 0) return "";
-    auto answer = neighbour_state(in.ifindex, *gateway);
+    auto answer = kernel_->route_netlink().neighbour_state(in.ifindex, *gateway);
     if (!answer || *answer != NeighbourAnswer::Silent) return "";
     return "; gateway " + str(*gateway) + " does not answer " +
            (key.family == Family::V4 ? "ARP" : "neighbour solicitations");

@@ -24,13 +24,10 @@ std::string mode_text(mode_t mode) {
 
 // The address of `link` to send an ARP request from: one in the gateway's subnet, else any.
 std::optional<IpAddr> source_for(const LinkView& link, const IpAddr& gateway) {
-    std::optional<IpAddr> any;
-    for (const AddressView& a : link.addresses) {
-        if (family_of(a.address) != family_of(gateway)) continue;
-        if (in_prefix(a.address, a.prefix_len, gateway) || a.peer == gateway) return a.address;
-        if (!any) any = a.address;
-    }
-    return any;
+    if (auto toward = address_toward(link, gateway)) return toward;
+    for (const AddressView& a : link.addresses)
+        if (family_of(a.address) == family_of(gateway)) return a.address;
+    return std::nullopt;
 }
 
 // Each gateway of a link that is up, asked on the wire (solicit) or looked up in the kernel's

@@ -27,9 +27,7 @@ std::string subnets_text(const LinkView& link, Family f) {
 
 bool on_link(const LinkView& link, const IpAddr& gateway) {
     if (family_of(gateway) == Family::V6 && std::get<Ipv6>(gateway).link_local()) return true;
-    return std::any_of(link.addresses.begin(), link.addresses.end(), [&](const AddressView& a) {
-        return a.peer ? *a.peer == gateway : in_prefix(a.address, a.prefix_len, gateway);
-    });
+    return address_toward(link, gateway).has_value();
 }
 
 bool has_address(const LinkView& link, Family f) {
@@ -97,6 +95,12 @@ void check_shadowed(const Config& config, const SystemView& view, std::vector<Co
 }
 
 }  // namespace
+
+std::optional<IpAddr> address_toward(const LinkView& link, const IpAddr& gateway) {
+    for (const AddressView& a : link.addresses)
+        if (a.peer ? *a.peer == gateway : in_prefix(a.address, a.prefix_len, gateway)) return a.address;
+    return std::nullopt;
+}
 
 std::optional<IpAddr> live_gateway(const WanConfig& wan, const SystemView& view, Family family) {
     if (family == Family::V4 && wan.gateway) return IpAddr{*wan.gateway};

@@ -17,6 +17,9 @@ namespace wb {
 // the lowest foreign default route's on its interface. nullopt: none.
 std::optional<IpAddr> live_gateway(const WanConfig& wan, const SystemView& view, Family family);
 
+// The link's own address whose subnet holds `gateway`, or whose point-to-point peer it is.
+std::optional<IpAddr> address_toward(const LinkView& link, const IpAddr& gateway);
+
 // Every finding, in configuration order, as {JSON path, problem} ("" path: the file itself),
 // e.g. {"/wans/0/gateway", "203.0.113.99 is outside ether1's subnets (203.0.113.2/24) ..."}.
 std::vector<ConfigError> live_findings(const Config& config, const SystemView& view);

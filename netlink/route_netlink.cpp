@@ -30,21 +30,11 @@ void ignore_reply(const nlmsghdr*) {}
 // Tables above 255 only fit RTA_TABLE; rtm_table/frh->table then say RT_TABLE_UNSPEC.
 uint8_t header_table(uint32_t table) { return table < 256 ? uint8_t(table) : uint8_t(RT_TABLE_UNSPEC); }
 
-// 4 bytes for IPv4, 16 for IPv6 (in network order either way).
-bool put_ip(nl_msg* msg, int type, const IpAddr& addr) {
-    if (const auto* v4 = std::get_if<Ipv4>(&addr)) {
-        uint32_t be = v4->network();
-        return nla_put(msg, type, sizeof be, &be) == 0;
-    }
-    const auto& v6 = std::get<Ipv6>(addr);
-    return nla_put(msg, type, int(v6.bytes.size()), v6.bytes.data()) == 0;
-}
-
 // RTA_GATEWAY/RTA_OIF for one nexthop, or RTA_MULTIPATH with an rtnexthop per nexthop.
 bool put_nexthops(nl_msg* msg, const Route& route) {
     if (route.nexthops.size() == 1) {
         const auto& nh = route.nexthops[0];
-        if (nh.gateway && !put_ip(msg, RTA_GATEWAY, *nh.gateway)) return false;
+        if (nh.gateway && !rtnl::put_ip(msg, RTA_GATEWAY, *nh.gateway)) return false;
         return nla_put_u32(msg, RTA_OIF, uint32_t(nh.ifindex)) == 0;
     }
     nlattr* nest = nla_nest_start(msg, RTA_MULTIPATH);
@@ -56,7 +46,7 @@ bool put_nexthops(nl_msg* msg, const Route& route) {
         rtnh->rtnh_flags = 0;
         rtnh->rtnh_hops = uint8_t(nh.weight - 1);
         rtnh->rtnh_ifindex = nh.ifindex;
-        if (nh.gateway && !put_ip(msg, RTA_GATEWAY, *nh.gateway)) return false;
+        if (nh.gateway && !rtnl::put_ip(msg, RTA_GATEWAY, *nh.gateway)) return false;
         rtnh->rtnh_len = uint16_t(static_cast<char*>(nlmsg_tail(nlmsg_hdr(msg))) - reinterpret_cast<char*>(rtnh));
     }
     return nla_nest_end(msg, nest) == 0;
@@ -339,6 +329,11 @@ Expected<Ipv6Conf> RouteNetlink::get_ipv6_conf(int ifindex) {
     if (!st) return st;
     if (!conf) return Status::fail(ENODATA, what + "no IFLA_INET6_CONF in the kernel's answer (IPv6 disabled?)");
     return *conf;
+}
+
+Expected<NeighbourAnswer> RouteNetlink::neighbour_state(int ifindex, const IpAddr& gateway) {
+    ++impl_->messages;
+    return wb::neighbour_state(impl_->sock, ifindex, gateway);
 }
 
 Status RouteNetlink::set_src_valid_mark(int ifindex, bool on) {

@@ -11,6 +11,7 @@
 #include "base/noncopyable.hpp"
 #include "base/status.hpp"
 #include "netlink/kernel_port.hpp"
+#include "netlink/system_view.hpp"
 #include "rules/routing.hpp"
 
 namespace wb {
@@ -43,6 +44,8 @@ public:
     Status set_src_valid_mark(int ifindex, bool on);
     // net.ipv6.conf.IFACE.{accept_ra,forwarding} over RTM_GETLINK (IFLA_INET6_CONF); no /proc.
     Expected<Ipv6Conf> get_ipv6_conf(int ifindex);
+    // What the neighbour table says of `gateway` on `ifindex` (netlink/system_view.hpp).
+    Expected<NeighbourAnswer> neighbour_state(int ifindex, const IpAddr& gateway);
 
     unsigned messages_sent() const;  // requests sent since open()
     // Messages the kernel answered with since open() (dump entries, replies; not ACKs): shows

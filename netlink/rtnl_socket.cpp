@@ -57,8 +57,9 @@ Status kernel_error(int err, const nlmsghdr* nlh) {
     return Status::fail(err, text);
 }
 
-// An address attribute of the route's family (4 or 16 bytes).
-std::optional<IpAddr> get_ip(nlattr* attr, Family family) {
+}  // namespace
+
+std::optional<IpAddr> get_ip(const nlattr* attr, Family family) {
     if (!attr) return std::nullopt;
     if (family == Family::V4) {
         if (nla_len(attr) != 4) return std::nullopt;
@@ -72,7 +73,14 @@ std::optional<IpAddr> get_ip(nlattr* attr, Family family) {
     return a;
 }
 
-}  // namespace
+bool put_ip(nl_msg* msg, int type, const IpAddr& addr) {
+    if (const auto* v4 = std::get_if<Ipv4>(&addr)) {
+        uint32_t be = v4->network();
+        return nla_put(msg, type, sizeof be, &be) == 0;
+    }
+    const auto& v6 = std::get<Ipv6>(addr);
+    return nla_put(msg, type, int(v6.bytes.size()), v6.bytes.data()) == 0;
+}
 
 MsgPtr make_msg(int type, int flags, const void* header, size_t header_len) {
     MsgPtr msg(nlmsg_alloc_simple(type, flags));

@@ -26,6 +26,11 @@ using MsgPtr = Handle<nl_msg, nlmsg_free>;
 // NLM_F_REQUEST is added on send; NLM_F_ACK too unless it is a dump.
 MsgPtr make_msg(int type, int flags, const void* header, size_t header_len);
 
+// An address attribute of `family`: 4 or 16 bytes in network order (nullopt: absent or another size).
+std::optional<IpAddr> get_ip(const nlattr* attr, Family family);
+// Appends one as attribute `type`; false when the message is full.
+bool put_ip(nl_msg* msg, int type, const IpAddr& addr);
+
 // Called for every message read that is not the end of the request: the replies, and on a
 // subscribed socket the notifications that arrived meanwhile, in the kernel's order.
 using Handler = std::function<void(const nlmsghdr*)>;

@@ -10,28 +10,11 @@
 
 #include <algorithm>
 #include <cstring>
-#include <type_traits>
-#include <variant>
 
 #include "netlink/rtnl_socket.hpp"
 
 namespace wb {
 namespace {
-
-std::optional<IpAddr> address_attr(const nlattr* a, int family) {
-    if (!a) return std::nullopt;
-    if (family == AF_INET && nla_len(a) == 4) {
-        uint32_t be = 0;
-        std::memcpy(&be, nla_data(a), 4);
-        return IpAddr{Ipv4::from_network(be)};
-    }
-    if (family == AF_INET6 && nla_len(a) == 16) {
-        Ipv6 v6;
-        std::memcpy(v6.bytes.data(), nla_data(a), 16);
-        return IpAddr{v6};
-    }
-    return std::nullopt;
-}
 
 Status read_links(rtnl::Socket& sock, std::map<int, std::string>& names, SystemView& view) {
     ifinfomsg ifi{};
@@ -64,10 +47,11 @@ Status read_addresses(rtnl::Socket& sock, const std::map<int, std::string>& name
         nlattr* tb[IFA_MAX + 1] = {};
         if (nlmsg_parse(const_cast<nlmsghdr*>(nlh), sizeof(ifaddrmsg), tb, IFA_MAX, nullptr) < 0) return;
         auto name = names.find(int(m->ifa_index));
-        if (name == names.end()) return;
+        if (name == names.end() || (m->ifa_family != AF_INET && m->ifa_family != AF_INET6)) return;
+        Family family = m->ifa_family == AF_INET ? Family::V4 : Family::V6;
         // IFA_LOCAL is the address itself where there is one; IFA_ADDRESS is then the peer.
-        auto local = address_attr(tb[IFA_LOCAL], m->ifa_family);
-        auto address = address_attr(tb[IFA_ADDRESS], m->ifa_family);
+        auto local = rtnl::get_ip(tb[IFA_LOCAL], family);
+        auto address = rtnl::get_ip(tb[IFA_ADDRESS], family);
         if (!local && !address) return;
         AddressView a{local ? *local : *address, m->ifa_prefixlen, std::nullopt};
         if (local && address && *local != *address) a.peer = address;
@@ -118,36 +102,28 @@ Expected<SystemView> read_system_view() {
     return view;
 }
 
-Expected<NeighbourAnswer> neighbour_state(int ifindex, const IpAddr& gateway) {
-    auto sock = rtnl::Socket::open();
-    if (!sock) return Status::fail(sock.error().err, "Could not open an rtnetlink socket: " + sock.error().message);
+Expected<NeighbourAnswer> neighbour_state(rtnl::Socket& sock, int ifindex, const IpAddr& gateway) {
     ndmsg ndm{};
     ndm.ndm_family = uint8_t(family_af(family_of(gateway)));
     ndm.ndm_ifindex = ifindex;
     rtnl::MsgPtr msg = rtnl::make_msg(RTM_GETNEIGH, 0, &ndm, sizeof ndm);
-    if (!msg) return Status::fail(ENOMEM, "Could not build a neighbour request");
-    bool put = std::visit(
-        [&](const auto& a) {
-            if constexpr (std::is_same_v<std::decay_t<decltype(a)>, Ipv4>) {
-                uint32_t be = a.network();
-                return nla_put(msg.get(), NDA_DST, 4, &be) == 0;
-            } else {
-                return nla_put(msg.get(), NDA_DST, 16, a.bytes.data()) == 0;
-            }
-        },
-        gateway);
-    if (!put) return Status::fail(EMSGSIZE, "Could not build a neighbour request");
-    uint16_t state = 0;
-    bool seen = false;
-    Status st = sock->request(msg.get(), [&](const nlmsghdr* nlh) {
-        if (nlh->nlmsg_type != RTM_NEWNEIGH || nlh->nlmsg_len < NLMSG_LENGTH(sizeof(ndmsg))) return;
-        state = static_cast<const ndmsg*>(NLMSG_DATA(nlh))->ndm_state;
-        seen = true;
+    if (!msg || !rtnl::put_ip(msg.get(), NDA_DST, gateway))
+        return Status::fail(EMSGSIZE, "Could not build a neighbour request");
+    std::optional<uint16_t> state;
+    Status st = sock.request(msg.get(), [&](const nlmsghdr* nlh) {
+        if (nlh->nlmsg_type == RTM_NEWNEIGH && nlh->nlmsg_len >= NLMSG_LENGTH(sizeof(ndmsg)))
+            state = static_cast<const ndmsg*>(NLMSG_DATA(nlh))->ndm_state;
     });
     if (st.err == ENOENT) return NeighbourAnswer::Unknown;
-    if (!st) return st;
-    if (!seen || state == NUD_NONE) return NeighbourAnswer::Unknown;
-    return (state & (NUD_INCOMPLETE | NUD_FAILED)) ? NeighbourAnswer::Silent : NeighbourAnswer::Answers;
+    if (!st) return Status::fail(st.err, "Could not read the neighbour entry of " + str(gateway) + ": " + st.message);
+    if (!state || *state == NUD_NONE) return NeighbourAnswer::Unknown;
+    return (*state & (NUD_INCOMPLETE | NUD_FAILED)) ? NeighbourAnswer::Silent : NeighbourAnswer::Answers;
+}
+
+Expected<NeighbourAnswer> neighbour_state(int ifindex, const IpAddr& gateway) {
+    auto sock = rtnl::Socket::open();
+    if (!sock) return Status::fail(sock.error().err, "Could not open an rtnetlink socket: " + sock.error().message);
+    return neighbour_state(*sock, ifindex, gateway);
 }
 
 }  // namespace wb

@@ -14,6 +14,10 @@
 
 namespace wb {
 
+namespace rtnl {
+class Socket;
+}
+
 struct AddressView {
     IpAddr address;                 // the local address
     unsigned prefix_len = 0;
@@ -55,7 +59,9 @@ Expected<SystemView> read_system_view();
 
 // What the kernel's neighbour table says of `gateway` on `ifindex`: Silent while resolution
 // fails (INCOMPLETE, FAILED), Answers once it has answered (REACHABLE, STALE, DELAY, PROBE,
-// PERMANENT), Unknown without an entry.
+// PERMANENT), Unknown without an entry. One request on `sock` (RouteNetlink::neighbour_state
+// passes its own); the other form opens a socket for it.
+Expected<NeighbourAnswer> neighbour_state(rtnl::Socket& sock, int ifindex, const IpAddr& gateway);
 Expected<NeighbourAnswer> neighbour_state(int ifindex, const IpAddr& gateway);
 
 }  // namespace wb
